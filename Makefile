@@ -1,0 +1,34 @@
+# The README's first two commands: `make demo` and `make test`. Both set everything up on a fresh
+# machine in ./.venv (torch is pinned: `pip install torch==2.13.0` takes the local CPU build).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= train,export,eval,test
+
+.PHONY: setup demo test lint typecheck pytest clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/pconv demo --out demo_out
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy pconv training export runtime plugins
+
+pytest: setup
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo_out

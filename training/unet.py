@@ -1,0 +1,121 @@
+"""``PConvUNet``: the paper's partial-convolution U-Net, built from :meth:`ModelConfig.layer_specs`."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pconv.config import LayerSpec, ModelConfig
+from pconv.formula import activate
+from pconv.training.layers import TORCH_OPS, PartialConv2d
+
+
+class PConvBlock(nn.Module):
+    """Partial convolution, then BatchNorm and activation as the layer's spec says."""
+
+    def __init__(self, spec: LayerSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.conv = PartialConv2d(
+            spec.in_channels,
+            spec.out_channels,
+            spec.kernel,
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+            bias=spec.bias,
+        )
+        self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
+
+    def forward(self, xs: list[Tensor], masks: list[Tensor]) -> tuple[Tensor, Tensor]:
+        y, new_mask = self.conv.forward_parts(xs, masks)
+        if self.bn is not None:
+            y = self.bn(y)
+        return activate(y, self.spec.activation, self.spec.negative_slope, TORCH_OPS), new_mask
+
+
+class PConvUNet(nn.Module):
+    """Partial-convolution U-Net (Liu et al. 2018). ``depth=8`` is the 512x512 paper model.
+
+    ``forward(image, mask) -> output``: image (N, 3, H, W) in [0, 1]; mask (N, 1, H, W) or
+    (N, 3, H, W), 1 = valid, 0 = hole; output (N, 3, H, W) in the same [0, 1] scale (the ImageNet
+    normalisation happens inside, so every exported graph keeps this contract). Use
+    :func:`composite` for the final image.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, depth: int = 8, width: float = 1.0, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else ModelConfig(depth=depth, width=width)
+        self.specs = self.config.layer_specs()
+        self.layers = nn.ModuleDict({s.name: PConvBlock(s) for s in self.specs})
+        self.register_buffer("mean", torch.tensor(self.config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(self.config.std).view(1, 3, 1, 1), persistent=False)
+        self._encoder_bn_frozen = False
+
+    @property
+    def depth(self) -> int:
+        return self.config.depth
+
+    def check_inputs(self, image: Tensor, mask: Tensor) -> None:
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must be (N, 3, H, W); got {tuple(image.shape)}")
+        if (
+            mask.dim() != 4
+            or mask.shape[1] not in (1, 3)
+            or mask.shape[0] != image.shape[0]
+            or (mask.shape[-2:] != image.shape[-2:])
+        ):
+            raise ValueError(
+                f"mask must be (N, 1, H, W) or (N, 3, H, W) matching image {tuple(image.shape)}; "
+                f"got {tuple(mask.shape)}"
+            )
+        self.config.check_size(int(image.shape[-2]), int(image.shape[-1]))
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        self.check_inputs(image, mask)
+        mask = mask.to(image.dtype)
+        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+        feats: dict[str, tuple[Tensor, Tensor]] = {"input": (x, mask)}
+        h, h_mask = x, mask
+        for spec in self.specs:
+            block = self.layers[spec.name]
+            if spec.upsample_input:
+                assert spec.skip is not None
+                skip, skip_mask = feats[spec.skip]
+                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+                h_mask = F.interpolate(h_mask, scale_factor=2.0, mode="nearest")
+                h, h_mask = block([h, skip], [h_mask, skip_mask])
+            else:
+                h, h_mask = block([h], [h_mask])
+                feats[spec.name] = (h, h_mask)
+        return h * self.std.to(h.dtype) + self.mean.to(h.dtype)
+
+    # -- fine-tuning ---------------------------------------------------------------------------
+    def freeze_encoder_bn(self, frozen: bool = True) -> None:
+        """Paper's fine-tuning stage: encoder BatchNorm in eval mode with no gradient."""
+        self._encoder_bn_frozen = frozen
+        for block in self.encoder_blocks():
+            if block.bn is not None:
+                block.bn.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def encoder_blocks(self) -> list[PConvBlock]:
+        return [self.layers[s.name] for s in self.specs if not s.upsample_input]  # type: ignore[misc]
+
+    def train(self, mode: bool = True) -> PConvUNet:
+        super().train(mode)
+        if self._encoder_bn_frozen:
+            for block in self.encoder_blocks():
+                if block.bn is not None:
+                    block.bn.eval()
+        return self
+
+
+def composite(image: Tensor, mask: Tensor, output: Tensor) -> Tensor:
+    """``M * image + (1 - M) * output``: keep valid pixels, take the network's output in holes."""
+    mask = mask.to(output.dtype)
+    return mask * image + (1.0 - mask) * output
