@@ -64,3 +64,20 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     save_checkpoint(make_tiny_model(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_factory(tmp_path_factory):
+    """``make(form="explicit", precision="fp32", **kw) -> Path``: the tiny model exported once per options."""
+    cache: dict[tuple, Path] = {}
+
+    def make(form: str = "explicit", precision: str = "fp32", **kwargs) -> Path:
+        from pconv.export import export_onnx
+
+        key = (form, precision, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            out = tmp_path_factory.mktemp("onnx") / f"tiny_{form}_{precision}.onnx"
+            cache[key] = export_onnx(make_tiny_model(), out, form=form, precision=precision, **kwargs)
+        return cache[key]
+
+    return make
