@@ -1,0 +1,472 @@
+"""Build the ONNX graph of a :class:`~pconv.training.PConvUNet` directly from its layer specs.
+
+No tracing: every node is written here from :meth:`ModelConfig.layer_specs` and the folded
+weights, and the partial-convolution arithmetic comes from :mod:`pconv.formula` through
+:class:`~pconv.export.graph.OnnxOps`, so PyTorch, this graph and the plugin's function body all
+run the same steps. Two forms:
+
+``explicit``
+    Standard ONNX ops. Per layer: the window mask sum is a Conv of the single-channel mask(s)
+    with a constant ``(1, K, kh, kw)`` kernel filled with the mask channel weights (never a
+    ``C_out x C_in`` ones-convolution); Clip/Max/Div/Mul give the ratio and the new mask; the
+    feature Conv has the BatchNorm-folded weight and no bias; ``(raw * ratio + b') * new_mask``
+    and the activation follow. Every layer output is already multiplied by its mask, so the next
+    layer needs no input masking (nearest upsampling commutes with it).
+
+``plugin``
+    Each partial convolution is one ``pconv::PartialConv2d`` node (attributes from
+    :mod:`pconv.export.plugin_fields`), and the model carries a local function of that name whose
+    body is the explicit math, so ONNX Runtime and ``onnx.reference`` run it with no plugin.
+
+Minimum opset: :data:`MIN_OPSET` (``CastLike`` in the function body needs 15; the rest of the
+graph needs 13 for ``Clip``/``Resize`` with tensor inputs and ``Unsqueeze`` axes as an input).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from pconv import formula
+from pconv._version import __version__
+from pconv.config import (
+    MASK_CONVENTION,
+    META_CONFIG,
+    META_FORM,
+    META_FORMAT,
+    META_MASK,
+    META_MULTIPLE,
+    META_PRECISION,
+    META_VERSION,
+    ONNX_FORMAT,
+    LayerSpec,
+    ModelConfig,
+)
+from pconv.errors import PconvError
+from pconv.export import plugin_fields
+from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
+
+if TYPE_CHECKING:
+    from pconv.training.unet import PConvUNet
+
+Form = Literal["explicit", "plugin"]
+Precision = Literal["fp32", "fp16"]
+
+#: Oldest default-domain opset the exporter writes (CastLike, used by the plugin function, is 15).
+MIN_OPSET = 15
+DEFAULT_OPSET = 18
+#: Opset of the ``pconv`` custom domain.
+PCONV_DOMAIN_VERSION = 1
+#: Extra metadata key: element type of the graph inputs/outputs ("fp32"/"fp16").
+META_IO = "pconv_io"
+
+_ELEM = {"fp32": FLOAT, "fp16": FLOAT16}
+_NP = {"fp32": np.float32, "fp16": np.float16}
+
+
+class ExportError(PconvError, ValueError):
+    """The export cannot be done with these options; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class FoldedLayer:
+    """One layer's convolution weight and bias with BatchNorm folded in (float64 master copy)."""
+
+    spec: LayerSpec
+    weight: np.ndarray  # (C_out, C_in, k, k)
+    bias: np.ndarray  # (C_out,)
+
+
+def fold_layers(model: PConvUNet) -> list[FoldedLayer]:
+    """``W' = W·γ/σ``, ``b' = (b − μ)·γ/σ + β`` with ``σ = sqrt(var + eps)`` (eval statistics)."""
+    import torch
+
+    folded = []
+    with torch.no_grad():
+        for spec in model.specs:
+            block = model.layers[spec.name]
+            conv = block.conv  # type: ignore[union-attr]
+            weight = conv.weight.detach().double().cpu().numpy()
+            bias = (
+                conv.bias.detach().double().cpu().numpy()
+                if conv.bias is not None
+                else np.zeros(spec.out_channels, dtype=np.float64)
+            )
+            bn = block.bn  # type: ignore[union-attr]
+            if bn is not None:
+                gamma = bn.weight.detach().double().cpu().numpy() if bn.weight is not None else 1.0
+                beta = bn.bias.detach().double().cpu().numpy() if bn.bias is not None else 0.0
+                mean = bn.running_mean.detach().double().cpu().numpy()
+                var = bn.running_var.detach().double().cpu().numpy()
+                scale = gamma / np.sqrt(var + bn.eps)
+                weight = weight * scale.reshape(-1, 1, 1, 1)
+                bias = (bias - mean) * scale + beta
+            folded.append(FoldedLayer(spec, weight, np.asarray(bias, dtype=np.float64)))
+    return folded
+
+
+def _conv_attrs(spec: LayerSpec) -> dict[str, Any]:
+    p = spec.padding
+    return {
+        "kernel_shape": [spec.kernel, spec.kernel],
+        "strides": [spec.stride, spec.stride],
+        "pads": [p, p, p, p],
+        "dilations": [spec.dilation, spec.dilation],
+    }
+
+
+# -- explicit partial convolution -------------------------------------------------------------
+def emit_partial_conv(
+    g: GraphBuilder, layer: FoldedLayer, features: str, mask: str, precision: Precision
+) -> tuple[str, str]:
+    """Explicit ops for one layer: returns (masked activated features, new FP32 mask (N,1,H',W'))."""
+    spec = layer.spec
+    ops = OnnxOps(g)
+    attrs = _conv_attrs(spec)
+    weights = np.asarray(spec.mask_channel_weights, dtype=np.float32).reshape(1, -1, 1, 1)
+    box = np.broadcast_to(weights, (1, len(spec.mask_channel_weights), spec.kernel, spec.kernel))
+    box_name = g.initializer(box.astype(np.float32), "mask_kernel")
+    mask_sum = g.op("Conv", mask, box_name, hint="mask_sum", **attrs)
+    ratio, new_mask = formula.mask_ratio(mask_sum, float(spec.window_size), ops)
+    w_name = g.initializer(layer.weight.astype(_NP[precision]), "weight")
+    b_name = g.initializer(layer.bias.astype(_NP[precision]).reshape(1, -1, 1, 1), "bias")
+    raw = g.op("Conv", features, w_name, hint="conv", **attrs)
+    y = formula.renormalize(raw, ops.cast_like(ratio, raw), ops.cast_like(new_mask, raw), b_name, ops)
+    return formula.activate(y, spec.activation, spec.negative_slope, ops), new_mask
+
+
+# -- plugin form ------------------------------------------------------------------------------
+def _ref(name: str, attr_type: int) -> onnx.AttributeProto:
+    """An attribute of a function-body node that refers to the function's attribute ``name``."""
+    attr = onnx.AttributeProto()
+    attr.name = name
+    attr.ref_attr_name = name
+    attr.type = attr_type  # type: ignore[assignment]
+    return attr
+
+
+def _ref_as(attr_name: str, ref: str, attr_type: int) -> onnx.AttributeProto:
+    attr = _ref(ref, attr_type)
+    attr.name = attr_name
+    return attr
+
+
+def build_plugin_function(opset: int) -> onnx.FunctionProto:
+    """The model-local ``pconv::PartialConv2d`` function: the explicit math, driven by attributes.
+
+    The window size ``sum(mask_channel_weights) · kh · kw`` and the ``(1, K, kh, kw)`` mask kernel
+    are computed in the body from the attributes; the activation is one PRelu whose slope is
+    ``activation_alpha`` (see :func:`pconv.formula.effective_slope`).
+    """
+    ints, floats, flt = onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS, onnx.AttributeProto.FLOAT
+    g = GraphBuilder(function=True)
+    features, mask, weight, bias = (g.reserve(n) for n in plugin_fields.INPUTS)
+    g.dtypes[mask] = FLOAT
+    ops = OnnxOps(g)
+    conv_refs = {
+        "kernel_shape": _ref("kernel_shape", ints),
+        "strides": _ref("strides", ints),
+        "pads": _ref("pads", ints),
+        "dilations": _ref("dilations", ints),
+    }
+    # Constant's `value_ints`/`value_floats` refer to the function's attributes.
+    kernel_hw = g.op(
+        "Constant",
+        hint="kernel_hw",
+        dtype=TensorProto.INT64,
+        value_ints=_ref_as("value_ints", "kernel_shape", ints),
+    )
+    channel_w = g.op(
+        "Constant",
+        hint="mask_channel_weights",
+        dtype=FLOAT,
+        value_floats=_ref_as("value_floats", "mask_channel_weights", floats),
+    )
+    one = g.initializer(np.array([1], dtype=np.int64), "one")
+    k_count = g.op("Shape", channel_w, hint="mask_channels", dtype=TensorProto.INT64)
+    box_shape = g.op("Concat", one, k_count, kernel_hw, hint="mask_kernel_shape", axis=0)
+    ones = g.op(
+        "ConstantOfShape",
+        box_shape,
+        hint="ones",
+        dtype=FLOAT,
+        value=helper.make_tensor("one", FLOAT, [1], [1.0]),
+    )
+    w_shape = g.initializer(np.array([1, -1, 1, 1], dtype=np.int64), "weights_shape")
+    box = g.op("Mul", ones, g.op("Reshape", channel_w, w_shape, hint="weights_4d"), hint="mask_kernel")
+    mask_sum = g.op("Conv", mask, box, hint="mask_sum", **conv_refs)
+    taps = g.op(
+        "Cast", g.op("ReduceProd", kernel_hw, hint="taps_i", keepdims=0), hint="taps", to=FLOAT, dtype=FLOAT
+    )
+    window = g.op("Mul", g.op("ReduceSum", channel_w, hint="channels", keepdims=0), taps, hint="window_size")
+    ratio, new_mask = formula.mask_ratio(mask_sum, window, ops)
+    raw = g.op("Conv", features, weight, hint="conv", **conv_refs)
+    axes = g.initializer(np.array([0, 2, 3], dtype=np.int64), "bias_axes")
+    bias_4d = g.op("Unsqueeze", bias, axes, hint="bias_4d")
+    y = formula.renormalize(raw, ops.cast_like(ratio, raw), ops.cast_like(new_mask, raw), bias_4d, ops)
+    # One PRelu with slope = activation_alpha covers none/relu/leaky_relu. (LeakyRelu with a
+    # referenced `alpha` is the same math, but onnx.reference cannot run unary ops with attribute
+    # references, and the function must run there unmodified.)
+    slope = g.op(
+        "Constant", hint="slope", dtype=FLOAT, value_float=_ref_as("value_float", "activation_alpha", flt)
+    )
+    out = g.op("PRelu", y, ops.cast_like(slope, y), hint="activate")
+    rename_value(g.nodes, out, plugin_fields.OUTPUTS[0])
+    rename_value(g.nodes, new_mask, plugin_fields.OUTPUTS[1])
+    attribute_names = [f.name for f in plugin_fields.FIELDS] + list(plugin_fields.PARSER_ATTRIBUTES)
+    return helper.make_function(
+        plugin_fields.PLUGIN_DOMAIN,
+        plugin_fields.PLUGIN_NAME,
+        list(plugin_fields.INPUTS),
+        list(plugin_fields.OUTPUTS),
+        g.nodes,
+        [helper.make_opsetid("", opset)],
+        attributes=attribute_names,
+        doc_string="Partial convolution (Liu et al. 2018): masked conv, renormalise, bias, mask, activate.",
+    )
+
+
+def emit_plugin_node(
+    g: GraphBuilder, layer: FoldedLayer, features: str, mask: str, precision: Precision
+) -> tuple[str, str]:
+    """One ``pconv::PartialConv2d`` node for the layer (weights and bias as initializers)."""
+    w_name = g.initializer(layer.weight.astype(_NP[precision]), "weight")
+    b_name = g.initializer(layer.bias.astype(_NP[precision]), "bias")
+    attrs = dict(plugin_fields.attributes_for(layer.spec))
+    attrs.update(plugin_fields.PARSER_ATTRIBUTES)
+    out, new_mask = g.node(
+        plugin_fields.PLUGIN_NAME,
+        [features, mask, w_name, b_name],
+        hint="pconv",
+        outputs=2,
+        domain=plugin_fields.PLUGIN_DOMAIN,
+        **attrs,
+    )
+    g.dtypes[out] = _ELEM[precision]
+    g.dtypes[new_mask] = FLOAT
+    return out, new_mask
+
+
+# -- the whole network ------------------------------------------------------------------------
+def _dims(batch: int | None, height: int | None, width: int | None) -> tuple[Any, Any, Any]:
+    return (batch or "N", height or "H", width or "W")
+
+
+def build_model(
+    model: PConvUNet,
+    *,
+    form: Form = "explicit",
+    precision: Precision = "fp32",
+    io: Precision = "fp32",
+    opset: int = DEFAULT_OPSET,
+    batch: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+) -> onnx.ModelProto:
+    """The ONNX model of ``model`` (eval-mode statistics), checked by ``onnx.checker``."""
+    config: ModelConfig = model.config
+    _validate_options(config, form, precision, io, opset, batch, height, width)
+    ft, io_t = _ELEM[precision], _ELEM[io]
+    g = GraphBuilder()
+    n, h, w = _dims(batch, height, width)
+    image = g.reserve("image", io_t)
+    mask = g.reserve("mask", io_t)
+    out_name = g.reserve("output", io_t)
+    comp_name = g.reserve("composite", io_t)
+
+    # Mask path in FP32; normalisation in FP32, then one cast to the feature precision.
+    g.scope = "input"
+    mask32 = g.cast(mask, FLOAT)
+    image32 = g.cast(image, FLOAT)
+    mean = g.initializer(np.asarray(config.mean, dtype=np.float32).reshape(1, 3, 1, 1), "mean")
+    std = g.initializer(np.asarray(config.std, dtype=np.float32).reshape(1, 3, 1, 1), "std")
+    normalized = g.op("Div", g.op("Sub", image32, mean, hint="centered"), std, hint="normalized")
+    x0 = g.cast(g.op("Mul", normalized, mask32, hint="masked"), ft)
+
+    emit = emit_partial_conv if form == "explicit" else emit_plugin_node
+    saved: dict[str, tuple[str, str]] = {"input": (x0, mask32)}
+    feats, feat_mask = x0, mask32
+    scales = None
+    for layer in fold_layers(model):
+        spec = layer.spec
+        g.scope = spec.name
+        if spec.upsample_input:
+            assert spec.skip is not None
+            if scales is None:
+                scales = g.initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
+            skip, skip_mask = saved[spec.skip]
+            resize = {
+                "mode": "nearest",
+                "coordinate_transformation_mode": "asymmetric",
+                "nearest_mode": "floor",
+            }
+            up = g.op("Resize", feats, "", scales, hint="up", **resize)
+            up_mask = g.op("Resize", feat_mask, "", scales, hint="up_mask", **resize)
+            feats = g.op("Concat", up, skip, hint="concat", axis=1)
+            feat_mask = g.op("Concat", up_mask, skip_mask, hint="concat_mask", axis=1)
+        feats, feat_mask = emit(g, layer, feats, feat_mask, precision)
+        if not spec.upsample_input:
+            saved[spec.name] = (feats, feat_mask)
+
+    g.scope = "output"
+    y32 = g.cast(feats, FLOAT)
+    out32 = g.op("Add", g.op("Mul", y32, std, hint="scaled"), mean, hint="output32")
+    if io_t == FLOAT:
+        rename_value(g.nodes, out32, out_name)
+    else:
+        g.node("Cast", [out32], outputs=[out_name], to=io_t, dtype=io_t)
+    # composite = M·image + (1 − M)·output, in I/O precision (exactly the input where M = 1).
+    keep = g.op("Mul", mask, image, hint="kept")
+    hole = g.op("Sub", g.scalar(1.0, io_t), mask, hint="hole")
+    filled = g.op("Mul", hole, out_name, hint="filled")
+    g.node("Add", [keep, filled], outputs=[comp_name])
+
+    def value(name: str, channels: int) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, io_t, [n, channels, h, w])
+
+    graph = helper.make_graph(
+        g.nodes,
+        "pconv_unet",
+        [value(image, 3), value(mask, 1)],
+        [value(out_name, 3), value(comp_name, 3)],
+        initializer=g.initializers,
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    functions = []
+    if form == "plugin":
+        opsets.append(helper.make_opsetid(plugin_fields.PLUGIN_DOMAIN, PCONV_DOMAIN_VERSION))
+        functions.append(build_plugin_function(opset))
+    ir_version = max(8, helper.find_min_ir_version_for(opsets, ignore_unknown=True))
+    onnx_model = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        functions=functions,
+        ir_version=ir_version,
+        producer_name="pconv",
+        producer_version=__version__,
+        doc_string=f"Partial-convolution U-Net (depth {config.depth}), {form} form, {precision}",
+    )
+    helper.set_model_props(
+        onnx_model,
+        {
+            META_FORMAT: ONNX_FORMAT,
+            META_CONFIG: config.to_json(),
+            META_VERSION: __version__,
+            META_MULTIPLE: str(config.size_multiple),
+            META_MASK: MASK_CONVENTION,
+            META_FORM: form,
+            META_PRECISION: precision,
+            META_IO: io,
+        },
+    )
+    return onnx_model
+
+
+def _validate_options(
+    config: ModelConfig,
+    form: str,
+    precision: str,
+    io: str,
+    opset: int,
+    batch: int | None,
+    height: int | None,
+    width: int | None,
+) -> None:
+    if form not in ("explicit", "plugin"):
+        raise ExportError(f"form must be 'explicit' or 'plugin', got {form!r}")
+    if precision not in _ELEM:
+        raise ExportError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+    if io not in _ELEM:
+        raise ExportError(f"io must be 'fp32' or 'fp16', got {io!r}")
+    newest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ExportError(
+            f"opset {opset} is too old: the export uses CastLike (opset 15) in the plugin function and "
+            f"Resize/Clip/Unsqueeze with tensor inputs (opset 13); use --opset {MIN_OPSET} or newer "
+            f"(default {DEFAULT_OPSET})"
+        )
+    if opset > newest:
+        raise ExportError(f"opset {opset} is newer than this onnx package supports ({newest})")
+    if batch is not None and batch < 1:
+        raise ExportError(f"batch must be >= 1, got {batch}")
+    m = config.size_multiple
+    for label, size in (("height", height), ("width", width)):
+        if size is not None and (size <= 0 or size % m):
+            raise ExportError(
+                f"{label} {size} is not a positive multiple of 2^depth = {m} (depth {config.depth}); "
+                f"pick e.g. {max(m, (size // m) * m) if size > 0 else m}, or leave it dynamic"
+            )
+
+
+def load_source(source: PConvUNet | str | Path) -> PConvUNet:
+    """A model in eval mode, from a model object or a checkpoint path (clear error otherwise)."""
+    from pconv.training.unet import PConvUNet
+
+    if isinstance(source, PConvUNet):
+        return source
+    if isinstance(source, str | Path):
+        from pconv.training.checkpoint import load_checkpoint
+
+        return load_checkpoint(source)
+    raise ExportError(f"expected a PConvUNet or a checkpoint path, got {type(source).__name__}")
+
+
+def export_onnx(
+    source: PConvUNet | str | Path,
+    output: str | Path,
+    *,
+    form: Form = "explicit",
+    precision: Precision = "fp32",
+    io: Precision = "fp32",
+    opset: int = DEFAULT_OPSET,
+    batch: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+) -> Path:
+    """Export ``source`` (a model or a checkpoint path) to ``output``, written atomically.
+
+    The model is exported with its eval-mode BatchNorm statistics whatever its current mode.
+    The graph passes ``onnx.checker.check_model(full_check=True)`` before it is written.
+    """
+    from pconv.training.checkpoint import atomic_write
+
+    model = load_source(source)
+    onnx_model = build_model(
+        model, form=form, precision=precision, io=io, opset=opset, batch=batch, height=height, width=width
+    )
+    try:
+        onnx.checker.check_model(onnx_model, full_check=True)
+    except onnx.checker.ValidationError as exc:  # a bug in the exporter, not a user error
+        raise RuntimeError(f"exported graph failed onnx.checker: {exc}") from exc
+    output = Path(output)
+    atomic_write(output, lambda tmp: onnx.save_model(onnx_model, tmp))
+    return output
+
+
+def summarize(path: str | Path) -> dict[str, Any]:
+    """What ``pconv export`` prints: form, precision, node counts, size, dynamic dims."""
+    m = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in m.metadata_props}
+    ops: dict[str, int] = {}
+    for node in m.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    image = m.graph.input[0].type.tensor_type.shape.dim
+    dims = {d.dim_param: i for i, d in enumerate(image) if d.dim_param}
+    return {
+        "form": props.get(META_FORM),
+        "precision": props.get(META_PRECISION),
+        "io": props.get(META_IO),
+        "opset": next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")),
+        "nodes": len(m.graph.node),
+        "ops": dict(sorted(ops.items())),
+        "size_bytes": Path(path).stat().st_size,
+        "input_shape": [d.dim_param or d.dim_value for d in image],
+        "dynamic_dims": sorted(dims),
+        "config": json.loads(props.get(META_CONFIG, "{}")),
+    }
