@@ -1,0 +1,42 @@
+"""Stage 4, inference without torch: :class:`Inpainter` over ONNX Runtime or TensorRT.
+
+Importing this package needs numpy only; the backend library (``onnxruntime`` or ``tensorrt``) is
+imported when a model is opened. torch and onnx are never imported.
+
+>>> from pconv.runtime import Inpainter
+>>> result = Inpainter("model.onnx")(image, mask)   # mask: non-zero = hole
+"""
+
+from __future__ import annotations
+
+from pconv.runtime.backend import Backend, ModelInfo
+from pconv.runtime.errors import (
+    BackendUnavailableError,
+    DeviceInputError,
+    EngineIncompatibleError,
+    ImageFileError,
+    InputError,
+    MissingDependencyError,
+    ModelLoadError,
+    PconvError,
+    PluginLibraryError,
+)
+from pconv.runtime.inpainter import Inpainter, NoHoleWarning
+from pconv.runtime.loader import open_backend
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "DeviceInputError",
+    "EngineIncompatibleError",
+    "ImageFileError",
+    "Inpainter",
+    "InputError",
+    "MissingDependencyError",
+    "ModelInfo",
+    "ModelLoadError",
+    "NoHoleWarning",
+    "PconvError",
+    "PluginLibraryError",
+    "open_backend",
+]

@@ -1,0 +1,254 @@
+"""``Inpainter``: the API applications embed. Small, fast, hard to misuse.
+
+>>> from pconv.runtime import Inpainter
+>>> inpaint = Inpainter("model.onnx")          # or "model.engine" for TensorRT
+>>> result = inpaint(image, mask)              # mask: non-zero = hole (what the user painted)
+
+What happens on a call:
+
+1. Inputs are validated and normalised (:mod:`pconv.runtime.imageio`): any bad input raises one
+   :class:`~pconv.runtime.errors.InputError` saying what is wrong.
+2. Each image is planned into network tiles (:mod:`pconv.runtime.strategy`): ``full`` pads the
+   whole image to the model's size multiple with the padding marked as hole; ``crop`` inpaints
+   only boxes around the holes; ``auto`` picks.
+3. Tiles of equal network size are batched together (up to ``batch_size``) and run on the backend.
+   Each tile is computed independently of what it is batched with, so a list of images gives the
+   same results as one call per image.
+4. The composite is made on the host from the caller's own pixels: every valid pixel of the result
+   is bit-for-bit the input pixel; holes take the network output clipped to [0, 1] (rounded for
+   uint8 input).
+
+Edge cases, on purpose: a mask with no hole returns a copy of the input and warns; an all-hole mask
+is allowed and returns the network's fill of the whole image (there is no context, so expect a
+smooth guess, not a picture).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pconv.runtime import strategy as strategies
+from pconv.runtime.backend import Backend, ModelInfo
+from pconv.runtime.errors import DeviceInputError, InputError
+from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, to_float01
+from pconv.runtime.loader import open_backend
+
+DEFAULT_BATCH_SIZE = 4
+
+
+class NoHoleWarning(UserWarning):
+    """The mask marks no pixel as a hole, so the image is returned unchanged."""
+
+
+class Inpainter:
+    """Inpaint images with an exported pconv model (ONNX Runtime or TensorRT).
+
+    ``model_path``: a ``.onnx`` model from ``pconv export`` or a ``.engine``/``.plan`` from
+    ``pconv build``; its metadata gives the size multiple and conventions. ``backend``:
+    ``"auto"`` (by file suffix), ``"onnxruntime"`` or ``"tensorrt"``. ``providers``: ONNX Runtime
+    execution providers (default: TensorRT EP, CUDA EP, CPU, whichever are installed).
+    ``plugin_library``: the pconv TensorRT plugin ``.so`` (default: the packaged one).
+    ``pixel_budget``: above this many padded pixels, ``strategy="auto"`` uses ``crop``.
+    ``margin``: context in pixels around each hole region for ``crop``.
+
+    Thread-safe: calls on one instance are serialised (backends keep per-shape buffers).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        backend: str = "auto",
+        device: int = 0,
+        providers: Sequence[str] | None = None,
+        plugin_library: str | Path | None = None,
+        *,
+        pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
+        margin: int = strategies.DEFAULT_MARGIN,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.backend: Backend = open_backend(
+            model_path, backend=backend, device=device, providers=providers, plugin_library=plugin_library
+        )
+        self.pixel_budget = int(pixel_budget)
+        self.margin = int(margin)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_backend(
+        cls,
+        backend: Backend,
+        *,
+        pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
+        margin: int = strategies.DEFAULT_MARGIN,
+    ) -> Inpainter:
+        """Wrap an already-open backend (for custom backends, or sharing one session)."""
+        self = cls.__new__(cls)
+        self.model_path = Path("<backend>")
+        self.backend = backend
+        self.pixel_budget = int(pixel_budget)
+        self.margin = int(margin)
+        self._lock = threading.Lock()
+        return self
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    def __enter__(self) -> Inpainter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __repr__(self) -> str:
+        return f"Inpainter({str(self.model_path)!r}, backend={self.backend.name!r})"
+
+    # -- the API ------------------------------------------------------------------------------------
+    def __call__(
+        self,
+        image: Any,
+        mask: Any,
+        *,
+        mask_is_hole: bool = True,
+        strategy: str = "auto",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Any:
+        """Inpaint ``image`` where ``mask`` says; returns the same type and dtype as ``image``.
+
+        ``image``: HWC uint8 / float in [0, 1], a PIL RGB image, a list of those (sizes may
+        differ), or an NHWC array. ``mask``: 2-D (or a list / NHW array), non-zero = hole unless
+        ``mask_is_hole=False``; one 2-D mask is shared by all images of a batch. ``strategy``:
+        ``"full"``, ``"crop"`` or ``"auto"`` (see :mod:`pconv.runtime.strategy`). ``batch_size``:
+        most tiles per backend call.
+
+        GPU arrays (anything with ``__cuda_array_interface__``) go to :meth:`run_device`.
+        """
+        if is_device_array(image) or is_device_array(mask):
+            if mask_is_hole:
+                raise DeviceInputError(
+                    "GPU inputs are passed to the backend as they are, so the mask must already be in "
+                    "the network's convention (N,1,H,W, 1 = valid, 0 = hole): convert it on the GPU "
+                    "(e.g. valid = 1 - hole) and call with mask_is_hole=False, or use run_device()"
+                )
+            return self.run_device(image, mask)["composite"]
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1; got {batch_size}")
+        batch = normalise(image, mask, mask_is_hole)
+        with self._lock:
+            results = self._inpaint(batch, strategy, batch_size)
+        return batch.restore(results)
+
+    def run_device(self, image: Any, mask: Any) -> dict[str, Any]:
+        """Zero-copy GPU path: NCHW ``image`` and N1HW ``mask`` (1 = valid) already on the GPU.
+
+        Sizes must already be multiples of the model's size multiple (no host-side padding happens
+        here). Returns the backend's device outputs ``{"output", "composite"}``. Only the TensorRT
+        backend supports it.
+        """
+        run_device = getattr(self.backend, "run_device", None)
+        if run_device is None:
+            raise DeviceInputError(
+                f"the {self.backend.name} backend cannot take GPU arrays; pass numpy arrays / PIL images, "
+                "or use a TensorRT engine (.engine) for zero-copy GPU inputs"
+            )
+        with self._lock:
+            result: dict[str, Any] = run_device(image, mask)
+        return result
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _inpaint(self, batch: Batch, strategy: str, batch_size: int) -> list[np.ndarray]:
+        info = self.info
+        tiles: list[strategies.Tile] = []
+        results: list[np.ndarray | None] = [None] * len(batch.items)
+        for index, item in enumerate(batch.items):
+            chosen = strategies.choose(strategy, item.size, info, self.pixel_budget)
+            if not item.holes.any():
+                warnings.warn(
+                    "the mask has no hole pixels, so the image is returned unchanged "
+                    "(pass mask_is_hole=False if your mask marks valid pixels)",
+                    NoHoleWarning,
+                    stacklevel=4,
+                )
+                results[index] = item.original.copy()
+                continue
+            if chosen == "full":
+                tiles.append(strategies.plan_full(index, item.size, info))
+            else:
+                tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin))
+        fills: dict[int, np.ndarray] = {}
+        for tile, fill in self._run_tiles(batch, tiles, batch_size):
+            item = batch.items[tile.item]
+            if tile.item not in fills:
+                fills[tile.item] = np.zeros(item.original.shape, dtype=np.float32)
+            target = fills[tile.item][tile.write.slices]
+            w = tile.write
+            b = tile.box
+            target[...] = fill[w.y0 - b.y0 : w.y1 - b.y0, w.x0 - b.x0 : w.x1 - b.x0]
+        for index, item in enumerate(batch.items):
+            if results[index] is None:
+                results[index] = composite(item.original, item.holes, fills[index])
+        return [r for r in results if r is not None]
+
+    def _run_tiles(
+        self, batch: Batch, tiles: list[strategies.Tile], batch_size: int
+    ) -> list[tuple[strategies.Tile, np.ndarray]]:
+        """Run tiles grouped by network size; return each tile's fill for its box (HWC float32)."""
+        info = self.info
+        exact_n, max_n = _batch_limits(info)
+        per_call = exact_n or min(batch_size, max_n)
+        groups: dict[tuple[int, int], list[strategies.Tile]] = defaultdict(list)
+        for tile in tiles:
+            groups[tile.net].append(tile)
+        done: list[tuple[strategies.Tile, np.ndarray]] = []
+        images_cache: dict[int, np.ndarray] = {}
+        for (net_h, net_w), group in groups.items():
+            for start in range(0, len(group), per_call):
+                chunk = group[start : start + per_call]
+                n = len(chunk) if exact_n is None else exact_n
+                image = np.zeros((n, 3, net_h, net_w), dtype=np.float32)
+                mask = np.zeros((n, 1, net_h, net_w), dtype=np.float32)  # 0 = hole: padding is hole
+                for slot, tile in enumerate(chunk):
+                    item = batch.items[tile.item]
+                    if tile.item not in images_cache:
+                        images_cache[tile.item] = to_float01(item.original)
+                    region = images_cache[tile.item][tile.box.slices]
+                    valid = (~item.holes[tile.box.slices]).astype(np.float32)
+                    if tile.scaled != (tile.box.height, tile.box.width):
+                        region = strategies.resize_bilinear(region, *tile.scaled)
+                        # A downscaled pixel is valid only if everything it covers was valid.
+                        valid = (strategies.resize_bilinear(valid, *tile.scaled) >= 1.0 - 1e-6).astype(
+                            np.float32
+                        )
+                    sh, sw = tile.scaled
+                    image[slot, :, :sh, :sw] = (region * valid[..., None]).transpose(2, 0, 1)
+                    mask[slot, 0, :sh, :sw] = valid
+                output = np.asarray(self.backend.run(image, mask)["output"], dtype=np.float32)
+                for slot, tile in enumerate(chunk):
+                    sh, sw = tile.scaled
+                    fill = output[slot, :, :sh, :sw].transpose(1, 2, 0)
+                    if tile.scaled != (tile.box.height, tile.box.width):
+                        fill = strategies.resize_bilinear(
+                            np.ascontiguousarray(fill), tile.box.height, tile.box.width
+                        )
+                    done.append((tile, fill))
+        return done
+
+
+def _batch_limits(info: ModelInfo) -> tuple[int | None, int]:
+    """(exact N the graph needs or None, the largest N it takes)."""
+    if info.fixed_shape is not None:
+        return info.fixed_shape[0], info.fixed_shape[0]
+    if info.min_shape is not None and info.max_shape is not None and info.min_shape[0] == info.max_shape[0]:
+        return info.min_shape[0], info.min_shape[0]
+    max_n = info.max_shape[0] if info.max_shape is not None else 1 << 30
+    return None, max(1, max_n)

@@ -1,0 +1,134 @@
+"""``open_backend``: pick and open the backend for a model file, and read pconv's model metadata.
+
+``.onnx`` opens with ONNX Runtime, ``.engine``/``.plan`` with TensorRT (imported only then). The
+metadata check lives here so both backends reject a file that is not a pconv model the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pconv.config import (
+    MASK_CONVENTION,
+    META_CONFIG,
+    META_FORMAT,
+    META_MASK,
+    META_MULTIPLE,
+    ONNX_FORMAT,
+)
+from pconv.runtime.backend import Backend, ModelInfo
+from pconv.runtime.errors import BackendUnavailableError, ModelLoadError
+
+logger = logging.getLogger("pconv.runtime")
+
+ONNX_SUFFIXES = (".onnx",)
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+
+
+def check_model_file(path: str | Path) -> Path:
+    """The path, after checking it names a non-empty file (the first thing that goes wrong)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"model path is not a file: {path}")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"model file is empty: {path} (an interrupted download or export?)")
+    return path
+
+
+def model_info_from_metadata(
+    meta: Mapping[str, str],
+    source: str | Path,
+    io_dtype: np.dtype[Any] | type = np.float32,
+    *,
+    expected_format: str = ONNX_FORMAT,
+    min_shape: tuple[int, int, int] | None = None,
+    max_shape: tuple[int, int, int] | None = None,
+    fixed_shape: tuple[int, int, int] | None = None,
+) -> ModelInfo:
+    """Build :class:`ModelInfo` from pconv metadata, or raise :class:`ModelLoadError` if not ours."""
+    if meta.get(META_FORMAT) != expected_format:
+        found = meta.get(META_FORMAT)
+        detail = f"its '{META_FORMAT}' is {found!r}" if found else f"it has no '{META_FORMAT}' metadata"
+        raise ModelLoadError(
+            f"{source} is not a pconv model ({detail}); export one with `pconv export` "
+            "(pconv.export.export_onnx)"
+        )
+    try:
+        multiple = int(meta[META_MULTIPLE])
+        config = json.loads(meta.get(META_CONFIG, "{}"))
+    except (KeyError, ValueError) as exc:
+        raise ModelLoadError(f"{source}: damaged pconv metadata ({exc}); re-export the model") from exc
+    convention = meta.get(META_MASK, MASK_CONVENTION)
+    if convention != MASK_CONVENTION:
+        raise ModelLoadError(
+            f"{source} uses mask convention {convention!r}; this runtime expects {MASK_CONVENTION!r}. "
+            "Re-export the model with this pconv version"
+        )
+    return ModelInfo(
+        size_multiple=multiple,
+        mask_convention=convention,
+        io_dtype=np.dtype(io_dtype),
+        config=config if isinstance(config, dict) else {},
+        min_shape=min_shape,
+        max_shape=max_shape,
+        fixed_shape=fixed_shape,
+    )
+
+
+def open_backend(
+    path: str | Path,
+    backend: str = "auto",
+    device: int = 0,
+    providers: Sequence[str] | None = None,
+    plugin_library: str | Path | None = None,
+) -> Backend:
+    """Open ``path`` with the right backend (``auto`` decides by file suffix)."""
+    if backend not in BACKENDS:
+        raise ModelLoadError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    path = check_model_file(path)
+    suffix = path.suffix.lower()
+    if backend == "auto":
+        if suffix in ONNX_SUFFIXES:
+            backend = "onnxruntime"
+        elif suffix in ENGINE_SUFFIXES:
+            backend = "tensorrt"
+        else:
+            raise ModelLoadError(
+                f"cannot tell the model type of {path.name}: use a .onnx file (ONNX Runtime) or a "
+                f"{'/'.join(ENGINE_SUFFIXES)} TensorRT engine, or pass backend='onnxruntime'|'tensorrt'"
+            )
+    if backend == "onnxruntime":
+        from pconv.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, device=device, providers=providers)
+    return _open_tensorrt(path, device, plugin_library)
+
+
+def _open_tensorrt(path: Path, device: int, plugin_library: str | Path | None) -> Backend:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"{path.name} is a TensorRT engine but TensorRT is not installed: run "
+            "`pip install 'pconv[trt]'` on a machine with an NVIDIA GPU (or use the .onnx model "
+            f"with ONNX Runtime) ({exc})"
+        ) from exc
+    try:
+        from pconv.runtime.tensorrt_backend import TensorRTBackend
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise BackendUnavailableError(
+            f"the TensorRT backend cannot be imported ({missing} missing): run "
+            f"`pip install 'pconv[trt]'` ({exc})"
+        ) from exc
+    backend: Backend = TensorRTBackend(path, device=device, plugin_library=plugin_library)
+    return backend
