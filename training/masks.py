@@ -1,0 +1,287 @@
+"""Hole masks for training and evaluation: file augmentation and a procedural generator.
+
+Conventions (read this once, they never change):
+
+* **Files and generators speak "hole = True / white".** :func:`load_mask_file` and
+  :func:`generate_irregular_mask` return ``bool`` arrays of shape (H, W) where ``True`` marks a
+  hole. Mask image files are white = hole by default (``white_is_hole=False`` flips that for
+  datasets drawn the other way round).
+* **The model speaks "1 = valid, 0 = hole"** (:data:`pconv.config.MASK_CONVENTION`).
+  :func:`to_valid_mask` is the one place that converts.
+
+This module imports only numpy, PIL and the standard library at module level, so the runtime
+and the evaluation tools can use it without torch (a test checks this in a subprocess).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+#: Grey level (in [0, 1]) above which a mask-file pixel counts as white (NVIDIA's masks are
+#: antialiased; the paper's pipeline binarises them at 0.6).
+BINARIZE_THRESHOLD = 0.6
+
+MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def load_mask_file(
+    path: str | Path, white_is_hole: bool = True, threshold: float = BINARIZE_THRESHOLD
+) -> np.ndarray:
+    """Read a mask image as a bool (H, W) array, ``True`` = hole.
+
+    The image is converted to grey, scaled to [0, 1] and binarised: ``grey > threshold`` is white.
+    White pixels are holes unless ``white_is_hole`` is False.
+    """
+    with Image.open(path) as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    white = grey > threshold
+    return white if white_is_hole else ~white
+
+
+def to_valid_mask(hole: np.ndarray) -> np.ndarray:
+    """Convert a ``True = hole`` array to the model's float32 mask (1 = valid, 0 = hole)."""
+    return (~np.asarray(hole, dtype=bool)).astype(np.float32)
+
+
+def hole_ratio_of(hole: np.ndarray) -> float:
+    """Fraction of pixels that are holes."""
+    return float(np.asarray(hole, dtype=bool).mean())
+
+
+def find_mask_files(root: str | Path) -> list[Path]:
+    """All mask images below ``root`` (recursive, sorted for determinism)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS)
+
+
+# -- (a) augmentation of mask files (NVIDIA irregular-mask style) ----------------------------------
+
+
+def dilate(hole: np.ndarray, size: int) -> np.ndarray:
+    """Binary dilation of the holes with a ``size`` x ``size`` square (separable running max)."""
+    if size <= 1:
+        return hole.copy()
+    before = size // 2
+    after = size - 1 - before
+    out = hole.astype(np.uint8)
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (before, after)
+        padded = np.pad(out, pad)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=axis)
+        out = windows.max(axis=-1)
+    return out.astype(bool)
+
+
+class MaskAugmenter:
+    """Random augmentation of binary hole masks, as used with NVIDIA's irregular mask dataset.
+
+    Per call: binarise (done by :func:`load_mask_file`), dilate the holes by a random odd square
+    of side in ``dilation`` px, rotate by a random angle in ``[-max_rotation, max_rotation]``
+    degrees, translate by up to ``max_translation`` of the mask size, then take a random
+    ``size`` crop. Before cropping, the mask is resized (nearest neighbour) so that it just covers
+    ``size``: the hole statistics of e.g. 512² NVIDIA masks carry over to any training size.
+    Pixels that enter the frame through rotation or translation are valid (not holes).
+    """
+
+    def __init__(
+        self,
+        size: int | tuple[int, int],
+        dilation: tuple[int, int] = (9, 49),
+        max_rotation: float = 180.0,
+        max_translation: float = 0.25,
+    ) -> None:
+        self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if not 1 <= dilation[0] <= dilation[1]:
+            raise ValueError(f"dilation range must satisfy 1 <= lo <= hi, got {dilation}")
+        self.dilation = dilation
+        self.max_rotation = max_rotation
+        self.max_translation = max_translation
+
+    def random_dilation(self, rng: np.random.Generator) -> int:
+        """An odd square side in the dilation range (odd so the dilation stays centred)."""
+        lo, hi = self.dilation
+        odd = [k for k in range(lo, hi + 1) if k % 2 == 1] or [lo]
+        return int(odd[int(rng.integers(len(odd)))])
+
+    def __call__(self, hole: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Augment one bool (H, W) hole array; returns a bool array of ``self.size``."""
+        hole = dilate(np.asarray(hole, dtype=bool), self.random_dilation(rng))
+        im = Image.fromarray(hole.astype(np.uint8) * 255)
+        angle = float(rng.uniform(-self.max_rotation, self.max_rotation))
+        tx = round(float(rng.uniform(-self.max_translation, self.max_translation)) * im.width)
+        ty = round(float(rng.uniform(-self.max_translation, self.max_translation)) * im.height)
+        im = im.rotate(angle, resample=Image.Resampling.NEAREST, translate=(tx, ty), fillcolor=0)
+        out_h, out_w = self.size
+        if (im.height, im.width) != (out_h, out_w):
+            scale = max(out_h / im.height, out_w / im.width)
+            new_size = (max(out_w, round(im.width * scale)), max(out_h, round(im.height * scale)))
+            im = im.resize(new_size, resample=Image.Resampling.NEAREST)
+        top = int(rng.integers(im.height - out_h + 1))
+        left = int(rng.integers(im.width - out_w + 1))
+        crop = im.crop((left, top, left + out_w, top + out_h))
+        return np.asarray(crop) > 127
+
+
+class FileMaskSource:
+    """Random augmented masks from a folder of mask images (``True`` = hole)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        size: int | tuple[int, int],
+        white_is_hole: bool = True,
+        augmenter: MaskAugmenter | None = None,
+    ) -> None:
+        self.files = find_mask_files(root)
+        if not self.files:
+            raise FileNotFoundError(
+                f"no mask images ({', '.join(MASK_EXTENSIONS)}) found under {root}; "
+                "point --masks at a folder of mask files or use --masks procedural"
+            )
+        self.white_is_hole = white_is_hole
+        self.augmenter = augmenter or MaskAugmenter(size)
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        path = self.files[int(rng.integers(len(self.files)))]
+        return self.augmenter(load_mask_file(path, self.white_is_hole), rng)
+
+
+# -- (b) procedural irregular masks ------------------------------------------------------------
+
+
+def _draw_stroke(draw: ImageDraw.ImageDraw, rng: np.random.Generator, h: int, w: int, scale: float) -> None:
+    """A free-form brush stroke: a polyline of random segments with round joints and caps."""
+    s = min(h, w) * scale
+    width = max(1, round(rng.uniform(0.02, 0.09) * s))
+    x, y = rng.uniform(0, w), rng.uniform(0, h)
+    angle = rng.uniform(0, 2 * math.pi)
+    points = [(x, y)]
+    for _ in range(int(rng.integers(1, 7))):
+        angle += rng.uniform(-math.pi / 2, math.pi / 2)
+        length = rng.uniform(0.05, 0.35) * s
+        x = float(np.clip(x + length * math.cos(angle), 0, w - 1))
+        y = float(np.clip(y + length * math.sin(angle), 0, h - 1))
+        points.append((x, y))
+    draw.line(points, fill=255, width=width, joint="curve")
+    r = width / 2
+    for px, py in (points[0], points[-1]):
+        draw.ellipse((px - r, py - r, px + r, py + r), fill=255)
+
+
+def _draw_ellipse(draw: ImageDraw.ImageDraw, rng: np.random.Generator, h: int, w: int, scale: float) -> None:
+    s = min(h, w) * scale
+    rx, ry = rng.uniform(0.03, 0.15, size=2) * s + 0.5
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=255)
+
+
+def _draw_box(draw: ImageDraw.ImageDraw, rng: np.random.Generator, h: int, w: int, scale: float) -> None:
+    s = min(h, w) * scale
+    bw, bh = rng.uniform(0.04, 0.25, size=2) * s + 1
+    x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+    draw.rectangle((x0, y0, x0 + bw, y0 + bh), fill=255)
+
+
+_SHAPES = (_draw_stroke, _draw_stroke, _draw_ellipse, _draw_box)  # strokes twice as likely
+
+
+def generate_irregular_mask(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    hole_ratio: tuple[float, float] = (0.1, 0.5),
+    margin: int = 0,
+    max_attempts: int = 2000,
+) -> np.ndarray:
+    """Procedural irregular mask: bool (height, width) array, ``True`` = hole.
+
+    A target ratio is drawn uniformly from ``hole_ratio``; shapes (brush strokes with random
+    width, direction changes and lengths; ellipses; boxes) are added one at a time until the hole
+    ratio reaches it. A shape that would push the
+    ratio above ``hole_ratio[1]`` is discarded and the shape scale shrinks, so the ratio lands in
+    ``[lo, hi]`` (shapes shrink down to single pixels, so any range wider than one pixel works).
+    With ``margin > 0`` holes stay at least ``margin`` px away from every border (the "border
+    constraint" masks of the evaluation); the ratio is still relative to the whole image.
+
+    The result depends only on the arguments and ``rng``'s state (deterministic under a seed).
+    If the range cannot be reached in ``max_attempts`` shapes (e.g. ``lo`` larger than the area
+    inside the margin, or a range narrower than one pixel), a ``ValueError`` says so; nothing is
+    silently returned outside the range.
+    """
+    lo, hi = float(hole_ratio[0]), float(hole_ratio[1])
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"hole_ratio must satisfy 0 <= lo <= hi <= 1, got {hole_ratio}")
+    if height <= 0 or width <= 0:
+        raise ValueError(f"mask size must be positive, got {height}x{width}")
+    if margin < 0 or (2 * margin >= min(height, width) and lo > 0):
+        raise ValueError(f"margin {margin} leaves no room for holes in a {height}x{width} mask")
+    inner = np.zeros((height, width), dtype=bool)
+    inner[margin : height - margin, margin : width - margin] = True
+    total = height * width
+    if inner.sum() < lo * total:
+        raise ValueError(
+            f"hole ratio {lo:.3f} is impossible with margin {margin} in {height}x{width} "
+            f"(at most {inner.sum() / total:.3f} of the image lies inside the margin)"
+        )
+    target = float(rng.uniform(lo, hi))
+    hole = np.zeros((height, width), dtype=bool)
+    scale = 1.0
+    for _ in range(max_attempts):
+        if hole.sum() >= target * total:
+            return hole
+        canvas = Image.new("L", (width, height), 0)
+        shape = _SHAPES[int(rng.integers(len(_SHAPES)))]
+        shape(ImageDraw.Draw(canvas), rng, height, width, scale)
+        candidate = hole | ((np.asarray(canvas) > 0) & inner)
+        if candidate.sum() > hi * total:
+            scale = max(scale * 0.7, 1.0 / min(height, width))
+            continue
+        hole = candidate
+    if hole.sum() >= lo * total:
+        return hole
+    raise ValueError(
+        f"could not reach a hole ratio in [{lo}, {hi}] for a {height}x{width} mask in {max_attempts} "
+        f"shapes (reached {hole.sum() / total:.3f}); widen the range or reduce the margin"
+    )
+
+
+class ProceduralMaskSource:
+    """Random procedural masks of a fixed size (``True`` = hole)."""
+
+    def __init__(
+        self, size: int | tuple[int, int], hole_ratio: tuple[float, float] = (0.1, 0.5), margin: int = 0
+    ) -> None:
+        self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.hole_ratio = hole_ratio
+        self.margin = margin
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        return generate_irregular_mask(*self.size, rng, hole_ratio=self.hole_ratio, margin=self.margin)
+
+
+def save_mask_file(hole: np.ndarray, path: str | Path, white_is_hole: bool = True) -> Path:
+    """Write a bool hole array as a black/white PNG (white = hole unless ``white_is_hole`` is False)."""
+    white = np.asarray(hole, dtype=bool) if white_is_hole else ~np.asarray(hole, dtype=bool)
+    Image.fromarray(white.astype(np.uint8) * 255).save(path)
+    return Path(path)
+
+
+__all__: Sequence[str] = (
+    "BINARIZE_THRESHOLD",
+    "FileMaskSource",
+    "MaskAugmenter",
+    "ProceduralMaskSource",
+    "dilate",
+    "find_mask_files",
+    "generate_irregular_mask",
+    "hole_ratio_of",
+    "load_mask_file",
+    "save_mask_file",
+    "to_valid_mask",
+)

@@ -1,0 +1,419 @@
+"""The training loop: one readable function, :func:`train`, driven by :class:`TrainOptions`.
+
+Stages (paper, Sec. 4): train from scratch with Adam at lr 2e-4, then fine-tune at lr 5e-5 with the
+encoder BatchNorm frozen (eval mode, no gradient), because BN statistics are skewed by holes.
+
+Run folder ``RUN`` (``--out``)::
+
+    RUN/checkpoint.safetensors   model weights + config (pconv.training.load_checkpoint rebuilds it)
+    RUN/train_state.pt           optimizer state, step, RNG, options (torch.save of tensors and
+                                 plain containers; read back with weights_only=True)
+    RUN/log.csv                  one row per --log-every steps
+    RUN/samples/step_XXXXXXX.png input | mask (white = hole) | output | composite | ground truth
+
+Both checkpoint files are written atomically (temp + rename) by rank 0 only.
+
+Stages and resuming:
+
+* ``train(TrainOptions(out=RUN))`` starts a run; it refuses a RUN that already holds one.
+* ``resume=True`` continues RUN at the exact step it stopped (same stage, same options for the
+  model; ``steps`` is the total to reach). Data sample ``i`` is a pure function of (seed, i), so a
+  resumed run sees exactly the samples an uninterrupted run would have.
+* ``finetune=CKPT`` starts a fine-tuning run in RUN from CKPT's weights (model config from CKPT,
+  fresh Adam at lr 5e-5 unless ``lr`` is given, encoder BN frozen, steps counted from 0).
+  ``finetune=CKPT, resume=True`` continues that fine-tuning run (the state file remembers the
+  stage, so BN stays frozen).
+
+Distributed: launch with ``torchrun --nproc_per_node N -m pconv train ...``; RANK, WORLD_SIZE and
+LOCAL_RANK come from the environment; NCCL on CUDA, gloo on CPU. ``batch`` is per process; each
+rank draws its own disjoint global sample indices.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+from torch import Tensor, nn
+
+from pconv.config import ModelConfig
+from pconv.errors import PconvError
+from pconv.training.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from pconv.training.data import StepIndexSampler, make_dataset
+from pconv.training.losses import LOSS_TERMS, build_loss
+from pconv.training.unet import PConvUNet, composite
+
+PAPER_LR = 2e-4
+PAPER_FINETUNE_LR = 5e-5
+CHECKPOINT_NAME = "checkpoint.safetensors"
+STATE_NAME = "train_state.pt"
+LOG_NAME = "log.csv"
+LOG_FIELDS = ("step", "total", *LOSS_TERMS, "lr", "sec_per_step")
+
+
+@dataclass
+class TrainOptions:
+    """Every ``pconv train`` option. Defaults: a quick CPU run on the builtin photos.
+
+    Paper settings: ``size=512, depth=8, width=1.0, batch=6`` (or ``size=256, depth=7``),
+    ``vgg_weights`` set, then a second run with ``finetune=<first checkpoint>``.
+    """
+
+    data: str = "builtin"  # a folder of images, or "builtin" (photos bundled with scikit-image)
+    masks: str = "procedural"  # a folder of mask images, or "procedural"
+    size: int = 64
+    depth: int | None = None  # None: 4 (or the fine-tuned checkpoint's / resumed run's config)
+    width: float | None = None  # None: 0.25 (or from the checkpoint)
+    batch: int = 4
+    steps: int = 200  # total steps of this run (resume continues up to it)
+    lr: float | None = None  # None: 2e-4, or 5e-5 with finetune
+    out: str = "runs/pconv"
+    resume: bool = False
+    finetune: str | None = None  # checkpoint to fine-tune from (encoder BN frozen)
+    vgg_weights: str | None = None
+    random_init_vgg: bool = False
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "off"  # off | bf16 | fp16 (CUDA only)
+    log_every: int = 10
+    sample_every: int = 100  # 0 = never
+    checkpoint_every: int = 100  # a final checkpoint is always written
+    workers: int = 0
+    hole_ratio: tuple[float, float] = (0.1, 0.5)
+    mask_white_is_hole: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.hole_ratio = (float(self.hole_ratio[0]), float(self.hole_ratio[1]))
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    steps: int  # the step the run stopped at (total, including resumed steps)
+    history: list[dict[str, float]] = field(default_factory=list)  # the rows logged by this call
+
+
+DEFAULT_DEPTH = 4
+DEFAULT_WIDTH = 0.25
+
+
+# -- distributed ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_kind: str) -> DistInfo:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return DistInfo(rank, world_size, local_rank)
+
+
+def pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PconvError("--device cuda: no CUDA GPU is available here (use --device cpu)")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+# -- run folder -------------------------------------------------------------------------------
+
+
+def _checkpoint_config(path: Path) -> ModelConfig:
+    try:
+        return load_checkpoint(path).config
+    except CheckpointError as exc:
+        raise PconvError(str(exc)) from exc
+
+
+def resolve_config(opts: TrainOptions, state: dict[str, Any] | None) -> ModelConfig:
+    """The model config: from the resumed run, the fine-tuned checkpoint, or the options."""
+    if state is not None:
+        config = ModelConfig.from_json(state["model_config"])
+    elif opts.finetune:
+        config = _checkpoint_config(Path(opts.finetune))
+    else:
+        try:
+            config = ModelConfig(
+                depth=opts.depth or DEFAULT_DEPTH,
+                width=opts.width if opts.width is not None else DEFAULT_WIDTH,
+            )
+        except ValueError as exc:
+            raise PconvError(str(exc)) from exc
+    for name, given, have in (("depth", opts.depth, config.depth), ("width", opts.width, config.width)):
+        if given is not None and given != have:
+            raise PconvError(
+                f"--{name} {given} conflicts with the model being {'resumed' if state else 'fine-tuned'} "
+                f"({name}={have}); drop --{name}"
+            )
+    try:
+        config.check_size(opts.size, opts.size)
+    except ValueError as exc:
+        raise PconvError(f"--size {opts.size}: {exc}") from exc
+    return config
+
+
+def load_train_state(run: Path) -> dict[str, Any]:
+    path = run / STATE_NAME
+    if not (path.is_file() and (run / CHECKPOINT_NAME).is_file()):
+        raise PconvError(f"--resume: no run to resume in {run} (needs {CHECKPOINT_NAME} and {STATE_NAME})")
+    try:
+        state: dict[str, Any] = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PconvError(f"--resume: cannot read {path} ({exc})") from exc
+    return state
+
+
+def save_run(
+    run: Path, model: PConvUNet, optimizer: torch.optim.Optimizer, scaler: Any, step: int, opts: TrainOptions
+) -> None:
+    """Write weights, then the state that points at them (both atomic; rank 0 only)."""
+    save_checkpoint(model, run / CHECKPOINT_NAME, metadata={"pconv_step": str(step)})
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "torch_rng": torch.get_rng_state(),
+        "model_config": model.config.to_json(),
+        "finetune": bool(opts.finetune),
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items()},
+    }
+    atomic_write(run / STATE_NAME, lambda tmp: torch.save(state, tmp))
+
+
+def open_log(run: Path, start_step: int) -> None:
+    """Create log.csv, or on resume drop rows past the resumed step (written after the last checkpoint)."""
+    path = run / LOG_NAME
+    rows: list[dict[str, str]] = []
+    if start_step > 0 and path.is_file():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def append_log(run: Path, row: dict[str, float]) -> None:
+    with (run / LOG_NAME).open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow({k: row[k] for k in LOG_FIELDS})
+
+
+def save_sample_grid(path: Path, image: Tensor, mask: Tensor, output: Tensor, max_rows: int = 4) -> Path:
+    """PNG grid, one row per sample: input (holes white) | mask (white = hole) | output | composite | GT."""
+    image, mask, output = (
+        image.detach().float().cpu(),
+        mask.detach().float().cpu(),
+        output.detach().float().cpu(),
+    )
+    mask3 = mask.expand_as(image)
+    hole3 = 1.0 - mask3
+    columns = [
+        image * mask3 + hole3,
+        hole3,
+        output.clamp(0, 1),
+        composite(image, mask3, output).clamp(0, 1),
+        image,
+    ]
+    rows = [torch.cat([c[i] for c in columns], dim=2) for i in range(min(max_rows, image.shape[0]))]
+    grid = torch.cat(rows, dim=1)
+    array = (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    return path
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def train(opts: TrainOptions) -> TrainResult:
+    """Train (or resume / fine-tune) a PConvUNet; returns the checkpoint path, final step and log."""
+    from tqdm import tqdm
+
+    if opts.steps < 0 or opts.batch < 1 or opts.size < 1 or opts.log_every < 1:
+        raise PconvError("--steps must be >= 0; --batch, --size and --log-every >= 1")
+    if opts.checkpoint_every < 0 or opts.sample_every < 0:
+        raise PconvError(
+            "--checkpoint-every and --sample-every must be >= 0 (0 = only the final checkpoint / never)"
+        )
+    if opts.amp not in ("off", "bf16", "fp16"):
+        raise PconvError(f"--amp must be off, bf16 or fp16; got {opts.amp!r}")
+    run = Path(opts.out)
+    device_kind = (
+        "cuda"
+        if opts.device.startswith("cuda") or (opts.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
+    dist_info = setup_distributed(device_kind)
+    device = pick_device(opts.device, dist_info.local_rank)
+    if opts.amp != "off" and device.type != "cuda":
+        raise PconvError(f"--amp {opts.amp} needs a CUDA device (this run is on {device}); use --amp off")
+
+    # Run folder: resume, or refuse to overwrite an existing run.
+    state: dict[str, Any] | None = None
+    if opts.resume:
+        state = load_train_state(run)
+        if bool(state.get("finetune")) != bool(opts.finetune):
+            stage = "a fine-tuning" if state.get("finetune") else "a from-scratch"
+            raise PconvError(
+                f"--resume: {run} holds {stage} run; pass --finetune CKPT exactly when "
+                "resuming a fine-tuning run"
+            )
+    elif (run / CHECKPOINT_NAME).exists() or (run / STATE_NAME).exists():
+        raise PconvError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
+
+    config = resolve_config(opts, state)
+    torch.manual_seed(opts.seed)
+    model = PConvUNet(config=config)
+    if state is not None:
+        model.load_state_dict(load_checkpoint(run / CHECKPOINT_NAME).state_dict())
+        torch.set_rng_state(state["torch_rng"])
+    elif opts.finetune:
+        model.load_state_dict(load_checkpoint(opts.finetune).state_dict())
+    if opts.finetune:
+        model.freeze_encoder_bn()
+    model.to(device).train()
+    start_step = int(state["step"]) if state is not None else 0
+
+    lr = opts.lr if opts.lr is not None else (PAPER_FINETUNE_LR if opts.finetune else PAPER_LR)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    scaler = torch.amp.GradScaler("cuda") if opts.amp == "fp16" else None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(opts.amp)
+
+    net: nn.Module = model
+    if dist_info.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    is_main = dist_info.is_main
+    criterion = build_loss(opts.vgg_weights, opts.random_init_vgg) if is_main else None
+    if not is_main:  # other ranks build the same loss quietly
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            criterion = build_loss(opts.vgg_weights, opts.random_init_vgg)
+    assert criterion is not None
+    criterion.to(device)
+
+    dataset = make_dataset(
+        opts.data,
+        opts.size,
+        opts.masks,
+        seed=opts.seed,
+        hole_ratio=opts.hole_ratio,
+        white_is_hole=opts.mask_white_is_hole,
+    )
+    sampler = StepIndexSampler(opts.batch, start_step, dist_info.rank, dist_info.world_size)
+    loader = torch.utils.data.DataLoader(
+        dataset,  # type: ignore[arg-type]  # duck-typed map-style dataset
+        batch_size=opts.batch,
+        sampler=sampler,  # type: ignore[arg-type]
+        num_workers=opts.workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+    )
+
+    if is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        open_log(run, start_step)
+    history: list[dict[str, float]] = []
+    sums = dict.fromkeys(("total", *LOSS_TERMS), 0.0)
+    count, window_start = 0, time.perf_counter()
+    bar = tqdm(
+        total=opts.steps,
+        initial=min(start_step, opts.steps),
+        desc="train" + (" (finetune)" if opts.finetune else ""),
+        unit="step",
+        disable=not (is_main and opts.progress),
+        dynamic_ncols=True,
+    )
+    step = start_step
+    batches = iter(loader)
+    while step < opts.steps:
+        image, mask = next(batches)
+        image = image.to(device, non_blocking=True)
+        mask = mask.to(device, non_blocking=True)
+        with torch.autocast(
+            device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+        ):
+            output = net(image, mask)
+        losses = criterion(image, mask, output)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(losses["total"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            losses["total"].backward()
+            optimizer.step()
+        step += 1
+
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        if not math.isfinite(values["total"]):
+            raise PconvError(
+                f"loss became {values['total']} at step {step}; lower --lr or use --amp bf16/off"
+            )
+        for k in sums:
+            sums[k] += values[k]
+        count += 1
+        bar.update(1)
+        bar.set_postfix({k: f"{values[k]:.4f}" for k in ("total", "valid", "hole", "tv")})
+
+        if step % opts.log_every == 0 or step == opts.steps:
+            elapsed = time.perf_counter() - window_start
+            row = {"step": float(step), **{k: s / count for k, s in sums.items()}}
+            row.update(lr=lr, sec_per_step=elapsed / count)
+            history.append(row)
+            if is_main:
+                append_log(run, row)
+            sums = dict.fromkeys(sums, 0.0)
+            count, window_start = 0, time.perf_counter()
+        if is_main and opts.sample_every and step % opts.sample_every == 0:
+            save_sample_grid(run / "samples" / f"step_{step:07d}.png", image, mask, output)
+        periodic = opts.checkpoint_every > 0 and step % opts.checkpoint_every == 0
+        if is_main and (periodic or step == opts.steps):
+            save_run(run, model, optimizer, scaler, step, opts)
+    bar.close()
+    if is_main and step == start_step and not (run / CHECKPOINT_NAME).exists():
+        save_run(run, model, optimizer, scaler, step, opts)  # steps=0: still leave a usable checkpoint
+    if dist_info.world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainResult(checkpoint=run / CHECKPOINT_NAME, steps=step, history=history)
