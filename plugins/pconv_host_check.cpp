@@ -1,0 +1,355 @@
+// CPU check of the fused kernel's logic: runs pconv::tile::run_block (the exact block body the GPU
+// kernel runs) over every block of a launch with an executor that plays all 128 threads in turn,
+// and compares with a naive, independently written partial convolution in double precision.
+//
+// What this covers: implicit-GEMM index math, tile edges (pixels, channels and k not multiples of
+// the tile), stride/padding/dilation, batch, the thread-strided shared-memory loads, the FP32 SIMT
+// multiply-accumulate with its thread-to-register mapping, the shared accumulator layout, the mask
+// sum over several weighted mask channels, the epilogue and the one-time new-mask write. Shared
+// memory is filled with NaN before every block and outputs are pre-filled with NaN, so a read of
+// unwritten shared memory or a missed output element fails the check. Not covered: the WMMA
+// instructions themselves (the FP16 run multiplies the staged FP16 tiles with a scalar loop that
+// computes what wmma::mma_sync computes) and real concurrency.
+//
+// Usage:
+//   pconv_host_check cases  < lines    one case per line (see parse_case), prints one result per line
+//   pconv_host_check run fp32|fp16 "<case>" in.bin out.bin
+//       in.bin = float32 x, mask, w, b (NCHW, as in PConvParams); out.bin = float32 y, new_mask.
+//       FP16 rounds the inputs to half first, as the FP16 launcher's caller would.
+// Exit status 0 when every case passes.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "pconv_tile.h"
+
+namespace {
+
+using namespace pconv::tile;
+
+//! Plays every thread of the block in turn; the FP32 SIMT accumulators of all threads live here.
+template <typename T>
+struct HostSimtExecutor {
+    float acc[kThreads][kThreadM][kThreadN];
+
+    template <typename F>
+    void for_each_thread(F&& f) {
+        for (int tid = 0; tid < kThreads; ++tid) f(tid);
+    }
+    void barrier() {}
+    void zero_acc() { std::memset(acc, 0, sizeof(acc)); }
+    void mma(const SharedTile<T>& sh) {
+        for (int tid = 0; tid < kThreads; ++tid) phase_fma(tid, sh, acc[tid]);
+    }
+    void store_acc(SharedTile<T>& sh) {
+        for (int tid = 0; tid < kThreads; ++tid) phase_store_fma(tid, acc[tid], sh);
+    }
+};
+
+//! Stands in for the WMMA executor: the same staged FP16 tiles, products summed in FP32.
+template <typename T>
+struct HostTileMmaExecutor {
+    float acc[kBlockM][kBlockN];
+
+    template <typename F>
+    void for_each_thread(F&& f) {
+        for (int tid = 0; tid < kThreads; ++tid) f(tid);
+    }
+    void barrier() {}
+    void zero_acc() { std::memset(acc, 0, sizeof(acc)); }
+    void mma(const SharedTile<T>& sh) {
+        for (int i = 0; i < kBlockM; ++i)
+            for (int j = 0; j < kBlockN; ++j)
+                for (int kk = 0; kk < kBlockK; ++kk) acc[i][j] += to_float(sh.a[i][kk]) * to_float(sh.b[j][kk]);
+    }
+    void store_acc(SharedTile<T>& sh) {
+        for (int i = 0; i < kBlockM; ++i)
+            for (int j = 0; j < kBlockN; ++j) sh.c[j][i] = acc[i][j];
+    }
+};
+
+//! Run the kernel's grid on the CPU, block by block.
+template <typename T, typename Exec>
+int emulate_launch(const PConvParams& p, const Tensors<T>& t) {
+    const int status = validate_params(&p);
+    if (status != PCONV_OK) return status;
+    const Geometry g = make_geometry(p);
+    auto sh = std::make_unique<SharedTile<T>>();
+    auto ex = std::make_unique<Exec>();
+    for (int64_t bm = 0; bm < grid_m(g); ++bm) {
+        for (int32_t bn = 0; bn < grid_n(g); ++bn) {
+            std::memset(static_cast<void*>(sh.get()), 0xFF, sizeof(SharedTile<T>));  // NaN everywhere
+            run_block(*ex, g, t, bm, bn, *sh);
+        }
+    }
+    return PCONV_OK;
+}
+
+struct Case {
+    PConvParams p{};
+    int hole_mode = 0;  // 0 random, 1 all holes, 2 all valid, 3 random with a large hole block
+    unsigned seed = 0;
+    std::string name;
+};
+
+//! "name N C H W Cout kh kw sh sw pt pl pb pr dh dw alpha K w_0 .. w_{K-1} hole_mode seed"
+bool parse_case(const std::string& line, Case& c) {
+    std::istringstream in(line);
+    PConvParams& p = c.p;
+    if (!(in >> c.name >> p.batch >> p.in_channels >> p.height >> p.width >> p.out_channels >> p.kernel_h >>
+          p.kernel_w >> p.stride_h >> p.stride_w >> p.pad_top >> p.pad_left >> p.pad_bottom >> p.pad_right >>
+          p.dilation_h >> p.dilation_w >> p.activation_alpha >> p.mask_channels))
+        return false;
+    if (p.mask_channels < 1 || p.mask_channels > PCONV_MAX_MASK_CHANNELS) return false;
+    for (int j = 0; j < p.mask_channels; ++j)
+        if (!(in >> p.mask_channel_weights[j])) return false;
+    if (!(in >> c.hole_mode >> c.seed)) return false;
+    p.out_height = output_extent(p.height, p.pad_top, p.pad_bottom, p.dilation_h, p.kernel_h, p.stride_h);
+    p.out_width = output_extent(p.width, p.pad_left, p.pad_right, p.dilation_w, p.kernel_w, p.stride_w);
+    return true;
+}
+
+size_t x_size(const PConvParams& p) { return size_t(p.batch) * p.in_channels * p.height * p.width; }
+size_t mask_size(const PConvParams& p) { return size_t(p.batch) * p.mask_channels * p.height * p.width; }
+size_t w_size(const PConvParams& p) { return size_t(p.out_channels) * p.in_channels * p.kernel_h * p.kernel_w; }
+size_t y_size(const PConvParams& p) { return size_t(p.batch) * p.out_channels * p.out_height * p.out_width; }
+size_t new_mask_size(const PConvParams& p) { return size_t(p.batch) * p.out_height * p.out_width; }
+
+struct Inputs {
+    std::vector<float> x, mask, w, b;
+};
+
+//! Binary masks, masked features (x = x_raw * mask of the channel's group), kaiming-like weights.
+Inputs make_inputs(const Case& c) {
+    const PConvParams& p = c.p;
+    std::mt19937 rng(c.seed);
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    std::bernoulli_distribution coin(0.5);
+    Inputs in;
+    in.mask.resize(mask_size(p));
+    for (int n = 0; n < p.batch; ++n)
+        for (int j = 0; j < p.mask_channels; ++j)
+            for (int h = 0; h < p.height; ++h)
+                for (int w = 0; w < p.width; ++w) {
+                    float v = coin(rng) ? 1.0f : 0.0f;
+                    if (c.hole_mode == 1) v = 0.0f;
+                    if (c.hole_mode == 2) v = 1.0f;
+                    if (c.hole_mode == 3 && h < (p.height * 2) / 3 && w < (p.width * 2) / 3) v = 0.0f;
+                    in.mask[((size_t(n) * p.mask_channels + j) * p.height + h) * p.width + w] = v;
+                }
+    // Channel c belongs to the mask group whose cumulative weight covers it (weights = channel counts).
+    std::vector<int> group(p.in_channels, p.mask_channels - 1);
+    {
+        int start = 0;
+        for (int j = 0; j < p.mask_channels; ++j) {
+            const int count = static_cast<int>(p.mask_channel_weights[j]);
+            for (int ch = start; ch < start + count && ch < p.in_channels; ++ch) group[ch] = j;
+            start += count;
+        }
+    }
+    in.x.resize(x_size(p));
+    for (int n = 0; n < p.batch; ++n)
+        for (int ch = 0; ch < p.in_channels; ++ch)
+            for (int h = 0; h < p.height; ++h)
+                for (int w = 0; w < p.width; ++w) {
+                    const float m = in.mask[((size_t(n) * p.mask_channels + group[ch]) * p.height + h) * p.width + w];
+                    in.x[((size_t(n) * p.in_channels + ch) * p.height + h) * p.width + w] = unit(rng) * m;
+                }
+    const float scale = std::sqrt(3.0f / float(p.in_channels * p.kernel_h * p.kernel_w));
+    in.w.resize(w_size(p));
+    for (float& v : in.w) v = unit(rng) * scale;
+    in.b.resize(p.out_channels);
+    for (float& v : in.b) v = 0.1f * unit(rng);
+    return in;
+}
+
+//! The naive partial convolution (double), written from the paper's formula, not from pconv_tile.h.
+void naive(const PConvParams& p, const Inputs& in, std::vector<double>& y, std::vector<double>& new_mask) {
+    y.assign(y_size(p), 0.0);
+    new_mask.assign(new_mask_size(p), 0.0);
+    double weight_sum = 0.0;
+    for (int j = 0; j < p.mask_channels; ++j) weight_sum += p.mask_channel_weights[j];
+    const double window = weight_sum * p.kernel_h * p.kernel_w;
+    for (int n = 0; n < p.batch; ++n)
+        for (int oh = 0; oh < p.out_height; ++oh)
+            for (int ow = 0; ow < p.out_width; ++ow) {
+                double s_sum = 0.0;
+                for (int j = 0; j < p.mask_channels; ++j)
+                    for (int r = 0; r < p.kernel_h; ++r)
+                        for (int s = 0; s < p.kernel_w; ++s) {
+                            const int ih = oh * p.stride_h - p.pad_top + r * p.dilation_h;
+                            const int iw = ow * p.stride_w - p.pad_left + s * p.dilation_w;
+                            if (ih < 0 || ih >= p.height || iw < 0 || iw >= p.width) continue;
+                            s_sum += p.mask_channel_weights[j] *
+                                     in.mask[((size_t(n) * p.mask_channels + j) * p.height + ih) * p.width + iw];
+                        }
+                const double update = s_sum > 0.0 ? 1.0 : 0.0;  // binary masks: clip(S, 0, 1)
+                new_mask[(size_t(n) * p.out_height + oh) * p.out_width + ow] = update;
+                for (int co = 0; co < p.out_channels; ++co) {
+                    double raw = 0.0;
+                    for (int ch = 0; ch < p.in_channels; ++ch)
+                        for (int r = 0; r < p.kernel_h; ++r)
+                            for (int s = 0; s < p.kernel_w; ++s) {
+                                const int ih = oh * p.stride_h - p.pad_top + r * p.dilation_h;
+                                const int iw = ow * p.stride_w - p.pad_left + s * p.dilation_w;
+                                if (ih < 0 || ih >= p.height || iw < 0 || iw >= p.width) continue;
+                                raw += double(in.x[((size_t(n) * p.in_channels + ch) * p.height + ih) * p.width +
+                                                   iw]) *
+                                       in.w[((size_t(co) * p.in_channels + ch) * p.kernel_h + r) * p.kernel_w + s];
+                            }
+                    double v = update > 0.0 ? raw * window / s_sum + in.b[co] : 0.0;
+                    if (v < 0.0) v *= p.activation_alpha;
+                    y[((size_t(n) * p.out_channels + co) * p.out_height + oh) * p.out_width + ow] = v;
+                }
+            }
+}
+
+std::vector<__half> to_half(const std::vector<float>& v) {
+    std::vector<__half> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = __float2half_rn(v[i]);
+    return out;
+}
+
+std::vector<float> round_to_half(const std::vector<float>& v) {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = __half2float(__float2half_rn(v[i]));
+    return out;
+}
+
+//! Run the emulated kernel in `precision`; outputs as float (NaN where nothing was written).
+int run_emulated(const PConvParams& p, const Inputs& in, bool fp16, std::vector<float>& y,
+                 std::vector<float>& new_mask) {
+    new_mask.assign(new_mask_size(p), std::nanf(""));
+    if (!fp16) {
+        y.assign(y_size(p), std::nanf(""));
+        const Tensors<float> t{in.x.data(), in.mask.data(), in.w.data(), in.b.data(), y.data(), new_mask.data()};
+        return emulate_launch<float, HostSimtExecutor<float>>(p, t);
+    }
+    const std::vector<__half> x = to_half(in.x), w = to_half(in.w), b = to_half(in.b);
+    std::vector<__half> yh(y_size(p), __float2half_rn(std::nanf("")));
+    const Tensors<__half> t{x.data(), in.mask.data(), w.data(), b.data(), yh.data(), new_mask.data()};
+    const int status = emulate_launch<__half, HostTileMmaExecutor<__half>>(p, t);
+    y.resize(yh.size());
+    for (size_t i = 0; i < yh.size(); ++i) y[i] = __half2float(yh[i]);
+    return status;
+}
+
+struct Errors {
+    double max_abs = 0.0;
+    double scale = 0.0;
+    bool finite = true;
+    bool mask_exact = true;
+    bool holes_zero = true;
+};
+
+Errors compare(const PConvParams& p, const std::vector<float>& y, const std::vector<float>& new_mask,
+               const std::vector<double>& y_ref, const std::vector<double>& mask_ref) {
+    Errors e;
+    for (size_t i = 0; i < y.size(); ++i) {
+        if (!std::isfinite(y[i])) e.finite = false;
+        e.max_abs = std::fmax(e.max_abs, std::fabs(double(y[i]) - y_ref[i]));
+        e.scale = std::fmax(e.scale, std::fabs(y_ref[i]));
+    }
+    for (size_t i = 0; i < new_mask.size(); ++i)
+        if (!(double(new_mask[i]) == mask_ref[i])) e.mask_exact = false;
+    const size_t plane = size_t(p.out_height) * p.out_width;
+    for (size_t i = 0; i < y.size(); ++i) {
+        const size_t n = i / (plane * p.out_channels);
+        if (mask_ref[n * plane + i % plane] == 0.0 && y[i] != 0.0f) e.holes_zero = false;
+    }
+    return e;
+}
+
+int run_cases() {
+    std::string line;
+    int failures = 0, count = 0;
+    while (std::getline(std::cin, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        Case c;
+        if (!parse_case(line, c)) {
+            std::printf("BAD_CASE %s\n", line.c_str());
+            ++failures;
+            continue;
+        }
+        ++count;
+        const Inputs in = make_inputs(c);
+        Inputs in16 = in;
+        in16.x = round_to_half(in.x);
+        in16.w = round_to_half(in.w);
+        in16.b = round_to_half(in.b);
+        std::vector<double> y_ref, m_ref, y_ref16, m_ref16;
+        naive(c.p, in, y_ref, m_ref);
+        naive(c.p, in16, y_ref16, m_ref16);
+        std::vector<float> y32, m32, y16, m16;
+        const int s32 = run_emulated(c.p, in, false, y32, m32);
+        const int s16 = run_emulated(c.p, in16, true, y16, m16);
+        if (s32 != PCONV_OK || s16 != PCONV_OK) {
+            std::printf("FAIL %s status fp32=%d fp16=%d\n", c.name.c_str(), s32, s16);
+            ++failures;
+            continue;
+        }
+        const Errors e32 = compare(c.p, y32, m32, y_ref, m_ref);
+        const Errors e16 = compare(c.p, y16, m16, y_ref16, m_ref16);
+        const double rel16 = e16.max_abs / std::fmax(1.0, e16.scale);
+        // FP32: accumulation-order noise only. FP16: same half inputs, so FP32-accumulation noise
+        // plus the final rounding of y to half (2^-11 relative).
+        const bool ok = e32.finite && e16.finite && e32.mask_exact && e16.mask_exact && e32.holes_zero &&
+                        e16.holes_zero && e32.max_abs <= 1e-4 * std::fmax(1.0, e32.scale) && rel16 <= 2e-3;
+        std::printf("%s %s fp32_max_abs=%.3g fp16_max_rel=%.3g out_scale=%.3g finite=%d mask_exact=%d holes_zero=%d\n",
+                    ok ? "OK" : "FAIL", c.name.c_str(), e32.max_abs, rel16, e32.scale, e32.finite && e16.finite,
+                    e32.mask_exact && e16.mask_exact, e32.holes_zero && e16.holes_zero);
+        if (!ok) ++failures;
+    }
+    std::printf("%d cases, %d failures\n", count, failures);
+    return failures == 0 && count > 0 ? 0 : 1;
+}
+
+bool read_floats(std::ifstream& f, std::vector<float>& v, size_t n) {
+    v.resize(n);
+    return static_cast<bool>(f.read(reinterpret_cast<char*>(v.data()), std::streamsize(n * sizeof(float))));
+}
+
+int run_io(const std::string& precision, const std::string& spec, const std::string& in_path,
+           const std::string& out_path) {
+    Case c;
+    if (!parse_case(spec, c)) {
+        std::fprintf(stderr, "bad case: %s\n", spec.c_str());
+        return 2;
+    }
+    std::ifstream f(in_path, std::ios::binary);
+    Inputs in;
+    if (!read_floats(f, in.x, x_size(c.p)) || !read_floats(f, in.mask, mask_size(c.p)) ||
+        !read_floats(f, in.w, w_size(c.p)) || !read_floats(f, in.b, c.p.out_channels)) {
+        std::fprintf(stderr, "short input file %s\n", in_path.c_str());
+        return 2;
+    }
+    std::vector<float> y, m;
+    const int status = run_emulated(c.p, in, precision == "fp16", y, m);
+    if (status != PCONV_OK) {
+        std::fprintf(stderr, "status %d\n", status);
+        return 3;
+    }
+    std::ofstream o(out_path, std::ios::binary);
+    o.write(reinterpret_cast<const char*>(y.data()), std::streamsize(y.size() * sizeof(float)));
+    o.write(reinterpret_cast<const char*>(m.data()), std::streamsize(m.size() * sizeof(float)));
+    return o ? 0 : 4;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "cases") return run_cases();
+    if (mode == "run" && argc == 6) return run_io(argv[2], argv[3], argv[4], argv[5]);
+    std::fprintf(stderr, "usage: %s cases < cases.txt | %s run fp32|fp16 \"<case>\" in.bin out.bin\n", argv[0],
+                 argv[0]);
+    return 2;
+}
