@@ -1,0 +1,478 @@
+"""Evaluate a model (through :mod:`pconv.runtime`) and classical baselines on binned test masks.
+
+Protocol, fixed so that numbers are comparable between runs:
+
+* **Masks** come from a mask set (:mod:`pconv.eval.masksets`): a folder with ``index.csv`` (from
+  ``pconv masks``) or any folder of mask files (binned on the fly), or ``per_bin`` freshly generated
+  masks per (bin, border) cell. With ``size`` given for an existing folder, masks are resized to
+  ``size x size`` (nearest neighbour) and re-measured; masks that leave every bin are skipped.
+* **Images** (a folder, or ``"builtin"``: the photos bundled with scikit-image) are fitted to each
+  mask's size: scaled (Lanczos, aspect ratio kept) until they cover it, then centre-cropped.
+* **Pairing**: ``"cycle"`` (default) gives mask ``j`` image ``j mod n_images`` so every mask is used
+  once; ``"all"`` evaluates every image with every mask.
+* **Methods**: ``"pconv"`` is the model run through :class:`pconv.runtime.Inpainter` (any backend);
+  baselines are from :mod:`pconv.eval.baselines`. Every method's *composite* is scored
+  (:func:`pconv.eval.metrics.score`).
+* **Resume**: each finished (image, mask, method) row is appended to ``results.csv`` and flushed;
+  a rerun with the same ``--out`` skips those rows. ``run.json`` records what the rows depend on
+  (model file hash, images, masks, size) and a rerun with different settings is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pconv.errors import PconvError
+from pconv.eval import baselines as baselines_mod
+from pconv.eval import masksets
+from pconv.eval.metrics import METRIC_NAMES, score
+
+MODEL_METHOD = "pconv"
+RESULTS_NAME = "results.csv"
+RUN_NAME = "run.json"
+GENERATED_MASKS_DIR = "masks"
+RESULT_FIELDS = ("image", "mask", "method", "bin", "border", "hole_ratio", *METRIC_NAMES)
+BUILTIN = "builtin"
+
+Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# -- images ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One test image: a stable key for the results table and where to read it."""
+
+    key: str
+    path: Path
+
+    def load(self) -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(self.path) as im:
+                return np.asarray(im.convert("RGB"))
+        except OSError as exc:
+            raise PconvError(f"cannot read image {self.path}: {exc}") from exc
+
+
+def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
+    """``"builtin"`` (scikit-image's bundled photos, held-out one first) or a folder of images."""
+    from pconv.training import data
+
+    if spec == BUILTIN:
+        names = data.builtin_image_names("heldout") + data.builtin_image_names("train")
+        refs = [ImageRef(f"builtin:{n}", data.builtin_image_path(n)) for n in names]
+    else:
+        root = Path(spec)
+        if not root.is_dir():
+            raise PconvError(f"--images {spec}: not a folder (pass a folder of images, or 'builtin')")
+        refs = [ImageRef(p.relative_to(root).as_posix(), p) for p in data.find_images(root)]
+    if limit is not None:
+        if limit < 1:
+            raise PconvError("--limit must be at least 1")
+        refs = refs[:limit]
+    return refs
+
+
+def fit_to_size(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale ``image`` (aspect ratio kept, Lanczos) to cover ``height x width``, then centre-crop it."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    scale = max(height / h, width / w)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(resized[top : top + height, left : left + width])
+
+
+# -- masks and pairs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskSet:
+    """The masks of one evaluation and the folder their relative paths start from."""
+
+    root: Path
+    entries: list[masksets.MaskEntry]
+    description: str
+    resize_to: int | None = None
+
+
+def prepare_masks(
+    out_dir: Path,
+    masks_dir: Path | None,
+    per_bin: int | None,
+    size: int | None,
+    seed: int,
+    white_is_hole: bool = True,
+    progress: bool = True,
+) -> MaskSet:
+    """Read ``masks_dir``, or generate ``per_bin`` masks per cell into ``out_dir/masks`` (reused)."""
+    if (masks_dir is None) == (per_bin is None):
+        raise PconvError("give exactly one of --masks DIR or --per-bin N")
+    if masks_dir is not None:
+        entries = masksets.load_mask_set(masks_dir, white_is_hole=white_is_hole, progress=progress)
+        if per_bin is not None:
+            entries = _cap_per_cell(entries, per_bin)
+        desc = f"folder {masks_dir.resolve()}" + (f" resized to {size}" if size else "")
+        return MaskSet(masks_dir, entries, desc, size)
+    assert per_bin is not None
+    gen_size = size or 512
+    target = out_dir / GENERATED_MASKS_DIR
+    stamp = {"per_bin": per_bin, "size": gen_size, "seed": seed}
+    stamp_file = target / "masks.json"
+    index = target / masksets.INDEX_NAME
+    if index.is_file() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
+        entries = masksets.read_index(index)
+    else:
+        entries = masksets.generate_mask_set(target, per_bin, gen_size, seed, progress)
+        stamp_file.write_text(json.dumps(stamp))
+    return MaskSet(target, entries, f"generated: {per_bin} per cell, {gen_size}px, seed {seed}")
+
+
+def _cap_per_cell(entries: Sequence[masksets.MaskEntry], per_bin: int) -> list[masksets.MaskEntry]:
+    counts: dict[tuple[int, bool], int] = {}
+    kept = []
+    for e in entries:
+        n = counts.get((e.bin, e.border), 0)
+        if n < per_bin:
+            kept.append(e)
+            counts[(e.bin, e.border)] = n + 1
+    return kept
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One test case: an image with a mask."""
+
+    image: ImageRef
+    mask: masksets.MaskEntry
+
+
+def make_pairs(images: Sequence[ImageRef], masks: Sequence[masksets.MaskEntry], pairing: str) -> list[Pair]:
+    """Pair images with masks: ``"cycle"`` (mask j with image j mod n) or ``"all"`` (every combination)."""
+    if not images:
+        raise PconvError("no test images")
+    if pairing == "cycle":
+        return [Pair(images[j % len(images)], m) for j, m in enumerate(masks)]
+    if pairing == "all":
+        return [Pair(img, m) for m in masks for img in images]
+    raise PconvError(f"unknown pairing {pairing!r}; use 'cycle' or 'all'")
+
+
+class PairLoader:
+    """Loads the fitted image and the hole mask of a pair, caching decoded images."""
+
+    def __init__(self, mask_set: MaskSet, white_is_hole: bool = True) -> None:
+        self.mask_set = mask_set
+        self.white_is_hole = white_is_hole
+        self._images: dict[str, np.ndarray] = {}
+        self._fitted: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def hole(self, entry: masksets.MaskEntry) -> np.ndarray:
+        hole = masksets.load_mask(entry.path(self.mask_set.root), self.white_is_hole)
+        size = self.mask_set.resize_to
+        if size and hole.shape != (size, size):
+            from PIL import Image
+
+            im = Image.fromarray(hole.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
+            hole = np.asarray(im) > 127
+        return hole
+
+    def image(self, ref: ImageRef, height: int, width: int) -> np.ndarray:
+        key = (ref.key, height, width)
+        if key not in self._fitted:
+            if ref.key not in self._images:
+                self._images[ref.key] = ref.load()
+            self._fitted[key] = fit_to_size(self._images[ref.key], height, width)
+        return self._fitted[key]
+
+
+# -- methods -------------------------------------------------------------------------------------
+
+
+def model_method(model: Path, backend: str = "auto") -> tuple[Method, Callable[[], None]]:
+    """The model as an ``(image, hole) -> composite`` callable via the runtime, and its close function."""
+    from pconv.runtime import Inpainter
+
+    if not model.is_file():
+        raise PconvError(
+            f"--model {model}: file not found (pass an exported .onnx model or a TensorRT engine)"
+        )
+    inpainter = Inpainter(model, backend=backend)
+
+    def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        return np.asarray(inpainter(image, hole.astype(np.uint8)))
+
+    close = getattr(inpainter, "close", None)
+    return run, (close if callable(close) else (lambda: None))
+
+
+def build_methods(
+    model: Path | None, baselines: Sequence[str], backend: str = "auto", radius: int = 3
+) -> tuple[dict[str, Method], Callable[[], None]]:
+    """Methods by name, model first, and a function releasing the model."""
+    methods: dict[str, Method] = {}
+    close: Callable[[], None] = lambda: None  # noqa: E731
+    if model is not None:
+        methods[MODEL_METHOD], close = model_method(model, backend)
+    for name in baselines:
+        try:
+            methods[name] = baselines_mod.get_baseline(name, radius)
+        except ValueError as exc:
+            raise PconvError(f"--baselines: {exc}") from exc
+    if not methods:
+        raise PconvError("nothing to evaluate: pass --model and/or --baselines")
+    return methods, close
+
+
+# -- results log -----------------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6f}"
+
+
+class ResultsLog:
+    """``results.csv``: one row per (image, mask, method), appended and flushed as each finishes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[tuple[str, str, str], dict[str, str]] = {}
+        if path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames is None or list(reader.fieldnames) != list(RESULT_FIELDS):
+                    raise PconvError(
+                        f"{path} has other columns than this pconv version writes; use a new --out"
+                    )
+                for row in reader:
+                    if all(row.get(k) not in (None, "") for k in RESULT_FIELDS):  # skip a torn last line
+                        self.rows[(row["image"], row["mask"], row["method"])] = row
+        self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open while rows arrive
+        self._writer = csv.DictWriter(self._file, fieldnames=RESULT_FIELDS)
+        if self._file.tell() == 0:
+            self._writer.writeheader()
+        else:
+            self._repair_last_line()
+        self._file.flush()
+
+    def _repair_last_line(self) -> None:
+        """An interrupted write can leave a line without newline: terminate it so new rows start clean."""
+        with open(self.path, "rb") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                self._file.write("\n")
+
+    def done(self, image: str, mask: str, method: str) -> bool:
+        return (image, mask, method) in self.rows
+
+    def add(self, row: dict[str, str]) -> None:
+        self._writer.writerow(row)
+        self._file.flush()
+        self.rows[(row["image"], row["mask"], row["method"])] = row
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_run_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Record ``settings`` in ``run.json``; refuse to mix rows with a previous run's other settings."""
+    path = out_dir / RUN_NAME
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+        if changed:
+            raise PconvError(
+                f"{out_dir} holds results of a run with other settings ({', '.join(changed)} differ); "
+                "pass a new --out, or delete the folder to start over"
+            )
+    else:
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True))
+
+
+# -- the evaluation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalOptions:
+    """Everything ``pconv eval`` takes (see ``pconv eval --help``)."""
+
+    out: Path
+    images: str = BUILTIN
+    model: Path | None = None
+    masks: Path | None = None
+    per_bin: int | None = None
+    size: int | None = None
+    seed: int = 0
+    baselines: tuple[str, ...] = ("telea", "ns", "mean")
+    limit: int | None = None
+    backend: str = "auto"
+    radius: int = 3
+    pairing: str = "cycle"
+    white_is_hole: bool = True
+    progress: bool = True
+
+
+@dataclass
+class EvalResult:
+    """What a run produced: its rows (finished now or earlier) and the files written."""
+
+    rows: list[dict[str, str]]
+    methods: list[str]
+    files: dict[str, Path] = field(default_factory=dict)
+    skipped_masks: int = 0
+    resumed_rows: int = 0
+    markdown: str = ""
+
+
+LPIPS_NOTE = (
+    "LPIPS is not reported: it needs pretrained network weights, which pconv never downloads, and this "
+    "version has no option to load them from a local file."
+)
+
+
+def run_evaluation(opts: EvalOptions) -> EvalResult:
+    """Score every method on every pair (appending to ``results.csv``), then write tables, plot and grids."""
+    from tqdm import tqdm
+
+    from pconv.eval import report
+
+    opts.out.mkdir(parents=True, exist_ok=True)
+    mask_set = prepare_masks(
+        opts.out, opts.masks, opts.per_bin, opts.size, opts.seed, opts.white_is_hole, opts.progress
+    )
+    images = resolve_images(opts.images, opts.limit)
+    settings: dict[str, Any] = {
+        "images": opts.images if opts.images == BUILTIN else str(Path(opts.images).resolve()),
+        "masks": mask_set.description,
+        "model_sha256": sha256_of(opts.model) if opts.model is not None and opts.model.is_file() else None,
+        "fit": "cover (Lanczos) + centre crop",
+    }
+    check_run_settings(opts.out, settings)
+    pairs = make_pairs(images, mask_set.entries, opts.pairing)
+    log = ResultsLog(opts.out / RESULTS_NAME)
+    method_names = ([MODEL_METHOD] if opts.model is not None else []) + list(opts.baselines)
+    todo = sum(1 for p in pairs for m in method_names if not log.done(p.image.key, p.mask.file, m))
+    loader = PairLoader(mask_set, opts.white_is_hole)
+    methods: dict[str, Method] | None = None
+    close: Callable[[], None] = lambda: None  # noqa: E731
+    result = EvalResult([], method_names, {"results": log.path}, 0, len(pairs) * len(method_names) - todo)
+    try:
+        with tqdm(total=todo, desc="eval", unit="result", disable=not opts.progress) as bar:
+            for pair in pairs:
+                pending = [m for m in method_names if not log.done(pair.image.key, pair.mask.file, m)]
+                if pending:
+                    if methods is None:  # load the model only when something is left to do
+                        methods, close = build_methods(opts.model, opts.baselines, opts.backend, opts.radius)
+                    hole = loader.hole(pair.mask)
+                    b, border, ratio = masksets.classify(hole)
+                    if b is None:  # only possible after resizing a mask
+                        result.skipped_masks += 1
+                        bar.update(len(pending))
+                        continue
+                    target = loader.image(pair.image, *hole.shape)
+                    for name in pending:
+                        scores = score(methods[name](target, hole), target, hole)
+                        log.add(
+                            {
+                                "image": pair.image.key,
+                                "mask": pair.mask.file,
+                                "method": name,
+                                "bin": str(b),
+                                "border": str(int(border)),
+                                "hole_ratio": f"{ratio:.6f}",
+                                **{k: _fmt(v) for k, v in scores.as_dict().items()},
+                            }
+                        )
+                        bar.update(1)
+                for name in method_names:
+                    row = log.rows.get((pair.image.key, pair.mask.file, name))
+                    if row is not None:
+                        result.rows.append(row)
+        log.close()
+        if not result.rows:
+            raise PconvError("no (image, mask) pair could be evaluated (every mask fell outside the bins)")
+
+        summary = report.summarise(result.rows, method_names)
+        notes = [
+            f"Masks: {mask_set.description}; images: {settings['images']}, scaled to cover each mask "
+            f"(Lanczos) and centre-cropped; pairing: {opts.pairing}.",
+            LPIPS_NOTE,
+        ]
+        if result.skipped_masks:
+            notes.append(f"{result.skipped_masks} pair(s) skipped: the resized mask fell outside every bin.")
+        markdown = report.markdown_table(summary, notes)
+        result.markdown = markdown
+        result.files["summary_md"] = opts.out / "summary.md"
+        result.files["summary_md"].write_text(markdown)
+        result.files["summary_csv"] = opts.out / "summary.csv"
+        report.write_summary_csv(summary, result.files["summary_csv"])
+        result.files["plot"] = report.plot_metrics(
+            summary, opts.out / "metrics_vs_hole_ratio.png", method_names
+        )
+
+        if methods is None:
+            methods, close = build_methods(opts.model, opts.baselines, opts.backend, opts.radius)
+        by_image = {ref.key: ref for ref in images}
+        by_mask = {e.file: e for e in mask_set.entries}
+        rows_by_key = {(r["image"], r["mask"], r["method"]): r for r in result.rows}
+        for b, chosen in sorted(example_pairs(result.rows).items()):
+            examples = []
+            for image_key, mask_file in chosen:
+                hole = loader.hole(by_mask[mask_file])
+                target = loader.image(by_image[image_key], *hole.shape)
+                panels = [("input", report.masked_input(target, hole))]
+                for name in method_names:
+                    row = rows_by_key[(image_key, mask_file, name)]
+                    panels.append((f"{name}\nPSNR {float(row['psnr']):.2f} dB", methods[name](target, hole)))
+                panels.append(("ground truth", target))
+                flag = "border" if masksets.touches_border(hole) else "no border"
+                title = f"{image_key} | {mask_file} | hole {masksets.hole_ratio(hole):.3f}, {flag}"
+                examples.append(report.Example(title, panels))
+            path = opts.out / f"examples_{masksets.bin_slug(b)}.png"
+            result.files[f"grid_{masksets.bin_slug(b)}"] = report.example_grid(
+                examples, path, f"hole ratio {masksets.bin_label(b)}"
+            )
+    finally:
+        log.close()
+        close()
+    return result
+
+
+def example_pairs(rows: Sequence[dict[str, str]], per_cell: int = 1) -> dict[int, list[tuple[str, str]]]:
+    """For each bin, the (image, mask) of the first ``per_cell`` pairs of each border flag, in row order."""
+    chosen: dict[int, list[tuple[str, str]]] = {}
+    seen: dict[tuple[int, int], int] = {}
+    for row in rows:
+        key = (row["image"], row["mask"])
+        b, border = int(row["bin"]), int(row["border"])
+        if key in chosen.get(b, []) or seen.get((b, border), 0) >= per_cell:
+            continue
+        seen[(b, border)] = seen.get((b, border), 0) + 1
+        chosen.setdefault(b, []).append(key)
+    return chosen
