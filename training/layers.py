@@ -121,12 +121,16 @@ class PartialConv2d(nn.Module):
                     f"mask must be (N, 1, H, W) or (N, {x.shape[1]}, H, W) matching features "
                     f"{tuple(x.shape)}; got {tuple(m.shape)}"
                 )
-            masked.append(x * m.to(x.dtype))
+            masked.append(x * m.detach().to(x.dtype))  # masks are data: no gradient into them
         x_masked = masked[0] if len(masked) == 1 else torch.cat(masked, dim=1)
         with torch.no_grad():
             mask_in = self.channel_mask_sum(xs, masks)
-            mask_sum = F.conv2d(
-                mask_in, self.box_kernel, stride=self.stride, padding=self.padding, dilation=self.dilation
+            mask_sum = F.conv2d(  # FP32 even after .half(), which also casts this buffer
+                mask_in,
+                self.box_kernel.to(mask_in.dtype),
+                stride=self.stride,
+                padding=self.padding,
+                dilation=self.dilation,
             )
             ratio, new_mask = formula.mask_ratio(mask_sum, float(self.window_size), TORCH_OPS)
         raw = F.conv2d(x_masked, self.weight, None, self.stride, self.padding, self.dilation)
