@@ -113,15 +113,22 @@ def open_backend(
     return _open_tensorrt(path, device, plugin_library)
 
 
-def _open_tensorrt(path: Path, device: int, plugin_library: str | Path | None) -> Backend:
+def tensorrt_available() -> bool:
+    """True if the real TensorRT Python package imports (``tensorrt-stubs`` alone is type hints only)."""
     try:
-        import tensorrt  # noqa: F401
-    except ImportError as exc:
+        import tensorrt
+    except ImportError:
+        return False
+    return hasattr(tensorrt, "Runtime")
+
+
+def _open_tensorrt(path: Path, device: int, plugin_library: str | Path | None) -> Backend:
+    if not tensorrt_available():
         raise BackendUnavailableError(
             f"{path.name} is a TensorRT engine but TensorRT is not installed: run "
             "`pip install 'pconv[trt]'` on a machine with an NVIDIA GPU (or use the .onnx model "
-            f"with ONNX Runtime) ({exc})"
-        ) from exc
+            "with ONNX Runtime)"
+        )
     try:
         from pconv.runtime.tensorrt_backend import TensorRTBackend
     except ImportError as exc:

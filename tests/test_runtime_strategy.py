@@ -1,0 +1,117 @@
+"""Tile planning (pure numpy) and hypothesis properties of the whole Inpainter call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pconv.runtime import Inpainter
+from pconv.runtime.backend import ModelInfo
+from pconv.runtime.strategy import (
+    Box,
+    choose,
+    hole_regions,
+    padded_size,
+    plan_crop,
+    plan_full,
+    resize_bilinear,
+)
+
+DYNAMIC = ModelInfo(size_multiple=8, mask_convention="1=valid,0=hole", io_dtype=np.dtype(np.float32))
+PROFILE = ModelInfo(8, "1=valid,0=hole", np.dtype(np.float32), min_shape=(1, 16, 16), max_shape=(4, 64, 96))
+
+
+def test_padded_size_respects_multiple_and_profile() -> None:
+    assert padded_size(37, 61, DYNAMIC) == (40, 64)
+    assert padded_size(1, 1, DYNAMIC) == (8, 8)
+    assert padded_size(5, 5, PROFILE) == (16, 16)
+    assert padded_size(64, 96, PROFILE) == (64, 96)
+    assert padded_size(65, 10, PROFILE) is None
+
+
+def test_auto_picks_crop_past_the_limits_or_the_budget() -> None:
+    assert choose("auto", (60, 90), PROFILE, 10**9) == "full"
+    assert choose("auto", (70, 90), PROFILE, 10**9) == "crop"
+    assert choose("auto", (300, 300), DYNAMIC, 10**9) == "full"
+    assert choose("auto", (300, 300), DYNAMIC, 100 * 100) == "crop"
+    assert choose("full", (300, 300), DYNAMIC, 1) == "full"
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        choose("tiles", (8, 8), DYNAMIC, 1)
+
+
+def test_hole_regions_are_tight_and_separate_far_groups() -> None:
+    holes = np.zeros((200, 300), bool)
+    holes[10:20, 30:45] = True
+    holes[150:170, 250:260] = True
+    boxes = sorted(hole_regions(holes, margin=16), key=lambda b: b.y0)
+    assert boxes == [Box(10, 30, 20, 45), Box(150, 250, 170, 260)]
+    merged = hole_regions(holes, margin=200)
+    assert merged == [Box(10, 30, 170, 260)]
+    assert hole_regions(np.zeros((9, 9), bool), 8) == []
+
+
+def test_resize_bilinear_is_identity_at_same_size_and_preserves_constants() -> None:
+    a = np.random.default_rng(0).random((10, 14, 3), dtype=np.float32)
+    assert resize_bilinear(a, 10, 14) is a
+    const = np.full((31, 17), 0.25, np.float32)
+    assert np.allclose(resize_bilinear(const, 8, 40), 0.25)
+    assert resize_bilinear(a, 5, 7).shape == (5, 7, 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(1, 150),
+    w=st.integers(1, 150),
+    seed=st.integers(0, 2**16),
+    margin=st.sampled_from([0, 4, 16, 64]),
+    info=st.sampled_from([DYNAMIC, PROFILE]),
+)
+def test_crop_plan_covers_every_hole_once_within_limits(h, w, seed, margin, info) -> None:
+    rng = np.random.default_rng(seed)
+    holes = rng.random((h, w)) > rng.uniform(0.9, 1.0)
+    tiles = plan_crop(0, holes, info, margin)
+    covered = np.zeros((h, w), np.int32)
+    for tile in tiles:
+        covered[tile.write.slices] += 1
+        b, wr = tile.box, tile.write
+        assert 0 <= b.y0 <= wr.y0 < wr.y1 <= b.y1 <= h and 0 <= b.x0 <= wr.x0 < wr.x1 <= b.x1 <= w
+        assert tile.net[0] % 8 == 0 and tile.net[1] % 8 == 0
+        assert tile.scaled[0] <= tile.net[0] and tile.scaled[1] <= tile.net[1]
+        if info.max_shape is not None:
+            assert tile.net[0] <= info.max_shape[1] and tile.net[1] <= info.max_shape[2]
+    assert (covered[holes] == 1).all()  # every hole pixel written by exactly one tile
+    if holes.any() and padded_size(h, w, info) is not None:
+        assert plan_full(0, (h, w), info).net == padded_size(h, w, info)
+
+
+@pytest.fixture(scope="module")
+def inpainter(tiny_onnx_factory) -> Inpainter:
+    return Inpainter(tiny_onnx_factory())
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    h=st.integers(1, 90),
+    w=st.integers(1, 90),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from(["uint8", "float32"]),
+    strategy=st.sampled_from(["full", "crop", "auto"]),
+    hole_fraction=st.floats(0.01, 1.0),
+)
+def test_inpainter_properties(inpainter, h, w, seed, dtype, strategy, hole_fraction) -> None:
+    rng = np.random.default_rng(seed)
+    if dtype == "uint8":
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    else:
+        image = rng.random((h, w, 3), dtype=np.float32)
+    mask = (rng.random((h, w)) < hole_fraction).astype(np.uint8)
+    mask[rng.integers(0, h), rng.integers(0, w)] = 1  # at least one hole
+    out = inpainter(image, mask, strategy=strategy)
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert np.isfinite(out.astype(np.float64)).all()
+    valid = mask == 0
+    assert np.array_equal(out[valid], image[valid])
+    if dtype == "float32":
+        assert out.min() >= 0.0 and out.max() <= 1.0
