@@ -126,10 +126,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pairing",
         choices=("cycle", "all"),
         default="cycle",
-        help="cycle: mask j uses image j mod (number of images), each mask once (default); all: every "
-        "image with every mask",
+        help="cycle: each mask once, images spread evenly over the bins (default); all: every image "
+        "with every mask",
     )
     ev.add_argument("--backend", default="auto", help="runtime backend for the model (default auto)")
+    ev.add_argument(
+        "--strategy",
+        choices=("full", "auto", "crop"),
+        default="full",
+        help="runtime strategy for the model: full = whole image at once, as the paper (default); auto "
+        "falls back to crops when an engine's shape limits are exceeded",
+    )
     ev.add_argument(
         "--radius", type=_positive_int, default=3, help="OpenCV inpainting radius in px (default 3)"
     )
@@ -198,6 +205,7 @@ def eval_command(args: argparse.Namespace) -> int:
             baselines=tuple(dict.fromkeys(names)),
             limit=args.limit,
             backend=args.backend,
+            strategy=args.strategy,
             radius=args.radius,
             pairing=args.pairing,
             white_is_hole=not args.black_is_hole,

@@ -141,7 +141,9 @@ def prepare_masks(
     else:
         entries = masksets.generate_mask_set(target, per_bin, gen_size, seed, progress)
         stamp_file.write_text(json.dumps(stamp))
-    return MaskSet(target, entries, f"generated: {per_bin} per cell, {gen_size}px, seed {seed}")
+    # The description leaves out per_bin: mask i of a cell does not depend on it, so a rerun with a
+    # larger --per-bin extends the same set and keeps the finished rows.
+    return MaskSet(target, entries, f"generated {gen_size}px, seed {seed}")
 
 
 def _cap_per_cell(entries: Sequence[masksets.MaskEntry], per_bin: int) -> list[masksets.MaskEntry]:
@@ -164,11 +166,24 @@ class Pair:
 
 
 def make_pairs(images: Sequence[ImageRef], masks: Sequence[masksets.MaskEntry], pairing: str) -> list[Pair]:
-    """Pair images with masks: ``"cycle"`` (mask j with image j mod n) or ``"all"`` (every combination)."""
+    """Pair images with masks: ``"cycle"`` (each mask once) or ``"all"`` (every image with every mask).
+
+    ``cycle`` gives the ``i``-th mask of cell ``c`` (cells numbered bin * 2 + border) image number
+    ``(i * 12 + c) mod n_images``: images spread evenly over the cells, and a mask keeps its image
+    when ``--per-bin`` grows, so a rerun with more masks reuses every finished row.
+    """
     if not images:
         raise PconvError("no test images")
     if pairing == "cycle":
-        return [Pair(images[j % len(images)], m) for j, m in enumerate(masks)]
+        n_cells = 2 * len(masksets.BINS)
+        seen: dict[int, int] = {}
+        pairs = []
+        for m in masks:
+            cell = 2 * m.bin + int(m.border)
+            i = seen.get(cell, 0)
+            seen[cell] = i + 1
+            pairs.append(Pair(images[(i * n_cells + cell) % len(images)], m))
+        return pairs
     if pairing == "all":
         return [Pair(img, m) for m in masks for img in images]
     raise PconvError(f"unknown pairing {pairing!r}; use 'cycle' or 'all'")
@@ -205,8 +220,14 @@ class PairLoader:
 # -- methods -------------------------------------------------------------------------------------
 
 
-def model_method(model: Path, backend: str = "auto") -> tuple[Method, Callable[[], None]]:
-    """The model as an ``(image, hole) -> composite`` callable via the runtime, and its close function."""
+def model_method(
+    model: Path, backend: str = "auto", strategy: str = "full"
+) -> tuple[Method, Callable[[], None]]:
+    """The model as an ``(image, hole) -> composite`` callable via the runtime, and its close function.
+
+    ``strategy="full"`` (default) inpaints the whole image at once, the paper's setting; ``"auto"``
+    lets the runtime fall back to crops when the image exceeds an engine's shape limits.
+    """
     from pconv.runtime import Inpainter
 
     if not model.is_file():
@@ -216,20 +237,24 @@ def model_method(model: Path, backend: str = "auto") -> tuple[Method, Callable[[
     inpainter = Inpainter(model, backend=backend)
 
     def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        return np.asarray(inpainter(image, hole.astype(np.uint8)))
+        return np.asarray(inpainter(image, hole.astype(np.uint8), strategy=strategy))
 
     close = getattr(inpainter, "close", None)
     return run, (close if callable(close) else (lambda: None))
 
 
 def build_methods(
-    model: Path | None, baselines: Sequence[str], backend: str = "auto", radius: int = 3
+    model: Path | None,
+    baselines: Sequence[str],
+    backend: str = "auto",
+    radius: int = 3,
+    strategy: str = "full",
 ) -> tuple[dict[str, Method], Callable[[], None]]:
     """Methods by name, model first, and a function releasing the model."""
     methods: dict[str, Method] = {}
     close: Callable[[], None] = lambda: None  # noqa: E731
     if model is not None:
-        methods[MODEL_METHOD], close = model_method(model, backend)
+        methods[MODEL_METHOD], close = model_method(model, backend, strategy)
     for name in baselines:
         try:
             methods[name] = baselines_mod.get_baseline(name, radius)
@@ -332,6 +357,7 @@ class EvalOptions:
     baselines: tuple[str, ...] = ("telea", "ns", "mean")
     limit: int | None = None
     backend: str = "auto"
+    strategy: str = "full"
     radius: int = 3
     pairing: str = "cycle"
     white_is_hole: bool = True
@@ -372,6 +398,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         "masks": mask_set.description,
         "model_sha256": sha256_of(opts.model) if opts.model is not None and opts.model.is_file() else None,
         "fit": "cover (Lanczos) + centre crop",
+        "strategy": opts.strategy if opts.model is not None else None,
     }
     check_run_settings(opts.out, settings)
     pairs = make_pairs(images, mask_set.entries, opts.pairing)
@@ -388,7 +415,9 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
                 pending = [m for m in method_names if not log.done(pair.image.key, pair.mask.file, m)]
                 if pending:
                     if methods is None:  # load the model only when something is left to do
-                        methods, close = build_methods(opts.model, opts.baselines, opts.backend, opts.radius)
+                        methods, close = build_methods(
+                            opts.model, opts.baselines, opts.backend, opts.radius, opts.strategy
+                        )
                     hole = loader.hole(pair.mask)
                     b, border, ratio = masksets.classify(hole)
                     if b is None:  # only possible after resizing a mask
@@ -420,7 +449,8 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
 
         summary = report.summarise(result.rows, method_names)
         notes = [
-            f"Masks: {mask_set.description}; images: {settings['images']}, scaled to cover each mask "
+            f"Masks: {len(mask_set.entries)}, {mask_set.description}; images: {settings['images']} "
+            f"({len(images)}), scaled to cover each mask "
             f"(Lanczos) and centre-cropped; pairing: {opts.pairing}.",
             LPIPS_NOTE,
         ]
@@ -437,7 +467,9 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         )
 
         if methods is None:
-            methods, close = build_methods(opts.model, opts.baselines, opts.backend, opts.radius)
+            methods, close = build_methods(
+                opts.model, opts.baselines, opts.backend, opts.radius, opts.strategy
+            )
         by_image = {ref.key: ref for ref in images}
         by_mask = {e.file: e for e in mask_set.entries}
         rows_by_key = {(r["image"], r["mask"], r["method"]): r for r in result.rows}

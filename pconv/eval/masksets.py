@@ -113,7 +113,7 @@ class MaskEntry:
             "bin_low": f"{lo:g}",
             "bin_high": f"{hi:g}",
             "border": str(int(self.border)),
-            "hole_ratio": f"{self.hole_ratio:.6f}",
+            "hole_ratio": repr(self.hole_ratio),  # exact: round-trips through float()
             "height": str(self.height),
             "width": str(self.width),
         }
