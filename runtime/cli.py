@@ -1,0 +1,372 @@
+"""``pconv inpaint``, ``bench``, ``doctor`` and ``demo`` (only stdlib imports at module level)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt")
+STRATEGY_CHOICES = ("auto", "full", "crop")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="M",
+        help="a .onnx model (pconv export) or .engine/.plan (pconv build)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="auto",
+        help="auto: ONNX Runtime for .onnx, TensorRT for .engine/.plan",
+    )
+    p.add_argument("--device", type=int, default=0, help="CUDA device index (GPU backends)")
+    p.add_argument(
+        "--providers",
+        default=None,
+        metavar="P1,P2",
+        help="ONNX Runtime execution providers in order "
+        "(default: TensorRT, CUDA, CPU, whichever are installed)",
+    )
+    p.add_argument(
+        "--plugin-library",
+        default=None,
+        metavar="SO",
+        help="the pconv TensorRT plugin library, for engines built with the plugin "
+        "(default: pconv.plugins.default_library_path())",
+    )
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "inpaint",
+        help="inpaint image files with an exported model",
+        description="Inpaint images with a .onnx model or a TensorRT engine. Masks are paired to images by "
+        "file stem (IMG.png <- MASKDIR/IMG.png or IMG_mask.png), or one mask file is used for every image. "
+        "By default white (non-zero) mask pixels are holes. Results are written as OUT/<stem>.png; every "
+        "non-hole pixel is exactly the input pixel.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_model_args(p)
+    p.add_argument("--image", required=True, metavar="FILE|DIR", help="an image file or a folder of images")
+    p.add_argument(
+        "--mask", required=True, metavar="FILE|DIR", help="a mask file (used for all images) or a folder"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--mask-is-valid",
+        action="store_true",
+        help="masks mark VALID pixels (non-zero = keep) instead of holes",
+    )
+    p.add_argument("--batch", type=int, default=4, metavar="N", help="images (or crops) per backend call")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGY_CHOICES,
+        default="auto",
+        help="full: whole image, padded; crop: only boxes around holes (faster on big images, "
+        "less context); auto: crop when the image is too big for the model or the pixel budget",
+    )
+    p.add_argument(
+        "--concat", action="store_true", help="also write OUT/<stem>_concat.png: image | mask | result"
+    )
+    p.set_defaults(func=run_inpaint)
+
+    b = sub.add_parser(
+        "bench",
+        help="measure inference latency and throughput of a model",
+        description="Latency (min / median / p90 / p99 / max) and throughput of a model on random inputs, "
+        "like trtexec and onnxruntime_perf_test. Times the backend call on padded network inputs "
+        "(add --end-to-end to time the full Inpainter call on uint8 images, host work included).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_model_args(b)
+    b.add_argument("--shape", default="1x512x512", metavar="NxHxW", help="batch x height x width")
+    b.add_argument("--iterations", type=int, default=50, help="timed runs")
+    b.add_argument("--warmup", type=int, default=5, help="untimed runs first")
+    b.add_argument(
+        "--hole-ratio", type=float, default=0.25, help="fraction of hole pixels in the random mask"
+    )
+    b.add_argument(
+        "--end-to-end", action="store_true", help="time Inpainter calls (host pre/post work included)"
+    )
+    b.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="write the results as JSON to PATH (or stdout with no PATH) instead of the table",
+    )
+    b.set_defaults(func=run_bench)
+
+    d = sub.add_parser(
+        "doctor",
+        help="check what is installed and usable (torch, ONNX Runtime, TensorRT, GPU, plugin, VGG weights)",
+        description="Report each piece pconv can use and, for each missing one, the exact command that fixes "
+        "it. Exit code 0 when the CPU runtime (numpy + onnxruntime) works, 1 otherwise.",
+    )
+    d.add_argument(
+        "--vgg-weights",
+        default=None,
+        metavar="FILE",
+        help="VGG-16 weights to check (else $PCONV_VGG_WEIGHTS)",
+    )
+    d.add_argument(
+        "--plugin-library", default=None, metavar="SO", help="plugin library to check (else the default)"
+    )
+    d.add_argument("--model", default=None, metavar="M", help="also try opening this model")
+    d.add_argument("--json", action="store_true", help="print the checks as JSON")
+    d.set_defaults(func=run_doctor)
+
+    m = sub.add_parser(
+        "demo",
+        help="the whole pipeline on the built-in photos, on CPU, in a few minutes",
+        description="Train a small model on the photos bundled with scikit-image, export it to ONNX, check "
+        "ONNX-vs-PyTorch parity, inpaint held-out crops with the runtime, and write OUT/grid.png, "
+        "OUT/report.md and OUT/report.json (timings, parity, PSNR in holes vs. a mean-colour fill).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    m.add_argument("--out", default="demo_out", metavar="DIR", help="output folder")
+    m.add_argument("--steps", type=int, default=300, help="training steps")
+    m.add_argument("--size", type=int, default=64, help="training crop size (a multiple of 2^depth)")
+    m.add_argument("--depth", type=int, default=4, help="U-Net depth")
+    m.add_argument("--width", type=float, default=0.25, help="channel width multiplier")
+    m.add_argument("--batch", type=int, default=4, help="training batch size")
+    m.add_argument("--crops", type=int, default=6, help="held-out crops to inpaint")
+    m.add_argument("--crop-size", type=int, default=128, help="held-out crop size")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=run_demo)
+
+
+# -- inpaint ----------------------------------------------------------------------------------------
+def _providers(text: str | None) -> list[str] | None:
+    return None if not text else [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from pconv.runtime import Inpainter
+
+    return Inpainter(
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        providers=_providers(args.providers),
+        plugin_library=args.plugin_library,
+    )
+
+
+def pair_masks(images: list[Path], mask_arg: Path) -> list[Path]:
+    """The mask file for each image: by stem from a folder, or the one file for all."""
+    from pconv.runtime.errors import ImageFileError
+    from pconv.runtime.imageio import list_images
+
+    if not mask_arg.is_dir():
+        (single,) = list_images(mask_arg)
+        return [single] * len(images)
+    by_stem: dict[str, Path] = {}
+    for path in list_images(mask_arg):
+        by_stem.setdefault(path.stem, path)
+    pairs, missing = [], []
+    for image in images:
+        match = by_stem.get(image.stem) or by_stem.get(f"{image.stem}_mask")
+        if match is None:
+            missing.append(image.name)
+        else:
+            pairs.append(match)
+    if missing:
+        raise ImageFileError(
+            f"no mask in {mask_arg} for {len(missing)} image(s): {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''} (masks are matched by file stem: IMG.png or IMG_mask.png)"
+        )
+    return pairs
+
+
+def run_inpaint(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from pconv.runtime.errors import InputError
+    from pconv.runtime.imageio import list_images, read_image, read_mask, write_png
+
+    if args.batch < 1:
+        raise InputError(f"--batch must be >= 1; got {args.batch}")
+    images = list_images(args.image)
+    masks = pair_masks(images, Path(args.mask))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inpainter = _open(args)
+    mask_is_hole = not args.mask_is_valid
+    written = 0
+    with tqdm(total=len(images), unit="img", desc="inpaint", disable=None) as bar:
+        for start in range(0, len(images), args.batch):
+            chunk = list(zip(images[start : start + args.batch], masks[start : start + args.batch]))
+            arrays, mask_arrays = [], []
+            for image_path, mask_path in chunk:
+                image, mask = read_image(image_path), read_mask(mask_path)
+                if image.shape[:2] != mask.shape:
+                    raise InputError(
+                        f"mask {mask_path.name} is {mask.shape[0]}x{mask.shape[1]} but image "
+                        f"{image_path.name} is {image.shape[0]}x{image.shape[1]} (HxW); they must match"
+                    )
+                arrays.append(image)
+                mask_arrays.append(mask)
+            results = inpainter(
+                arrays, mask_arrays, mask_is_hole=mask_is_hole, strategy=args.strategy, batch_size=args.batch
+            )
+            for (image_path, _), image, mask, result in zip(chunk, arrays, mask_arrays, results):
+                write_png(out_dir / f"{image_path.stem}.png", result)
+                if args.concat:
+                    holes = (mask != 0) if mask_is_hole else (mask == 0)
+                    shown = np.repeat((holes * 255).astype(np.uint8)[..., None], 3, axis=-1)
+                    write_png(
+                        out_dir / f"{image_path.stem}_concat.png",
+                        np.concatenate([image, shown, result], axis=1),
+                    )
+                written += 1
+            bar.update(len(chunk))
+    print(f"wrote {written} image(s) to {out_dir}")
+    return 0
+
+
+# -- bench ------------------------------------------------------------------------------------------
+def parse_shape(text: str) -> tuple[int, int, int]:
+    from pconv.runtime.errors import InputError
+
+    try:
+        n, h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise InputError(f"--shape must be NxHxW such as 1x512x512; got {text!r}") from exc
+    if min(n, h, w) < 1:
+        raise InputError(f"--shape values must be positive; got {text!r}")
+    return n, h, w
+
+
+def latency_stats(seconds: list[float], batch: int) -> dict[str, float]:
+    """min/median/p90/p99/max/mean latency in ms and throughput in images/s."""
+    import numpy as np
+
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    return {
+        "min_ms": float(ms.min()),
+        "median_ms": float(np.median(ms)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "mean_ms": float(ms.mean()),
+        "throughput_img_s": float(batch * len(ms) / (ms.sum() / 1e3)),
+    }
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from pconv.runtime.errors import InputError
+
+    n, h, w = parse_shape(args.shape)
+    if args.iterations < 1 or args.warmup < 0:
+        raise InputError("--iterations must be >= 1 and --warmup >= 0")
+    inpainter = _open(args)
+    info = inpainter.info
+    rng = np.random.default_rng(0)
+    m = info.size_multiple
+    net_h, net_w = -(-h // m) * m, -(-w // m) * m
+    holes = rng.random((n, h, w)) < args.hole_ratio
+    if args.end_to_end:
+        images = list(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
+        hole_list = list(holes)
+
+        def step() -> None:
+            inpainter(images, hole_list, strategy="full", batch_size=n)
+
+    else:
+        image = np.zeros((n, 3, net_h, net_w), np.float32)
+        mask = np.zeros((n, 1, net_h, net_w), np.float32)
+        image[:, :, :h, :w] = rng.random((n, 3, h, w), dtype=np.float32)
+        mask[:, 0, :h, :w] = ~holes
+        image = image.astype(info.io_dtype)
+        mask = mask.astype(info.io_dtype)
+
+        def step() -> None:
+            inpainter.backend.run(image, mask)
+
+    for _ in range(args.warmup):
+        step()
+    times: list[float] = []
+    for _ in tqdm(range(args.iterations), desc="bench", unit="it", disable=None, file=sys.stderr):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    stats = latency_stats(times, n)
+    backend = inpainter.backend
+    result: dict[str, Any] = {
+        "model": str(args.model),
+        "backend": backend.name,
+        "providers": getattr(backend, "providers", None),
+        "shape": [n, h, w],
+        "network_shape": [n, net_h, net_w],
+        "io_dtype": str(info.io_dtype),
+        "mode": "end-to-end" if args.end_to_end else "backend",
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        **stats,
+    }
+    if args.json is not None:
+        text = json.dumps(result, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text + "\n")
+            print(f"wrote {args.json}")
+        return 0
+    where = backend.name + (f" ({', '.join(result['providers'])})" if result["providers"] else "")
+    print(
+        f"model {args.model} on {where}, {result['mode']}, input {n}x{h}x{w} -> network {n}x{net_h}x{net_w}"
+    )
+    print(f"{'min':>9} {'median':>9} {'p90':>9} {'p99':>9} {'max':>9}   throughput")
+    print(
+        f"{stats['min_ms']:7.2f}ms {stats['median_ms']:7.2f}ms {stats['p90_ms']:7.2f}ms "
+        f"{stats['p99_ms']:7.2f}ms {stats['max_ms']:7.2f}ms   {stats['throughput_img_s']:.1f} img/s"
+    )
+    return 0
+
+
+# -- doctor / demo ----------------------------------------------------------------------------------
+def run_doctor(args: argparse.Namespace) -> int:
+    from pconv.runtime.doctor import format_checks, run_checks
+
+    checks = run_checks(vgg_weights=args.vgg_weights, plugin_library=args.plugin_library, model=args.model)
+    if args.json:
+        print(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        print(format_checks(checks))
+    core_ok = all(c.ok for c in checks if c.required)
+    return 0 if core_ok else 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from pconv.runtime.demo import DemoOptions
+    from pconv.runtime.demo import run_demo as demo
+
+    report = demo(
+        DemoOptions(
+            out=args.out,
+            steps=args.steps,
+            size=args.size,
+            depth=args.depth,
+            width=args.width,
+            batch=args.batch,
+            crops=args.crops,
+            crop_size=args.crop_size,
+            seed=args.seed,
+        )
+    )
+    print(f"demo done in {report['timings_s']['total']:.1f} s: see {Path(args.out) / 'report.md'}")
+    return 0
