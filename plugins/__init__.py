@@ -1,0 +1,134 @@
+"""Stage 3b, the fused ``pconv::PartialConv2d`` TensorRT plugin: sources, build, where the library is.
+
+Pure Python and stdlib only at import time (no torch, no TensorRT), so ``pconv build`` and the
+runtime can ask where the plugin library lives without importing anything heavy.
+
+Files of this folder: ``pconv_kernels.cu``/``.cuh`` (CUDA kernels, plain C launcher API),
+``pconv_tile.h`` (the kernel's block body as host+device C++, also run by the CPU check
+``pconv_host_check.cpp``), ``pconv_plugin.cpp`` (TensorRT IPluginV3 glue), ``CMakeLists.txt``,
+:mod:`pconv.plugins.build` (``pconv build-plugin``) and :mod:`pconv.plugins.torch_harness`
+(the same kernels as a PyTorch extension, for GPU tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from pconv.errors import PconvError
+
+#: File name of the plugin library on Linux.
+LIBRARY_NAME = "libpconv_plugin.so"
+#: Environment variable that overrides where the library is looked for and written.
+LIBRARY_ENV = "PCONV_PLUGIN_LIBRARY"
+#: Headers the plugin includes; a TensorRT include directory must have all of them.
+TENSORRT_HEADERS = ("NvInferRuntime.h", "NvInferRuntimePlugin.h", "NvInferPluginBase.h", "NvInferVersion.h")
+#: Include directories tried after --tensorrt-include and TENSORRT_ROOT (pip wheels ship no headers).
+SYSTEM_TENSORRT_INCLUDES = (
+    "/usr/include/x86_64-linux-gnu",
+    "/usr/include/aarch64-linux-gnu",
+    "/usr/include",
+    "/usr/local/TensorRT/include",
+    "/opt/tensorrt/include",
+    "/usr/local/tensorrt/include",
+)
+
+
+class TensorRTHeadersNotFound(PconvError):
+    """No directory with the TensorRT headers the plugin needs; the message lists what was tried."""
+
+
+def plugin_source_dir() -> Path:
+    """The folder holding the plugin's C++/CUDA sources and ``CMakeLists.txt``."""
+    return Path(__file__).resolve().parent
+
+
+def user_cache_dir() -> Path:
+    """Per-user cache for a library built from a read-only installation."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pconv"
+
+
+def default_library_path() -> Path:
+    """Where ``pconv build-plugin`` writes the library and where ``pconv build``/the runtime look.
+
+    ``$PCONV_PLUGIN_LIBRARY`` if set; else next to the sources inside the package (the editable
+    checkout's ``plugins/``, git-ignored) when that exists or is writable; else the user cache.
+    """
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        return Path(override).expanduser()
+    packaged = plugin_source_dir() / LIBRARY_NAME
+    if packaged.exists() or os.access(packaged.parent, os.W_OK):
+        return packaged
+    return user_cache_dir() / LIBRARY_NAME
+
+
+def find_library() -> Path | None:
+    """The built plugin library if it exists at :func:`default_library_path`, else ``None``."""
+    path = default_library_path()
+    return path if path.is_file() else None
+
+
+def _candidate_includes(explicit: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    candidates: list[tuple[str, Path]] = []
+    if explicit is not None:
+        candidates.append(("--tensorrt-include", Path(explicit).expanduser()))
+        return candidates  # an explicit choice is never silently replaced by another directory
+    root = os.environ.get("TENSORRT_ROOT")
+    if root:
+        candidates.append(("TENSORRT_ROOT", Path(root).expanduser() / "include"))
+    candidates += [("system", Path(p)) for p in SYSTEM_TENSORRT_INCLUDES]
+    return candidates
+
+
+def _missing(directory: Path, headers: Iterable[str]) -> list[str]:
+    return [h for h in headers if not (directory / h).is_file()]
+
+
+def find_tensorrt_include(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The TensorRT include directory: ``explicit``, else ``$TENSORRT_ROOT/include``, else system paths.
+
+    Raises :class:`TensorRTHeadersNotFound` naming each directory tried and the headers missing there.
+    """
+    tried: list[str] = []
+    for origin, directory in _candidate_includes(explicit):
+        missing = _missing(directory, TENSORRT_HEADERS)
+        if not missing:
+            return directory.resolve()
+        what = "does not exist" if not directory.is_dir() else "lacks " + ", ".join(missing)
+        tried.append(f"{directory} ({origin}: {what})")
+    raise TensorRTHeadersNotFound(
+        "TensorRT headers not found; tried " + "; ".join(tried) + ". Install TensorRT's development "
+        "headers (the tar/deb 'dev' package; the pip wheel has none) or clone "
+        "https://github.com/NVIDIA/TensorRT and pass --tensorrt-include <clone>/include (or set "
+        "TENSORRT_ROOT). Use --kernels-only to build the CUDA kernels without TensorRT."
+    )
+
+
+def tensorrt_header_version(include_dir: Path) -> str:
+    """``major.minor.patch.build`` read from ``NvInferVersion.h`` (TensorRT 10 and 11 spellings)."""
+    import re
+
+    text = (include_dir / "NvInferVersion.h").read_text(errors="replace")
+    parts = []
+    for part in ("MAJOR", "MINOR", "PATCH", "BUILD"):
+        match = re.search(rf"#define\s+(?:NV_TENSORRT_|TRT_){part}(?:_ENTERPRISE)?\s+(\d+)", text)
+        if match is None:
+            return "unknown"
+        parts.append(match.group(1))
+    return ".".join(parts)
+
+
+__all__ = [
+    "LIBRARY_ENV",
+    "LIBRARY_NAME",
+    "TensorRTHeadersNotFound",
+    "default_library_path",
+    "find_library",
+    "find_tensorrt_include",
+    "plugin_source_dir",
+    "tensorrt_header_version",
+    "user_cache_dir",
+]

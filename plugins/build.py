@@ -1,0 +1,175 @@
+"""Build the plugin library (or only the CUDA kernels) with CMake: what ``pconv build-plugin`` runs.
+
+Steps: write ``generated_fields.h`` from :mod:`pconv.export.plugin_fields`, configure CMake with
+the TensorRT include directory and the GPU architectures, build, and copy the library atomically
+to its destination (:func:`pconv.plugins.default_library_path` unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pconv.errors import PconvError
+from pconv.plugins import (
+    LIBRARY_NAME,
+    default_library_path,
+    find_tensorrt_include,
+    plugin_source_dir,
+    tensorrt_header_version,
+    user_cache_dir,
+)
+from pconv.plugins.gen_header import write_header
+
+DEFAULT_ARCHS = ("80", "90")
+_ARCH = re.compile(r"^\d{2,3}[a-z]?$")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced."""
+
+    build_dir: Path
+    library: Path | None  # None for --kernels-only
+    kernels_archive: Path
+    host_check: Path
+    tensorrt_include: Path | None
+    tensorrt_version: str | None
+    archs: tuple[str, ...]
+    seconds: float
+
+
+def parse_archs(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"80,90"`` -> ``("80", "90")``; raises :class:`PconvError` on anything but SM numbers."""
+    items = [a.strip() for a in (text.split(",") if isinstance(text, str) else text) if a.strip()]
+    bad = [a for a in items if not _ARCH.match(a)]
+    if not items or bad:
+        raise PconvError(f"--arch takes SM numbers such as 80,90 (A100, H100); got {text!r}")
+    return tuple(items)
+
+
+def find_nvcc() -> Path:
+    """The CUDA compiler: ``$CUDACXX``, ``nvcc`` on PATH, ``$CUDA_HOME/bin`` or /usr/local/cuda/bin."""
+    candidates = [os.environ.get("CUDACXX"), shutil.which("nvcc")]
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            candidates.append(str(Path(home) / "bin" / "nvcc"))
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    raise PconvError(
+        "nvcc (the CUDA toolkit compiler) not found on PATH, in $CUDA_HOME/bin or /usr/local/cuda/bin: "
+        "install the CUDA toolkit (12.x or newer) or set CUDACXX=/path/to/nvcc"
+    )
+
+
+def find_cmake() -> Path:
+    found = shutil.which("cmake")
+    if found is None:
+        raise PconvError("cmake not found: install CMake >= 3.18 (`pip install cmake` works too)")
+    return Path(found)
+
+
+def default_build_dir() -> Path:
+    """``plugins/build`` inside a writable checkout (git-ignored), else the user cache."""
+    src = plugin_source_dir()
+    return src / "build" if os.access(src, os.W_OK) else user_cache_dir() / "plugin-build"
+
+
+def _run(cmd: list[str], what: str, env: dict[str, str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise PconvError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+
+
+def _install_atomically(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_plugin(
+    *,
+    tensorrt_include: str | os.PathLike[str] | None = None,
+    archs: Sequence[str] = DEFAULT_ARCHS,
+    out: str | os.PathLike[str] | None = None,
+    kernels_only: bool = False,
+    jobs: int | None = None,
+    build_dir: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+) -> BuildResult:
+    """Configure and build with CMake; install ``libpconv_plugin.so`` to ``out`` (or the default path)."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    archs = parse_archs(archs)
+    nvcc = find_nvcc()
+    cmake = find_cmake()
+    include = None if kernels_only else find_tensorrt_include(tensorrt_include)
+    bdir = Path(build_dir) if build_dir is not None else default_build_dir()
+    bdir.mkdir(parents=True, exist_ok=True)
+    generated = bdir / "generated"
+    write_header(generated / "generated_fields.h")
+
+    configure = [
+        str(cmake),
+        "-S",
+        str(plugin_source_dir()),
+        "-B",
+        str(bdir),
+        f"-DCMAKE_CUDA_COMPILER={nvcc}",
+        f"-DCMAKE_CUDA_ARCHITECTURES={';'.join(archs)}",
+        f"-DPCONV_GENERATED_DIR={generated}",
+        f"-DPCONV_KERNELS_ONLY={'ON' if kernels_only else 'OFF'}",
+        "-DCMAKE_BUILD_TYPE=Release",
+    ]
+    if include is not None:
+        configure.append(f"-DTENSORRT_INCLUDE_DIR={include}")
+    if shutil.which("ninja") and not (bdir / "CMakeCache.txt").exists():
+        configure += ["-G", "Ninja"]
+    targets = ["pconv_kernels", "pconv_host_check"] + ([] if kernels_only else ["pconv_plugin"])
+    build = [str(cmake), "--build", str(bdir), "--parallel", str(jobs or os.cpu_count() or 2)]
+    build += ["--target", *targets]
+
+    env = dict(os.environ)
+    steps = ["configure", "compile", "install"]
+    with tqdm(total=len(steps), desc="pconv build-plugin", unit="step", disable=not show_progress) as bar:
+        bar.set_postfix_str("cmake configure")
+        _run(configure, "CMake configure", env)
+        bar.update()
+        bar.set_postfix_str("compile " + ",".join(f"sm_{a}" for a in archs))
+        _run(build, "CMake build", env)
+        bar.update()
+        library: Path | None = None
+        if not kernels_only:
+            bar.set_postfix_str("install")
+            built = bdir / LIBRARY_NAME
+            if not built.is_file():
+                raise PconvError(f"the build finished but {built} is missing")
+            library = Path(out) if out is not None else default_library_path()
+            _install_atomically(built, library)
+        bar.update()
+    return BuildResult(
+        build_dir=bdir,
+        library=library,
+        kernels_archive=bdir / "libpconv_kernels.a",
+        host_check=bdir / "pconv_host_check",
+        tensorrt_include=include,
+        tensorrt_version=tensorrt_header_version(include) if include is not None else None,
+        archs=archs,
+        seconds=time.perf_counter() - start,
+    )
