@@ -1,0 +1,167 @@
+"""``pconv inpaint``, ``pconv bench`` and ``pconv doctor`` end to end in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pconv.cli import main
+
+SIZES = {"a": (37, 61), "b": (50, 40), "c": (64, 64)}
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "mask").mkdir()
+    for stem, (h, w) in SIZES.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            tmp_path / "img" / f"{stem}.png"
+        )
+        mask = np.zeros((h, w), np.uint8)
+        mask[5:20, 8:30] = 255
+        name = f"{stem}_mask.png" if stem == "b" else f"{stem}.png"  # both pairing rules
+        Image.fromarray(mask).save(tmp_path / "mask" / name)
+    return tmp_path
+
+
+def _png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_inpaint_folder_pairs_masks_by_stem_and_keeps_valid_pixels(
+    files: Path, tiny_onnx_factory, capsys
+) -> None:
+    out = files / "out"
+    rc = main(
+        [
+            "inpaint",
+            "--model",
+            str(tiny_onnx_factory()),
+            "--image",
+            str(files / "img"),
+            "--mask",
+            str(files / "mask"),
+            *("--out", str(out), "--concat", "--batch", "2", "--strategy", "full"),
+        ]
+    )
+    assert rc == 0
+    assert "wrote 3 image(s)" in capsys.readouterr().out
+    for stem, (h, w) in SIZES.items():
+        image = _png(files / "img" / f"{stem}.png")
+        result = _png(out / f"{stem}.png")
+        holes = np.zeros((h, w), bool)
+        holes[5:20, 8:30] = True
+        assert result.shape == (h, w, 3)
+        assert np.array_equal(result[~holes], image[~holes])
+        concat = _png(out / f"{stem}_concat.png")
+        assert concat.shape == (h, 3 * w, 3)
+        assert np.array_equal(concat[:, :w], image) and np.array_equal(concat[:, 2 * w :], result)
+        assert (concat[:, w : 2 * w][holes] == 255).all() and (concat[:, w : 2 * w][~holes] == 0).all()
+
+
+def test_inpaint_one_valid_mask_for_a_single_image(files: Path, tiny_onnx_factory) -> None:
+    image = files / "img" / "c.png"
+    valid = np.full((64, 64), 255, np.uint8)
+    valid[30:40, 30:40] = 0  # --mask-is-valid: black = hole
+    Image.fromarray(valid).save(files / "valid.png")
+    out = files / "out2"
+    rc = main(
+        [
+            "inpaint",
+            "--model",
+            str(tiny_onnx_factory()),
+            "--image",
+            str(image),
+            "--mask",
+            str(files / "valid.png"),
+            *("--out", str(out), "--mask-is-valid", "--strategy", "crop"),
+        ]
+    )
+    assert rc == 0
+    result, original = _png(out / "c.png"), _png(image)
+    assert np.array_equal(result[valid != 0], original[valid != 0])
+
+
+def test_inpaint_errors_are_one_line(files: Path, tiny_onnx_factory, capsys) -> None:
+    model = str(tiny_onnx_factory())
+    (files / "mask" / "a.png").unlink()
+    rc = main(
+        [
+            "inpaint",
+            "--model",
+            model,
+            "--image",
+            str(files / "img"),
+            "--mask",
+            str(files / "mask"),
+            "--out",
+            str(files / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "no mask in" in err and "a.png" in err and "Traceback" not in err
+    (files / "empty.png").write_bytes(b"")
+    empty = str(files / "empty.png")
+    rc = main(["inpaint", "--model", model, "--image", empty, "--mask", empty, "--out", str(files / "o")])
+    assert rc == 2 and "empty" in capsys.readouterr().err
+    image_b, mask_c = str(files / "img" / "b.png"), str(files / "mask" / "c.png")
+    rc = main(["inpaint", "--model", model, "--image", image_b, "--mask", mask_c, "--out", str(files / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "must match" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_table_and_json(tmp_path: Path, tiny_onnx_factory, capsys) -> None:
+    model = str(tiny_onnx_factory())
+    assert main(["bench", "--model", model, "--shape", "2x30x50", "--iterations", "5", "--warmup", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "median" in table and "p99" in table and "img/s" in table and "2x32x56" in table
+    out = tmp_path / "bench.json"
+    assert (
+        main(["bench", "--model", model, "--shape", "1x40x40", "--iterations", "6", "--json", str(out)]) == 0
+    )
+    assert f"wrote {out}" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["network_shape"] == [1, 40, 40] and data["iterations"] == 6
+    assert data["min_ms"] <= data["median_ms"] <= data["p90_ms"] <= data["p99_ms"] <= data["max_ms"]
+    assert data["throughput_img_s"] > 0
+    assert (
+        main(["bench", "--model", model, "--shape", "1x16x16", "--iterations", "3", "--end-to-end", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["mode"] == "end-to-end"
+    assert main(["bench", "--model", model, "--shape", "512x512"]) == 2
+    assert "NxHxW" in capsys.readouterr().err
+
+
+def test_doctor_reports_each_piece_with_fixes(tmp_path: Path, tiny_onnx_factory, capsys, monkeypatch) -> None:
+    weights = tmp_path / "vgg16.pth"
+    weights.write_bytes(b"0" * 1024)
+    monkeypatch.setenv("PCONV_VGG_WEIGHTS", str(weights))
+    rc = main(["doctor", "--model", str(tiny_onnx_factory()), "--plugin-library", str(tmp_path / "nope.so")])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "[ok  ] onnxruntime" in text and "CPU runtime: usable" in text
+    assert "VGG-16 weights" in text and str(weights) in text
+    assert "TensorRT plugin" in text and "pconv build-plugin" in text
+    assert "opens with onnxruntime" in text
+    assert main(["doctor", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["onnxruntime"]["ok"] and checks["numpy"]["ok"]
+    for check in checks.values():
+        assert check["ok"] or check["fix"], check  # every missing piece says how to fix it
+
+
+def test_console_script_help_lists_runtime_commands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pconv", "--help"], check=True, capture_output=True, text=True
+    ).stdout
+    for command in ("inpaint", "bench", "doctor", "demo"):
+        assert command in out
