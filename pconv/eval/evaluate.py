@@ -24,6 +24,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,20 @@ def _fmt(value: float) -> str:
     return f"{value:.6f}"
 
 
+_METRIC_TEXT = re.compile(r"^(-?\d+\.\d{6}|-?inf)$")
+
+
+def _complete(row: dict[str, str | None]) -> bool:
+    """True when every field is present and every metric has the full fixed format :func:`_fmt` writes.
+
+    Metrics are written with exactly six decimals (or ``inf``) and the last column is a metric, so a
+    line cut short anywhere fails this check.
+    """
+    if any(not row.get(k) for k in RESULT_FIELDS) or row.get(None):  # type: ignore[call-overload]
+        return False
+    return all(_METRIC_TEXT.match(str(row[k])) for k in METRIC_NAMES)
+
+
 class ResultsLog:
     """``results.csv``: one row per (image, mask, method), appended and flushed as each finishes."""
 
@@ -288,7 +303,7 @@ class ResultsLog:
                         f"{path} has other columns than this pconv version writes; use a new --out"
                     )
                 for row in reader:
-                    if all(row.get(k) not in (None, "") for k in RESULT_FIELDS):  # skip a torn last line
+                    if _complete(row):  # a line torn by an interruption is recomputed
                         self.rows[(row["image"], row["mask"], row["method"])] = row
         self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open while rows arrive
         self._writer = csv.DictWriter(self._file, fieldnames=RESULT_FIELDS)
