@@ -117,9 +117,11 @@ def test_fast_path_never_builds_a_full_ones_kernel(monkeypatch: pytest.MonkeyPat
     shapes: list[tuple[int, ...]] = []
     real_conv2d = F.conv2d
 
-    def recording_conv2d(inp: torch.Tensor, weight: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+    def recording_conv2d(
+        inp: torch.Tensor, weight: torch.Tensor, *args: object, **kwargs: object
+    ) -> torch.Tensor:
         shapes.append(tuple(weight.shape))
-        return real_conv2d(inp, weight, *args, **kwargs)  # type: ignore[arg-type]
+        return real_conv2d(inp, weight, *args, **kwargs)  # type: ignore[arg-type,call-overload]
 
     monkeypatch.setattr(F, "conv2d", recording_conv2d)
     x = torch.randn(1, C_IN, 12, 12)

@@ -398,7 +398,7 @@ def train(opts: TrainOptions) -> TrainResult:
 
         if step % opts.log_every == 0 or step == opts.steps:
             elapsed = time.perf_counter() - window_start
-            row = {"step": float(step), **{k: s / count for k, s in sums.items()}}
+            row = {"step": step, **{k: s / count for k, s in sums.items()}}
             row.update(lr=lr, sec_per_step=elapsed / count)
             history.append(row)
             if is_main:

@@ -1,0 +1,84 @@
+"""Datasets: builtin photos (no download), image folders, file masks, index-seeded sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pconv.errors import PconvError
+from pconv.training.data import (
+    BUILTIN_HELDOUT,
+    BUILTIN_TRAIN,
+    StepIndexSampler,
+    builtin_image_path,
+    builtin_images,
+    heldout_crops,
+    make_dataset,
+)
+from pconv.training.masks import save_mask_file
+
+
+def test_builtin_photos_are_local_and_split() -> None:
+    assert not set(BUILTIN_TRAIN) & set(BUILTIN_HELDOUT)
+    for name in BUILTIN_TRAIN + BUILTIN_HELDOUT:
+        assert builtin_image_path(name).is_file()  # shipped inside the scikit-image wheel
+    train = builtin_images("train")
+    assert len(train) == len(BUILTIN_TRAIN)
+    assert all(im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3 for im in train)
+    crops = heldout_crops(64, count=3)
+    assert [c.shape for c in crops] == [(64, 64, 3)] * 3
+    assert np.array_equal(crops[0], heldout_crops(64, count=3)[0])
+
+
+def test_builtin_samples_are_deterministic_per_index() -> None:
+    ds = make_dataset("builtin", 64, "procedural", seed=3, hole_ratio=(0.2, 0.4))
+    image, mask = ds[5]
+    assert image.shape == (3, 64, 64) and mask.shape == (1, 64, 64)
+    assert image.dtype == torch.float32 and image.min() >= 0.0 and image.max() <= 1.0
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert 0.2 <= 1.0 - mask.mean().item() <= 0.4  # 1 = valid: the hole ratio is 1 - mean
+    again_image, again_mask = ds[5]
+    assert torch.equal(image, again_image) and torch.equal(mask, again_mask)
+    assert not torch.equal(image, ds[6][0])
+
+
+def test_image_folder_with_file_masks(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs" / "nested").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "imgs" / "a.png")
+    Image.fromarray(rng.integers(0, 255, (90, 70, 3), dtype=np.uint8)).save(
+        tmp_path / "imgs" / "nested" / "b.JPG"
+    )
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "imgs" / "c.webp")
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image")
+    (tmp_path / "masks").mkdir()
+    hole = np.zeros((128, 128), dtype=bool)
+    hole[40:80, 40:80] = True
+    save_mask_file(hole, tmp_path / "masks" / "m.png")
+    ds = make_dataset(str(tmp_path / "imgs"), 48, str(tmp_path / "masks"))
+    assert len(ds) == 3
+    for i in range(6):
+        image, mask = ds[i]
+        assert image.shape == (3, 48, 48) and mask.shape == (1, 48, 48)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PconvError, match="no images"):
+        make_dataset(str(tmp_path / "empty"), 48)
+    with pytest.raises(PconvError, match="not a directory"):
+        make_dataset(str(tmp_path / "missing"), 48)
+    with pytest.raises(PconvError, match="no mask images"):
+        make_dataset("builtin", 48, str(tmp_path / "empty"))
+
+
+def test_step_sampler_splits_ranks_and_resumes() -> None:
+    def take(sampler: StepIndexSampler, n: int) -> list[int]:
+        it = iter(sampler)
+        return [next(it) for _ in range(n)]
+
+    r0 = take(StepIndexSampler(batch=3, rank=0, world_size=2), 9)
+    r1 = take(StepIndexSampler(batch=3, rank=1, world_size=2), 9)
+    assert not set(r0) & set(r1)
+    assert sorted(r0 + r1) == list(range(18))
+    resumed = take(StepIndexSampler(batch=3, start_step=2, rank=0, world_size=2), 3)
+    assert resumed == r0[6:9]

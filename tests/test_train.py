@@ -1,0 +1,189 @@
+"""The training loop on the builtin photos with a tiny model (size 64, depth 4, width 0.125)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import requires_gpu
+from PIL import Image
+
+from pconv.cli import main as pconv_main
+from pconv.errors import PconvError
+from pconv.training import PConvUNet, load_checkpoint
+from pconv.training.train import TrainOptions, TrainResult, train
+
+TINY = {"size": 64, "depth": 4, "width": 0.125, "batch": 4}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread; more threads only spin on a busy 2-core CI box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def options(out: Path, **overrides: object) -> TrainOptions:
+    kwargs: dict[str, object] = {
+        **TINY,
+        "out": str(out),
+        "progress": False,
+        "log_every": 1,
+        "sample_every": 0,
+        "seed": 0,
+    }
+    kwargs.update(overrides)
+    return TrainOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def log_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "log.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """30 steps from scratch, shared by the tests below (about 5 s on 2 cores)."""
+    out = tmp_path_factory.mktemp("train") / "base"
+    return train(options(out, steps=30, sample_every=15, checkpoint_every=10))
+
+
+def test_loss_falls_over_30_steps(base_run: TrainResult) -> None:
+    totals = [row["total"] for row in base_run.history]
+    assert base_run.steps == 30 and len(totals) == 30
+    first, last = float(np.mean(totals[:5])), float(np.mean(totals[-5:]))
+    assert last < 0.9 * first, (first, last)
+
+
+def test_run_folder_contents(base_run: TrainResult) -> None:
+    run = base_run.checkpoint.parent
+    model = load_checkpoint(base_run.checkpoint)
+    assert (model.config.depth, model.config.width) == (4, 0.125)
+    rows = log_rows(run)
+    assert [int(float(r["step"])) for r in rows] == list(range(1, 31))
+    assert float(rows[0]["lr"]) == pytest.approx(2e-4)
+    state = torch.load(run / "train_state.pt", weights_only=True)
+    assert state["step"] == 30 and state["finetune"] is False
+    grids = sorted((run / "samples").glob("*.png"))
+    assert [g.name for g in grids] == ["step_0000015.png", "step_0000030.png"]
+    with Image.open(grids[-1]) as grid:
+        assert grid.size == (5 * 64, 4 * 64)  # input | mask | output | composite | GT, 4 rows
+
+
+def test_resume_continues_at_the_exact_step(tmp_path: Path) -> None:
+    straight = train(options(tmp_path / "straight", steps=8))
+    first = train(options(tmp_path / "split", steps=4))
+    assert first.steps == 4
+    resumed = train(options(tmp_path / "split", steps=8, resume=True))
+    assert resumed.steps == 8
+    assert [int(r["step"]) for r in resumed.history] == [5, 6, 7, 8]
+    assert [int(float(r["step"])) for r in log_rows(tmp_path / "split")] == list(range(1, 9))
+    # Same samples, same optimizer state: the resumed run follows the uninterrupted one.
+    np.testing.assert_allclose(
+        [r["total"] for r in resumed.history], [r["total"] for r in straight.history[4:]], rtol=1e-4
+    )
+    a = load_checkpoint(straight.checkpoint).state_dict()
+    b = load_checkpoint(resumed.checkpoint).state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_finetune_freezes_encoder_batchnorm(base_run: TrainResult, tmp_path: Path) -> None:
+    before = load_checkpoint(base_run.checkpoint)
+    tuned = train(options(tmp_path / "ft", steps=3, finetune=str(base_run.checkpoint)))
+    assert tuned.history[0]["lr"] == pytest.approx(5e-5)
+    after = load_checkpoint(tuned.checkpoint)
+    for spec in before.specs:
+        bn_before = before.layers[spec.name].bn  # type: ignore[union-attr]
+        bn_after = after.layers[spec.name].bn  # type: ignore[union-attr]
+        if bn_before is None:
+            continue
+        same = all(
+            torch.equal(getattr(bn_before, k), getattr(bn_after, k))
+            for k in ("running_mean", "running_var", "weight", "bias")
+        )
+        assert same == (not spec.upsample_input), spec.name  # encoder frozen, decoder still trains
+    state = torch.load(tmp_path / "ft" / "train_state.pt", weights_only=True)
+    assert state["finetune"] is True
+    with pytest.raises(PconvError, match="fine-tuning run"):
+        train(options(tmp_path / "ft", steps=4, resume=True))  # forgot --finetune
+    resumed = train(options(tmp_path / "ft", steps=4, resume=True, finetune=str(base_run.checkpoint)))
+    assert resumed.steps == 4
+
+
+def test_freeze_encoder_bn_survives_train_mode() -> None:
+    model = PConvUNet(depth=3, width=0.125)
+    model.freeze_encoder_bn()
+    model.train()
+    for block in model.encoder_blocks():
+        if block.bn is not None:
+            assert not block.bn.training
+            assert not any(p.requires_grad for p in block.bn.parameters())
+    decoder_bns = [model.layers[s.name].bn for s in model.specs if s.upsample_input]
+    assert any(bn is not None and bn.training for bn in decoder_bns)
+
+
+def test_user_errors_are_pconv_errors(base_run: TrainResult, tmp_path: Path) -> None:
+    with pytest.raises(PconvError, match="already holds a run"):
+        train(options(base_run.checkpoint.parent, steps=31))
+    with pytest.raises(PconvError, match="no run to resume"):
+        train(options(tmp_path / "nothing", steps=3, resume=True))
+    with pytest.raises(PconvError, match=r"2\^depth = 16"):
+        train(options(tmp_path / "bad", size=72))
+    with pytest.raises(PconvError, match="needs a CUDA device"):
+        train(options(tmp_path / "amp", steps=1, amp="bf16", device="cpu"))
+    with pytest.raises(PconvError, match="conflicts"):
+        train(options(tmp_path / "ft2", steps=1, depth=5, finetune=str(base_run.checkpoint)))
+
+
+def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    argv = ["train", "--size", "64", "--depth", "4", "--width", "0.125", "--batch", "2", "--steps", "3"]
+    code = pconv_main([*argv, "--out", str(out), "--sample-every", "3", "--log-every", "1",
+                       "--random-init-vgg", "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert "trained to step 3" in capsys.readouterr().out
+    assert load_checkpoint(out / "checkpoint.safetensors").config.depth == 4
+    rows = log_rows(out)
+    assert len(rows) == 3 and all(float(r["perceptual"]) > 0 and float(r["style_out"]) > 0 for r in rows)
+    assert (out / "samples" / "step_0000003.png").is_file()
+
+    bad = pconv_main(
+        ["train", "--size", "60", "--depth", "4", "--out", str(tmp_path / "bad"), "--no-progress"]
+    )
+    assert bad == 2
+    err = capsys.readouterr().err
+    assert "2^depth" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "pconv", "train", "--size", "64", "--depth", "4", "--width", "0.125", "--batch", "2",
+        "--steps", "3", "--log-every", "1", "--out", str(out), "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("trained to step 3") == 1  # only rank 0 reports and writes
+    assert [int(float(r["step"])) for r in log_rows(out)] == [1, 2, 3]
+    assert load_checkpoint(out / "checkpoint.safetensors").config.depth == 4
+
+
+@requires_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_on_cuda(tmp_path: Path, amp: str) -> None:
+    result = train(options(tmp_path / amp, steps=5, amp=amp, device="cuda", random_init_vgg=True))
+    assert result.steps == 5
+    assert all(np.isfinite(r["total"]) for r in result.history)
