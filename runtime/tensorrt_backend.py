@@ -1,0 +1,1059 @@
+"""TensorRT backend: runs a ``pconv build`` engine with cuda-python, host or zero-copy device I/O.
+
+Importing this module needs numpy only. TensorRT and cuda-python (``cuda.bindings``, or the older
+``cuda.cudart``) are imported when a :class:`TensorRTBackend` is created, so ``pconv.runtime``
+stays importable (and its errors clear) on machines without them. torch and onnx are never used.
+
+The engine's sidecar ``<engine>.json`` (written by :func:`pconv.export.engine.build_engine`) says
+what the runtime needs without the ONNX: the pconv metadata, the profile shapes, the I/O dtypes,
+the GPU and TensorRT version it was built with and whether it uses the plugin. It is compared with
+the running GPU and TensorRT *before* deserialising, so a foreign engine gives one clear error.
+
+Threading: one execution context per backend, guarded by a lock (calls from several threads are
+safe and serialised). For concurrent GPU work, open one backend per thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import importlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pconv.config import MASK_CONVENTION, META_CONFIG, META_FORMAT, META_MASK, META_MULTIPLE, ONNX_FORMAT
+from pconv.errors import PconvError
+from pconv.runtime.backend import ModelInfo
+from pconv.runtime.errors import (
+    BackendUnavailableError,
+    DeviceInputError,
+    EngineIncompatibleError,
+    InputError,
+    ModelLoadError,
+    PluginLibraryError,
+)
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+logger = logging.getLogger("pconv.runtime")
+
+#: The one command that installs everything this backend needs (on a machine with an NVIDIA GPU).
+INSTALL_HINT = "pip install 'pconv[trt]'"
+SIDECAR_FORMAT = "pconv-trt-engine-v1"
+INPUT_NAMES = ("image", "mask")
+OUTPUT_NAMES = ("output", "composite")
+INPUT_CHANNELS = {"image": 3, "mask": 1}
+#: Shape-keyed buffer sets kept alive at once (each holds device + pinned host memory).
+MAX_CACHED_SHAPES = 4
+
+Shape3 = tuple[int, int, int]
+
+
+class CudaError(PconvError, RuntimeError):
+    """A CUDA runtime call failed (no GPU, driver too old, out of memory, ...)."""
+
+
+# -- optional imports ----------------------------------------------------------------------------
+def import_tensorrt() -> Any:
+    """The real ``tensorrt`` module, or :class:`BackendUnavailableError` naming the install command.
+
+    ``tensorrt-stubs`` alone installs a ``tensorrt`` folder with only ``.pyi`` files, which
+    Python imports as an empty namespace package; that is not TensorRT, so we check for ``Builder``.
+    """
+    try:
+        module = importlib.import_module("tensorrt")
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"TensorRT is not installed: run `{INSTALL_HINT}` on a machine with an NVIDIA GPU and "
+            f"driver ({exc})"
+        ) from exc
+    if not hasattr(module, "Builder") or not hasattr(module, "__version__"):
+        raise BackendUnavailableError(
+            "TensorRT is not installed (only type stubs, e.g. tensorrt-stubs, were found): run "
+            f"`{INSTALL_HINT}` on a machine with an NVIDIA GPU and driver"
+        )
+    return module
+
+
+def tensorrt_available() -> bool:
+    """Whether a real TensorRT (not just its type stubs) can be imported."""
+    try:
+        import_tensorrt()
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"10.13.0.35"`` -> ``(10, 13, 0, 35)``; non-numeric tails (``"11.0.0rc1"``) are dropped."""
+    parts: list[int] = []
+    for piece in text.split("."):
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) != len(piece):
+            break
+    return tuple(parts)
+
+
+class Cuda:
+    """The few CUDA runtime calls pconv needs, through cuda-python, each checked for errors.
+
+    Uses ``cuda.bindings.runtime`` (cuda-python >= 12.6), falling back to ``cuda.cudart`` for
+    older releases, as NVIDIA's TensorRT samples do. Every call returns ``(err, *values)``.
+    """
+
+    def __init__(self) -> None:
+        self.rt = self._import_runtime()
+
+    @staticmethod
+    def _import_runtime() -> ModuleType:
+        errors: list[str] = []
+        for name in ("cuda.bindings.runtime", "cuda.cudart"):
+            try:
+                return importlib.import_module(name)
+            except ImportError as exc:
+                errors.append(f"{name}: {exc}")
+        raise BackendUnavailableError(
+            f"cuda-python is not installed: run `{INSTALL_HINT}` ({'; '.join(errors)})"
+        )
+
+    def check(self, result: Any, what: str) -> Any:
+        """Unpack a cuda-python result tuple, raising :class:`CudaError` on failure."""
+        if isinstance(result, tuple):
+            err, values = result[0], result[1:]
+        else:
+            err, values = result, ()
+        if int(err) != 0:
+            name = str(err)
+            with contextlib.suppress(Exception):
+                got = self.rt.cudaGetErrorName(err)
+                raw = got[1] if isinstance(got, tuple) else got
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            hint = ""
+            if "NoDevice" in name or "InsufficientDriver" in name or "NotFound" in name:
+                hint = ": TensorRT needs an NVIDIA GPU with a working driver (check `nvidia-smi`)"
+            elif "MemoryAllocation" in name:
+                hint = ": the GPU is out of memory (use a smaller batch or image size)"
+            raise CudaError(f"CUDA call {what} failed with {name}{hint}")
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    # device ------------------------------------------------------------------------------------
+    def device_count(self) -> int:
+        return int(self.check(self.rt.cudaGetDeviceCount(), "cudaGetDeviceCount"))
+
+    def set_device(self, device: int) -> None:
+        count = self.device_count()
+        if not 0 <= device < count:
+            raise CudaError(f"CUDA device {device} does not exist (this machine has {count})")
+        self.check(self.rt.cudaSetDevice(device), f"cudaSetDevice({device})")
+
+    def device_properties(self, device: int) -> tuple[str, tuple[int, int]]:
+        """``(name, (major, minor))`` of ``device``: what an engine is tied to."""
+        props = self.check(self.rt.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+        raw = props.name
+        name = raw.decode(errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
+        return name.split("\x00", 1)[0].strip(), (int(props.major), int(props.minor))
+
+    def pointer_device(self, ptr: int) -> int | None:
+        """The device that owns ``ptr``, or None for host / unregistered memory."""
+        attrs = self.check(self.rt.cudaPointerGetAttributes(ptr), "cudaPointerGetAttributes")
+        kind = int(attrs.type)
+        device_kinds = {
+            int(self.rt.cudaMemoryType.cudaMemoryTypeDevice),
+            int(self.rt.cudaMemoryType.cudaMemoryTypeManaged),
+        }
+        return int(attrs.device) if kind in device_kinds else None
+
+    # memory ------------------------------------------------------------------------------------
+    def malloc(self, nbytes: int) -> int:
+        return int(self.check(self.rt.cudaMalloc(max(nbytes, 1)), f"cudaMalloc({nbytes})"))
+
+    def free(self, ptr: int) -> None:
+        self.check(self.rt.cudaFree(ptr), "cudaFree")
+
+    def malloc_host(self, nbytes: int) -> int:
+        return int(self.check(self.rt.cudaMallocHost(max(nbytes, 1)), f"cudaMallocHost({nbytes})"))
+
+    def free_host(self, ptr: int) -> None:
+        self.check(self.rt.cudaFreeHost(ptr), "cudaFreeHost")
+
+    def copy_async(self, dst: int, src: int, nbytes: int, to_device: bool, stream: int) -> None:
+        kind = self.rt.cudaMemcpyKind
+        direction = kind.cudaMemcpyHostToDevice if to_device else kind.cudaMemcpyDeviceToHost
+        self.check(self.rt.cudaMemcpyAsync(dst, src, nbytes, direction, stream), "cudaMemcpyAsync")
+
+    def copy_device_to_host(self, dst: int, src: int, nbytes: int) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self.check(self.rt.cudaMemcpy(dst, src, nbytes, kind), "cudaMemcpy")
+
+    # streams and graphs ------------------------------------------------------------------------
+    def create_stream(self) -> Any:
+        flags = getattr(self.rt, "cudaStreamNonBlocking", 1)
+        return self.check(self.rt.cudaStreamCreateWithFlags(flags), "cudaStreamCreateWithFlags")
+
+    def synchronize(self, stream: Any) -> None:
+        self.check(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+
+    def destroy_stream(self, stream: Any) -> None:
+        self.check(self.rt.cudaStreamDestroy(stream), "cudaStreamDestroy")
+
+    def begin_capture(self, stream: Any) -> None:
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        self.check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
+
+    def end_capture(self, stream: Any) -> Any:
+        return self.check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+
+    def instantiate(self, graph: Any) -> Any:
+        return self.check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+
+    def launch(self, graph_exec: Any, stream: Any) -> None:
+        self.check(self.rt.cudaGraphLaunch(graph_exec, stream), "cudaGraphLaunch")
+
+    def destroy_graph(self, graph: Any, graph_exec: Any) -> None:
+        if graph_exec is not None:
+            self.check(self.rt.cudaGraphExecDestroy(graph_exec), "cudaGraphExecDestroy")
+        if graph is not None:
+            self.check(self.rt.cudaGraphDestroy(graph), "cudaGraphDestroy")
+
+
+def stream_handle(stream: Any) -> int:
+    """The raw ``cudaStream_t`` value of an int, cuda-python, CuPy or PyTorch stream object."""
+    if stream is None:
+        return 0
+    if isinstance(stream, int):
+        return stream
+    for attr in ("cuda_stream", "ptr", "handle"):  # torch.cuda.Stream, cupy Stream, generic
+        value = getattr(stream, attr, None)
+        if isinstance(value, int):
+            return value
+    try:
+        return int(stream)  # cuda-python cudaStream_t / CUstream
+    except (TypeError, ValueError) as exc:
+        raise DeviceInputError(
+            f"cannot use {type(stream).__name__} as a CUDA stream: pass an int handle, a cuda-python "
+            "stream, torch.cuda.Stream or cupy.cuda.Stream"
+        ) from exc
+
+
+# -- the engine sidecar --------------------------------------------------------------------------
+def sidecar_path(engine_path: str | Path) -> Path:
+    """``model.engine`` -> ``model.engine.json``."""
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".json")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EngineSidecar:
+    """Everything the runtime needs to know about an engine, written next to it at build time."""
+
+    onnx_metadata: dict[str, str]
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: tuple[int, int]
+    profile_min: Shape3
+    profile_opt: Shape3
+    profile_max: Shape3
+    io_dtypes: dict[str, str]  # tensor name -> numpy dtype name ("float32", "float16")
+    precision: str  # "fp32", "fp16" (strongly typed FP16 ONNX) or "fp16-flag" (10.x builder flag)
+    strongly_typed: bool
+    version_compatible: bool = False
+    plugin_layers: tuple[str, ...] = ()
+    plugin_library: str | None = None  # file name of the library the engine was built with
+    plugin_serialized: bool = False  # the library is inside the (version-compatible) engine
+    engine_bytes: int = 0
+    engine_sha256: str = ""
+    pconv_version: str = ""
+    onnx_file: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_plugin(self) -> bool:
+        return bool(self.plugin_layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["format"] = SIDECAR_FORMAT
+        for key in ("compute_capability", "profile_min", "profile_opt", "profile_max", "plugin_layers"):
+            data[key] = list(data[key])
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EngineSidecar:
+        if data.get("format") != SIDECAR_FORMAT:
+            raise ValueError(f"format is {data.get('format')!r}, expected {SIDECAR_FORMAT!r}")
+
+        def shape(key: str) -> Shape3:
+            value = tuple(int(v) for v in data[key])
+            if len(value) != 3:
+                raise ValueError(f"{key} must be [N, H, W], got {data[key]!r}")
+            return (value[0], value[1], value[2])
+
+        cc = tuple(int(v) for v in data["compute_capability"])
+        if len(cc) != 2:
+            raise ValueError(f"compute_capability must be [major, minor], got {cc!r}")
+        library = data.get("plugin_library")
+        return cls(
+            onnx_metadata={str(k): str(v) for k, v in dict(data["onnx_metadata"]).items()},
+            tensorrt_version=str(data["tensorrt_version"]),
+            gpu_name=str(data["gpu_name"]),
+            compute_capability=(cc[0], cc[1]),
+            profile_min=shape("profile_min"),
+            profile_opt=shape("profile_opt"),
+            profile_max=shape("profile_max"),
+            io_dtypes={str(k): str(v) for k, v in dict(data["io_dtypes"]).items()},
+            precision=str(data["precision"]),
+            strongly_typed=bool(data["strongly_typed"]),
+            version_compatible=bool(data.get("version_compatible", False)),
+            plugin_layers=tuple(str(x) for x in data.get("plugin_layers", ())),
+            plugin_library=None if library is None else str(library),
+            plugin_serialized=bool(data.get("plugin_serialized", False)),
+            engine_bytes=int(data.get("engine_bytes", 0)),
+            engine_sha256=str(data.get("engine_sha256", "")),
+            pconv_version=str(data.get("pconv_version", "")),
+            onnx_file=str(data.get("onnx_file", "")),
+            extra=dict(data.get("extra", {})),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> EngineSidecar:
+        return cls.from_dict(json.loads(text))
+
+
+def read_sidecar(engine_path: str | Path, *, verify_engine: bool = True) -> EngineSidecar:
+    """The sidecar of ``engine_path``, checked to belong to that engine file."""
+    engine_path = Path(engine_path)
+    path = sidecar_path(engine_path)
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{engine_path.name} has no sidecar {path.name}: the runtime reads the model's metadata "
+            "from it. Rebuild the engine with `pconv build model.onnx -o "
+            f"{engine_path.name}` (it writes both files), or copy the .json along with the engine"
+        )
+    try:
+        sidecar = EngineSidecar.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(
+            f"{path} is not a valid pconv engine sidecar ({exc}); rebuild the engine"
+        ) from exc
+    if verify_engine and engine_path.is_file() and sidecar.engine_bytes:
+        size = engine_path.stat().st_size
+        if size != sidecar.engine_bytes or (
+            sidecar.engine_sha256 and file_sha256(engine_path) != sidecar.engine_sha256
+        ):
+            raise ModelLoadError(
+                f"{path.name} describes a different engine than {engine_path.name} "
+                f"({sidecar.engine_bytes} bytes recorded, {size} found): the engine was replaced "
+                "or truncated. Rebuild it with `pconv build`"
+            )
+    return sidecar
+
+
+def check_compatibility(
+    sidecar: EngineSidecar,
+    tensorrt_version: str,
+    compute_capability: tuple[int, int],
+    gpu_name: str = "",
+    *,
+    source: str = "the engine",
+) -> None:
+    """Raise :class:`EngineIncompatibleError` if this GPU/TensorRT cannot run the engine.
+
+    TensorRT engines are tied to the GPU's compute capability and to the exact TensorRT version;
+    a version-compatible engine runs on the same or a newer TensorRT of the same major version.
+    """
+    rebuild = "rebuild it on this machine with `pconv build model.onnx -o ...`"
+    built, here = parse_version(sidecar.tensorrt_version), parse_version(tensorrt_version)
+    if sidecar.version_compatible:
+        if not built or not here or built[0] != here[0] or here < built:
+            raise EngineIncompatibleError(
+                f"{source} was built with TensorRT {sidecar.tensorrt_version} (version-compatible), "
+                f"which TensorRT {tensorrt_version} cannot run (it needs the same major version, "
+                f"{built[:1] or '?'}, and not older): {rebuild}"
+            )
+    elif built[:3] != here[:3]:
+        raise EngineIncompatibleError(
+            f"{source} was built with TensorRT {sidecar.tensorrt_version} but this is TensorRT "
+            f"{tensorrt_version}; engines only run on the TensorRT version that built them: {rebuild} "
+            "(or build with --version-compatible)"
+        )
+    if tuple(sidecar.compute_capability) != tuple(compute_capability):
+        built_gpu = f"{sidecar.gpu_name} (sm_{sidecar.compute_capability[0]}{sidecar.compute_capability[1]})"
+        this_gpu = f"{gpu_name or 'this GPU'} (sm_{compute_capability[0]}{compute_capability[1]})"
+        raise EngineIncompatibleError(
+            f"{source} was built for {built_gpu} and cannot run on {this_gpu}: {rebuild}"
+        )
+
+
+def model_info_from_sidecar(sidecar: EngineSidecar, source: str | Path) -> ModelInfo:
+    """The backend-independent :class:`ModelInfo` of an engine, from its sidecar alone."""
+    meta = sidecar.onnx_metadata
+    if meta.get(META_FORMAT) != ONNX_FORMAT:
+        raise ModelLoadError(
+            f"{source} was not built from a pconv ONNX model (its metadata has no "
+            f"'{META_FORMAT}' = {ONNX_FORMAT!r}); export with `pconv export` and rebuild"
+        )
+    try:
+        multiple = int(meta[META_MULTIPLE])
+        config = json.loads(meta.get(META_CONFIG, "{}"))
+    except (KeyError, ValueError) as exc:
+        raise ModelLoadError(f"{source}: damaged pconv metadata in the sidecar ({exc}); rebuild") from exc
+    convention = meta.get(META_MASK, MASK_CONVENTION)
+    if convention != MASK_CONVENTION:
+        raise ModelLoadError(
+            f"{source} uses mask convention {convention!r}; this runtime expects {MASK_CONVENTION!r}"
+        )
+    fixed = sidecar.profile_min if sidecar.profile_min == sidecar.profile_max else None
+    return ModelInfo(
+        size_multiple=multiple,
+        mask_convention=convention,
+        io_dtype=np.dtype(sidecar.io_dtypes.get("image", "float32")),
+        config=config if isinstance(config, dict) else {},
+        min_shape=sidecar.profile_min,
+        max_shape=sidecar.profile_max,
+        fixed_shape=fixed,
+    )
+
+
+def check_batch_shape(info: ModelInfo, n: int, h: int, w: int, *, source: str = "the engine") -> None:
+    """Raise :class:`InputError` if an ``(N, H, W)`` batch is outside the engine's profile."""
+    m = info.size_multiple
+    if h % m or w % m:
+        raise InputError(
+            f"{h}x{w} is not a multiple of {m}: pad the image (pconv.runtime.Inpainter does this)"
+        )
+    lo, hi = info.min_shape, info.max_shape
+    if lo is None or hi is None:
+        return
+    if not all(a <= b <= c for a, b, c in zip(lo, (n, h, w), hi)):
+        raise InputError(
+            f"batch shape {n}x{h}x{w} (NxHxW) is outside the profile of {source}, "
+            f"min {'x'.join(map(str, lo))} .. max {'x'.join(map(str, hi))}: use smaller images "
+            "(Inpainter(strategy='crop') tiles large ones) or rebuild with a larger --max"
+        )
+
+
+# -- __cuda_array_interface__ ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class CudaArrayView:
+    """A validated ``__cuda_array_interface__``: a C-contiguous device buffer we can bind as is."""
+
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    stream: int | None  # producer stream to wait for (CAI v3), or None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def cuda_array_view(obj: Any, name: str = "array") -> CudaArrayView:
+    """Validate ``obj.__cuda_array_interface__`` (CuPy, PyTorch, Numba, PyCUDA GPUArray, ...).
+
+    Only C-contiguous arrays without a mask are accepted, since TensorRT reads dense NCHW memory;
+    anything else gets a :class:`DeviceInputError` saying how to make it acceptable.
+    """
+    try:
+        cai = obj.__cuda_array_interface__
+    except AttributeError as exc:
+        raise DeviceInputError(
+            f"{name}: {type(obj).__name__} has no __cuda_array_interface__; pass a CuPy array, a "
+            "CUDA torch.Tensor, a Numba device array or a PyCUDA GPUArray (or use run() for numpy)"
+        ) from exc
+    if not isinstance(cai, Mapping):
+        raise DeviceInputError(f"{name}: __cuda_array_interface__ must be a dict, got {type(cai).__name__}")
+    missing = [k for k in ("shape", "typestr", "data", "version") if k not in cai]
+    if missing:
+        raise DeviceInputError(f"{name}: __cuda_array_interface__ lacks {', '.join(missing)}")
+    try:
+        shape = tuple(int(s) for s in cai["shape"])
+        dtype = np.dtype(cai["typestr"])
+        data = cai["data"]
+        ptr = int(data[0])
+        readonly = bool(data[1])
+    except (TypeError, ValueError, IndexError) as exc:
+        raise DeviceInputError(f"{name}: malformed __cuda_array_interface__ ({exc})") from exc
+    del readonly  # inputs are only read
+    if cai.get("mask") is not None:
+        raise DeviceInputError(f"{name}: masked device arrays are not supported")
+    if dtype.byteorder == ">":
+        raise DeviceInputError(f"{name}: big-endian data ({cai['typestr']}) is not supported")
+    size = int(np.prod(shape, dtype=np.int64))
+    if size and ptr == 0:
+        raise DeviceInputError(f"{name}: the device pointer is NULL")
+    strides = cai.get("strides")
+    if strides is not None and size:
+        expected = []
+        step = dtype.itemsize
+        for extent in reversed(shape):
+            expected.append(step)
+            step *= extent
+        expected.reverse()
+        # Strides of length-1 axes are irrelevant (PyTorch reports arbitrary ones there).
+        if any(int(s) != e for s, e, n in zip(strides, expected, shape) if n != 1):
+            raise DeviceInputError(
+                f"{name}: the device array is not C-contiguous (strides {tuple(strides)}, expected "
+                f"{tuple(expected)}); call .contiguous() (torch) or cupy.ascontiguousarray() first"
+            )
+    stream = cai.get("stream")
+    if stream is not None:
+        stream = int(stream)
+        if stream == 0:
+            raise DeviceInputError(f"{name}: __cuda_array_interface__ stream 0 is disallowed by the protocol")
+    return CudaArrayView(ptr=ptr, shape=shape, dtype=dtype, stream=stream)
+
+
+class _DeviceMemory:
+    """An owned ``cudaMalloc`` block, freed when the last reference goes."""
+
+    def __init__(self, cuda: Cuda, nbytes: int) -> None:
+        self.cuda = cuda
+        self.nbytes = nbytes
+        self.ptr: int | None = cuda.malloc(nbytes)
+
+    def free(self) -> None:
+        if self.ptr is not None:
+            ptr, self.ptr = self.ptr, None
+            with contextlib.suppress(Exception):  # interpreter shutdown, context already gone
+                self.cuda.free(ptr)
+
+    def __del__(self) -> None:
+        self.free()
+
+
+class _PinnedMemory:
+    """An owned page-locked host block viewed as a numpy array (fast, async-capable copies)."""
+
+    def __init__(self, cuda: Cuda, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        self.cuda = cuda
+        self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        self.ptr: int | None = cuda.malloc_host(self.nbytes)
+        raw = (ctypes.c_ubyte * max(self.nbytes, 1)).from_address(self.ptr)
+        self.array: np.ndarray = np.ctypeslib.as_array(raw)[: self.nbytes].view(dtype).reshape(shape)
+
+    def free(self) -> None:
+        if self.ptr is not None:
+            ptr, self.ptr = self.ptr, None
+            self.array = np.empty(0, dtype=self.array.dtype)
+            with contextlib.suppress(Exception):
+                self.cuda.free_host(ptr)
+
+    def __del__(self) -> None:
+        self.free()
+
+
+class DeviceArray:
+    """A GPU result exposing ``__cuda_array_interface__`` (v3), so any CUDA library can wrap it.
+
+    ``cupy.asarray(a)``, ``torch.as_tensor(a, device="cuda")``, ``numba.cuda.as_cuda_array(a)``
+    and PyCUDA (``GPUArray(a.shape, a.dtype, gpudata=a.ptr)``) all take it without a copy; pconv
+    does not depend on any of them. ``to_host()`` copies it to numpy.
+    """
+
+    def __init__(
+        self,
+        ptr: int,
+        shape: tuple[int, ...],
+        dtype: np.dtype[Any] | type,
+        *,
+        owner: Any = None,
+        stream: int | None = None,
+        cuda: Cuda | None = None,
+    ) -> None:
+        self.ptr = int(ptr)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.stream = stream
+        self._owner = owner  # keeps the memory alive as long as this array
+        self._cuda = cuda
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return {
+            "shape": self.shape,
+            "typestr": self.dtype.str,
+            "data": (self.ptr, False),
+            "version": 3,
+            "strides": None,
+            "stream": self.stream,
+        }
+
+    def to_host(self) -> np.ndarray:
+        """Copy to a new numpy array (waiting for the stream that produced it)."""
+        cuda = self._cuda or Cuda()
+        if self.stream is not None:
+            cuda.synchronize(self.stream)
+        out = np.empty(self.shape, dtype=self.dtype)
+        if out.nbytes:
+            cuda.copy_device_to_host(out.ctypes.data, self.ptr, out.nbytes)
+        return out
+
+    def __repr__(self) -> str:
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, ptr=0x{self.ptr:x})"
+
+
+def default_plugin_library() -> Path | None:
+    """The package's built plugin library (``pconv.plugins.default_library_path()``), if present."""
+    try:
+        plugins = importlib.import_module("pconv.plugins")
+    except ImportError:
+        return None
+    find = getattr(plugins, "default_library_path", None)
+    if find is None:
+        return None
+    try:
+        found = find()
+    except (PconvError, OSError, ValueError):
+        return None
+    if found is None:
+        return None
+    path = Path(found)
+    return path if path.is_file() else None
+
+
+def load_plugin_library(trt_module: Any, library: str | Path) -> Any:
+    """Register the plugin creators of ``library`` with TensorRT's plugin registry.
+
+    A library exporting ``getCreators``/``setLoggerFinder`` is loaded through
+    ``IPluginRegistry.load_library`` (TensorRT 10+). Raises :class:`PluginLibraryError`.
+    """
+    path = Path(library).expanduser()
+    if not path.is_file():
+        raise PluginLibraryError(
+            f"plugin library {path} not found: build it with `pconv build-plugin` or pass the path "
+            "of an existing libpconv_plugin .so"
+        )
+    registry = trt_module.get_plugin_registry()
+    try:
+        handle = registry.load_library(str(path.resolve()))
+    except Exception as exc:  # pybind raises RuntimeError/TypeError depending on the version
+        raise PluginLibraryError(f"TensorRT could not load the plugin library {path}: {exc}") from exc
+    if handle is None:
+        raise PluginLibraryError(
+            f"TensorRT could not load the plugin library {path} (see the TensorRT log above); was "
+            "it built for this TensorRT major version and CUDA? Rebuild with `pconv build-plugin`"
+        )
+    return handle
+
+
+# -- the backend -------------------------------------------------------------------------------
+@dataclass
+class _ShapeBuffers:
+    """Device and pinned host buffers for one (N, H, W), allocated once and reused."""
+
+    key: Shape3
+    shapes: dict[str, tuple[int, ...]]
+    device: dict[str, _DeviceMemory]
+    host: dict[str, _PinnedMemory]
+
+    def free(self) -> None:
+        for mem in self.device.values():
+            mem.free()
+        for pinned in self.host.values():
+            pinned.free()
+
+
+class TensorRTBackend:
+    """Runs a pconv TensorRT engine (``.engine``/``.plan`` plus its ``.json`` sidecar).
+
+    ``run(image, mask)`` takes host numpy NCHW batches and returns host arrays; objects with
+    ``__cuda_array_interface__`` are accepted too. ``run_device(image, mask, stream=None)`` keeps
+    everything on the GPU: the inputs' memory is bound zero-copy and the outputs are returned as
+    :class:`DeviceArray`. With ``use_cuda_graph=True`` the host path captures the engine launch in
+    a CUDA graph and replays it while the batch shape stays the same (ideal for fixed shapes).
+    """
+
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        engine_path: str | Path,
+        device: int = 0,
+        plugin_library: str | Path | None = None,
+        use_cuda_graph: bool = False,
+    ) -> None:
+        self.path = Path(engine_path)
+        if not self.path.is_file():
+            raise ModelLoadError(f"engine file not found: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise ModelLoadError(f"engine file is empty: {self.path} (an interrupted build or copy?)")
+        self.sidecar = read_sidecar(self.path)
+        self.info: ModelInfo = model_info_from_sidecar(self.sidecar, self.path.name)
+        self.device = int(device)
+        self.use_cuda_graph = bool(use_cuda_graph)
+        self._lock = threading.Lock()
+        self._buffers: OrderedDict[Shape3, _ShapeBuffers] = OrderedDict()
+        self._graph: tuple[Shape3, Any, Any] | None = None  # (key, graph, graph_exec)
+        self._capture_next: Shape3 | None = None
+        self._stream: Any = None
+        self._closed = False
+
+        self._trt = import_tensorrt()
+        self.cuda = Cuda()
+        self.cuda.set_device(self.device)
+        self.gpu_name, self.compute_capability = self.cuda.device_properties(self.device)
+        check_compatibility(
+            self.sidecar,
+            str(self._trt.__version__),
+            self.compute_capability,
+            self.gpu_name,
+            source=self.path.name,
+        )
+        self.plugin_library = self._load_plugin(plugin_library)
+        self._trt_logger = make_trt_logger(self._trt)
+        self._runtime: trt.Runtime = self._trt.Runtime(self._trt_logger)
+        if self.sidecar.version_compatible:
+            # A version-compatible plan carries its lean runtime (and maybe the plugin): host code.
+            self._runtime.engine_host_code_allowed = True
+        engine: trt.ICudaEngine | None = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise EngineIncompatibleError(
+                f"TensorRT {self._trt.__version__} could not deserialise {self.path.name}"
+                f"{log_tail(self._trt_logger)}: rebuild it here with `pconv build`"
+            )
+        self.engine: trt.ICudaEngine = engine
+        self._io_dtypes = self._check_io()
+        context: trt.IExecutionContext | None = self.engine.create_execution_context()
+        if context is None:
+            raise CudaError(f"could not create a TensorRT execution context{log_tail(self._trt_logger)}")
+        self.context: trt.IExecutionContext = context
+        self._stream = self.cuda.create_stream()
+        self._stream_int = stream_handle(self._stream)
+
+    # setup -------------------------------------------------------------------------------------
+    def _load_plugin(self, plugin_library: str | Path | None) -> Path | None:
+        if not self.sidecar.uses_plugin:
+            return None
+        if self.sidecar.plugin_serialized and plugin_library is None:
+            return None  # the version-compatible plan carries the library itself
+        library = Path(plugin_library) if plugin_library is not None else default_plugin_library()
+        if library is None:
+            raise PluginLibraryError(
+                f"{self.path.name} uses the pconv TensorRT plugin "
+                f"({len(self.sidecar.plugin_layers)} layers) but the plugin library was not found: "
+                "build it with `pconv build-plugin`, or pass plugin_library=... "
+                f"(built with {self.sidecar.plugin_library or 'a libpconv_plugin .so'})"
+            )
+        load_plugin_library(self._trt, library)
+        return library
+
+    def _check_io(self) -> dict[str, np.dtype[Any]]:
+        trt_mod = self._trt
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        expected = set(INPUT_NAMES) | set(OUTPUT_NAMES)
+        if not expected.issubset(names):
+            raise ModelLoadError(
+                f"{self.path.name} has I/O tensors {names}, not pconv's {sorted(expected)}; rebuild "
+                "it from a pconv ONNX model"
+            )
+        dtypes: dict[str, np.dtype[Any]] = {}
+        for name in names:
+            mode = self.engine.get_tensor_mode(name)
+            is_input = mode == trt_mod.TensorIOMode.INPUT
+            if is_input != (name in INPUT_NAMES) and name in expected:
+                raise ModelLoadError(f"{self.path.name}: tensor {name!r} has the wrong direction")
+            dtypes[name] = np.dtype(trt_mod.nptype(self.engine.get_tensor_dtype(name)))
+        return dtypes
+
+    # public API --------------------------------------------------------------------------------
+    def run(self, image: Any, mask: Any) -> dict[str, np.ndarray]:
+        """Run a padded NCHW batch; returns host ``{"output", "composite"}`` arrays."""
+        if hasattr(image, "__cuda_array_interface__") or hasattr(mask, "__cuda_array_interface__"):
+            device_out = self.run_device(image, mask)
+            return {name: arr.to_host() for name, arr in device_out.items()}
+        image_np = np.ascontiguousarray(image, dtype=self._io_dtypes["image"])
+        mask_np = np.ascontiguousarray(mask, dtype=self._io_dtypes["mask"])
+        key = self._check_shapes(image_np.shape, mask_np.shape)
+        with self._lock:
+            self._ensure_open()
+            self.cuda.set_device(self.device)
+            bufs = self._buffers_for(key)
+            stream = self._stream_int
+            for name, array in (("image", image_np), ("mask", mask_np)):
+                np.copyto(bufs.host[name].array, array)
+                self.cuda.copy_async(
+                    _ptr(bufs.device[name]), _ptr(bufs.host[name]), array.nbytes, True, stream
+                )
+            self._bind(key, {n: _ptr(m) for n, m in bufs.device.items()})
+            self._enqueue(key)
+            for name in OUTPUT_NAMES:
+                self.cuda.copy_async(
+                    _ptr(bufs.host[name]), _ptr(bufs.device[name]), bufs.host[name].nbytes, False, stream
+                )
+            self.cuda.synchronize(self._stream)
+            return {name: bufs.host[name].array.copy() for name in OUTPUT_NAMES}
+
+    def run_device(
+        self, image: Any, mask: Any, stream: Any = None, out: Mapping[str, Any] | None = None
+    ) -> dict[str, DeviceArray]:
+        """Zero-copy run on GPU-resident inputs (anything with ``__cuda_array_interface__``).
+
+        With ``stream`` (an int handle, cuda-python, torch or CuPy stream) the work is enqueued on
+        it and the call returns at once; the results are ready in that stream's order. Without,
+        pconv's own stream is used and the call waits. ``out`` may give preallocated device
+        arrays for ``"output"``/``"composite"``; otherwise new ones are allocated.
+        """
+        views = {"image": cuda_array_view(image, "image"), "mask": cuda_array_view(mask, "mask")}
+        for name, view in views.items():
+            if view.dtype != self._io_dtypes[name]:
+                raise DeviceInputError(
+                    f"{name}: dtype {view.dtype} but the engine takes {self._io_dtypes[name]}; convert "
+                    "it on the GPU first (e.g. tensor.to(torch.float16) / array.astype(...))"
+                )
+        key = self._check_shapes(views["image"].shape, views["mask"].shape)
+        with self._lock:
+            self._ensure_open()
+            self.cuda.set_device(self.device)
+            for name, view in views.items():
+                owner = self.cuda.pointer_device(view.ptr)
+                if owner != self.device:
+                    where = "host memory" if owner is None else f"GPU {owner}"
+                    raise DeviceInputError(
+                        f"{name} lives in {where}, but this backend runs on GPU {self.device}; move it "
+                        "there first (or use run() for host arrays)"
+                    )
+            self._drop_graph()  # rebinding the context invalidates a captured graph
+            self._capture_next = None
+            self._set_input_shapes(key)
+            exec_stream = stream_handle(stream) if stream is not None else self._stream_int
+            results: dict[str, DeviceArray] = {}
+            for name in OUTPUT_NAMES:
+                shape = dims_tuple(self.context.get_tensor_shape(name))
+                dtype = self._io_dtypes[name]
+                given = None if out is None else out.get(name)
+                if given is not None:
+                    view = cuda_array_view(given, f"out[{name!r}]")
+                    if view.shape != shape or view.dtype != dtype:
+                        raise DeviceInputError(
+                            f"out[{name!r}] is {view.shape} {view.dtype}; the engine writes {shape} {dtype}"
+                        )
+                    results[name] = DeviceArray(view.ptr, shape, dtype, owner=given, cuda=self.cuda)
+                else:
+                    mem = _DeviceMemory(self.cuda, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+                    results[name] = DeviceArray(_ptr(mem), shape, dtype, owner=mem, cuda=self.cuda)
+            addresses = {name: view.ptr for name, view in views.items()}
+            addresses.update({name: arr.ptr for name, arr in results.items()})
+            self._bind(key, addresses, set_shapes=False)
+            for view in views.values():  # CAI v3: wait for the producer's stream
+                if view.stream is not None and view.stream != exec_stream:
+                    self.cuda.synchronize(view.stream)
+            if not self.context.execute_async_v3(exec_stream):
+                raise CudaError(f"TensorRT execution failed{log_tail(self._trt_logger)}")
+            if stream is None:
+                self.cuda.synchronize(self._stream)
+            else:
+                for arr in results.values():
+                    arr.stream = exec_stream
+            return results
+
+    def close(self) -> None:
+        """Free every buffer, graph and stream; the backend cannot run afterwards."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(Exception):
+                if self._stream is not None:
+                    self.cuda.synchronize(self._stream)
+            self._drop_graph()
+            for bufs in self._buffers.values():
+                bufs.free()
+            self._buffers.clear()
+            if self._stream is not None:
+                with contextlib.suppress(Exception):
+                    self.cuda.destroy_stream(self._stream)
+                self._stream = None
+            # Release TensorRT objects in dependency order: context, then engine.
+            del self.context
+            del self.engine
+
+    def __enter__(self) -> TensorRTBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock", None) is not None and not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
+
+    # internals ---------------------------------------------------------------------------------
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise PconvError("this TensorRT backend was closed; open a new one")
+
+    def _check_shapes(self, image_shape: tuple[int, ...], mask_shape: tuple[int, ...]) -> Shape3:
+        if len(image_shape) != 4 or image_shape[1] != INPUT_CHANNELS["image"]:
+            raise InputError(f"image batch must be N x 3 x H x W, got shape {tuple(image_shape)}")
+        n, _, h, w = image_shape
+        if tuple(mask_shape) != (n, 1, h, w):
+            raise InputError(
+                f"mask batch must be {n} x 1 x {h} x {w} to match the image, got {tuple(mask_shape)}"
+            )
+        check_batch_shape(self.info, n, h, w, source=self.path.name)
+        return (int(n), int(h), int(w))
+
+    def _set_input_shapes(self, key: Shape3) -> None:
+        n, h, w = key
+        for name in INPUT_NAMES:
+            if not self.context.set_input_shape(name, (n, INPUT_CHANNELS[name], h, w)):
+                raise InputError(
+                    f"TensorRT rejected the input shape {n}x{h}x{w} for {name}{log_tail(self._trt_logger)}"
+                )
+
+    def _buffers_for(self, key: Shape3) -> _ShapeBuffers:
+        bufs = self._buffers.get(key)
+        if bufs is not None:
+            self._buffers.move_to_end(key)
+            return bufs
+        self._set_input_shapes(key)
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name in (*INPUT_NAMES, *OUTPUT_NAMES):
+            shape = dims_tuple(self.context.get_tensor_shape(name))
+            if any(d < 0 for d in shape):
+                raise CudaError(f"TensorRT could not infer the shape of {name} for batch {key}")
+            shapes[name] = shape
+        device = {
+            name: _DeviceMemory(self.cuda, int(np.prod(s, dtype=np.int64)) * self._io_dtypes[name].itemsize)
+            for name, s in shapes.items()
+        }
+        host = {name: _PinnedMemory(self.cuda, s, self._io_dtypes[name]) for name, s in shapes.items()}
+        bufs = _ShapeBuffers(key=key, shapes=shapes, device=device, host=host)
+        self._buffers[key] = bufs
+        while len(self._buffers) > MAX_CACHED_SHAPES:
+            old_key, old = self._buffers.popitem(last=False)
+            if self._graph is not None and self._graph[0] == old_key:
+                self._drop_graph()
+            old.free()
+        return bufs
+
+    def _bind(self, key: Shape3, addresses: Mapping[str, int], *, set_shapes: bool = True) -> None:
+        if set_shapes:
+            self._set_input_shapes(key)
+        for name, ptr in addresses.items():
+            if not self.context.set_tensor_address(name, ptr):
+                raise CudaError(f"TensorRT rejected the address of {name}{log_tail(self._trt_logger)}")
+
+    def _enqueue(self, key: Shape3) -> None:
+        """Launch the engine on our stream, through a CUDA graph when enabled and shape-stable."""
+        if not self.use_cuda_graph:
+            self._execute()
+            return
+        if self._graph is not None and self._graph[0] == key:
+            self.cuda.launch(self._graph[2], self._stream)
+            return
+        self._drop_graph()  # a graph is only valid for the context state it was captured with
+        if self._capture_next != key:
+            # First call at this shape runs normally: TensorRT finishes shape-dependent setup here.
+            self._capture_next = key
+            self._execute()
+            return
+        self._capture_next = None
+        try:
+            self.cuda.begin_capture(self._stream)
+            try:
+                ok = self.context.execute_async_v3(self._stream_int)
+            finally:
+                graph = self.cuda.end_capture(self._stream)
+            if not ok:
+                raise CudaError("execute_async_v3 failed during CUDA graph capture")
+            graph_exec = self.cuda.instantiate(graph)
+        except CudaError as exc:
+            logger.warning("CUDA graph capture failed (%s); running without graphs", exc)
+            self.use_cuda_graph = False
+            self._execute()
+            return
+        self._graph = (key, graph, graph_exec)
+        self.cuda.launch(graph_exec, self._stream)
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self._stream_int):
+            raise CudaError(f"TensorRT execution failed{log_tail(self._trt_logger)}")
+
+    def _drop_graph(self) -> None:
+        if self._graph is not None:
+            _, graph, graph_exec = self._graph
+            self._graph = None
+            with contextlib.suppress(Exception):
+                self.cuda.destroy_graph(graph, graph_exec)
+
+
+def dims_tuple(dims: Any) -> tuple[int, ...]:
+    """A TensorRT ``Dims`` as a tuple of ints (``Dims`` is indexable but not typed as iterable)."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
+
+
+def _ptr(mem: _DeviceMemory | _PinnedMemory) -> int:
+    if mem.ptr is None:
+        raise PconvError("buffer used after it was freed (the backend was closed)")
+    return mem.ptr
+
+
+def make_trt_logger(trt_module: Any, log: logging.Logger = logger) -> trt.ILogger:
+    """A TensorRT logger that forwards to Python ``logging`` and keeps the last errors for messages.
+
+    TensorRT's own messages then follow the application's logging setup (``pconv build
+    --verbose`` turns on INFO and VERBOSE ones) instead of being printed unconditionally.
+    """
+
+    class _Logger(trt_module.ILogger):  # type: ignore[misc]
+        def __init__(self) -> None:
+            trt_module.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            sev = trt_module.ILogger.Severity
+            if severity in (sev.INTERNAL_ERROR, sev.ERROR):
+                self.errors.append(msg)
+                del self.errors[:-8]
+                log.error("TensorRT: %s", msg)
+            elif severity == sev.WARNING:
+                log.warning("TensorRT: %s", msg)
+            elif severity == sev.INFO:
+                log.info("TensorRT: %s", msg)
+            else:
+                log.debug("TensorRT: %s", msg)
+
+    made: trt.ILogger = _Logger()
+    return made
+
+
+def log_tail(trt_logger: Any) -> str:
+    errors = getattr(trt_logger, "errors", None)
+    return f" ({'; '.join(errors[-3:])})" if errors else ""
