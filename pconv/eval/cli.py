@@ -143,8 +143,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--black-is-hole", action="store_true", help="mask files mark holes in black (default: white = hole)"
     )
+    ev.add_argument(
+        "--lpips-weights",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="add an LPIPS column (AlexNet v0.1) using this local .npz (made by `pconv lpips-weights`); "
+        "default: $PCONV_LPIPS_WEIGHTS if set, else no LPIPS (weights are never downloaded)",
+    )
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     ev.set_defaults(func=eval_command)
+
+    lp = sub.add_parser(
+        "lpips-weights",
+        help="pack local AlexNet + LPIPS checkpoints into the .npz that `pconv eval --lpips-weights` reads",
+        description=(
+            "Combine torchvision's ImageNet AlexNet checkpoint (alexnet-owt-7be5be79.pth, e.g. from "
+            "~/.cache/torch/hub/checkpoints) and the LPIPS linear layers (weights/v0.1/alex.pth inside "
+            "the `lpips` package) into one numpy .npz, so evaluation computes LPIPS without torch. "
+            "Needs torch to read the .pth files. Nothing is downloaded."
+        ),
+    )
+    lp.add_argument("--alexnet", type=Path, required=True, help="torchvision AlexNet checkpoint (.pth)")
+    lp.add_argument("--lpips", type=Path, required=True, help="lpips' weights/v0.1/alex.pth")
+    lp.add_argument("--out", type=Path, required=True, help="output .npz file")
+    lp.set_defaults(func=lpips_weights_command)
 
 
 def masks_command(args: argparse.Namespace) -> int:
@@ -210,6 +233,7 @@ def eval_command(args: argparse.Namespace) -> int:
             pairing=args.pairing,
             white_is_hole=not args.black_is_hole,
             progress=not args.no_progress,
+            lpips_weights=args.lpips_weights,
         )
     )
     print(result.markdown)
@@ -217,4 +241,12 @@ def eval_command(args: argparse.Namespace) -> int:
         print(f"(resumed: {result.resumed_rows} result(s) were already in {result.files['results']})")
     for name, path in result.files.items():
         print(f"{name}: {path}")
+    return 0
+
+
+def lpips_weights_command(args: argparse.Namespace) -> int:
+    from pconv.eval.lpips import convert_weights
+
+    path = convert_weights(args.alexnet, args.lpips, args.out)
+    print(f"wrote {path}; use it with `pconv eval --lpips-weights {path}`")
     return 0

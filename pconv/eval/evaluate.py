@@ -34,6 +34,7 @@ import numpy as np
 
 from pconv.errors import PconvError
 from pconv.eval import baselines as baselines_mod
+from pconv.eval import lpips as lpips_mod
 from pconv.eval import masksets
 from pconv.eval.metrics import METRIC_NAMES, score
 
@@ -41,7 +42,9 @@ MODEL_METHOD = "pconv"
 RESULTS_NAME = "results.csv"
 RUN_NAME = "run.json"
 GENERATED_MASKS_DIR = "masks"
-RESULT_FIELDS = ("image", "mask", "method", "bin", "border", "hole_ratio", *METRIC_NAMES)
+KEY_FIELDS = ("image", "mask", "method", "bin", "border", "hole_ratio")
+RESULT_FIELDS = (*KEY_FIELDS, *METRIC_NAMES)
+LPIPS_METRIC = "lpips"
 BUILTIN = "builtin"
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -278,35 +281,36 @@ def _fmt(value: float) -> str:
 _METRIC_TEXT = re.compile(r"^(-?\d+\.\d{6}|-?inf)$")
 
 
-def _complete(row: dict[str, str | None]) -> bool:
+def _complete(row: dict[str, str | None], fields: Sequence[str]) -> bool:
     """True when every field is present and every metric has the full fixed format :func:`_fmt` writes.
 
     Metrics are written with exactly six decimals (or ``inf``) and the last column is a metric, so a
     line cut short anywhere fails this check.
     """
-    if any(not row.get(k) for k in RESULT_FIELDS) or row.get(None):  # type: ignore[call-overload]
+    if any(not row.get(k) for k in fields) or row.get(None):  # type: ignore[call-overload]
         return False
-    return all(_METRIC_TEXT.match(str(row[k])) for k in METRIC_NAMES)
+    return all(_METRIC_TEXT.match(str(row[k])) for k in fields if k not in KEY_FIELDS)
 
 
 class ResultsLog:
     """``results.csv``: one row per (image, mask, method), appended and flushed as each finishes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fields: Sequence[str] = RESULT_FIELDS) -> None:
         self.path = path
+        self.fields = tuple(fields)
         self.rows: dict[tuple[str, str, str], dict[str, str]] = {}
         if path.is_file():
             with open(path, newline="") as f:
                 reader = csv.DictReader(f)
-                if reader.fieldnames is None or list(reader.fieldnames) != list(RESULT_FIELDS):
+                if reader.fieldnames is None or list(reader.fieldnames) != list(self.fields):
                     raise PconvError(
                         f"{path} has other columns than this pconv version writes; use a new --out"
                     )
                 for row in reader:
-                    if _complete(row):  # a line torn by an interruption is recomputed
+                    if _complete(row, self.fields):  # a line torn by an interruption is recomputed
                         self.rows[(row["image"], row["mask"], row["method"])] = row
         self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open while rows arrive
-        self._writer = csv.DictWriter(self._file, fieldnames=RESULT_FIELDS)
+        self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
         if self._file.tell() == 0:
             self._writer.writeheader()
         else:
@@ -377,6 +381,7 @@ class EvalOptions:
     pairing: str = "cycle"
     white_is_hole: bool = True
     progress: bool = True
+    lpips_weights: Path | None = None  # None: PCONV_LPIPS_WEIGHTS if set, else no LPIPS
 
 
 @dataclass
@@ -391,10 +396,11 @@ class EvalResult:
     markdown: str = ""
 
 
-LPIPS_NOTE = (
-    "LPIPS is not reported: it needs pretrained network weights, which pconv never downloads, and this "
-    "version has no option to load them from a local file."
+LPIPS_MISSING_NOTE = (
+    "LPIPS is not reported: it needs pretrained AlexNet + LPIPS weights, which pconv never downloads; "
+    "pass --lpips-weights FILE (or set PCONV_LPIPS_WEIGHTS), made once with `pconv lpips-weights`."
 )
+LPIPS_NOTE = "LPIPS: AlexNet v0.1 (lower is better), whole image, from {path}."
 
 
 def run_evaluation(opts: EvalOptions) -> EvalResult:
@@ -415,9 +421,14 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         "fit": "cover (Lanczos) + centre crop",
         "strategy": opts.strategy if opts.model is not None else None,
     }
+    lpips_path = lpips_mod.weights_path(opts.lpips_weights)
+    lpips = lpips_mod.LPIPS.from_file(lpips_path) if lpips_path is not None else None
+    if lpips_path is not None:
+        settings["lpips_weights_sha256"] = sha256_of(lpips_path)
+    metric_names = (*METRIC_NAMES, LPIPS_METRIC) if lpips is not None else METRIC_NAMES
     check_run_settings(opts.out, settings)
     pairs = make_pairs(images, mask_set.entries, opts.pairing)
-    log = ResultsLog(opts.out / RESULTS_NAME)
+    log = ResultsLog(opts.out / RESULTS_NAME, (*KEY_FIELDS, *metric_names))
     method_names = ([MODEL_METHOD] if opts.model is not None else []) + list(opts.baselines)
     todo = sum(1 for p in pairs for m in method_names if not log.done(p.image.key, p.mask.file, m))
     loader = PairLoader(mask_set, opts.white_is_hole)
@@ -440,8 +451,12 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
                         bar.update(len(pending))
                         continue
                     target = loader.image(pair.image, *hole.shape)
+                    target_features = lpips.features(target) if lpips is not None else None
                     for name in pending:
-                        scores = score(methods[name](target, hole), target, hole)
+                        output = methods[name](target, hole)
+                        values = score(output, target, hole).as_dict()
+                        if lpips is not None and target_features is not None:
+                            values[LPIPS_METRIC] = lpips.distance(lpips.features(output), target_features)
                         log.add(
                             {
                                 "image": pair.image.key,
@@ -450,7 +465,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
                                 "bin": str(b),
                                 "border": str(int(border)),
                                 "hole_ratio": f"{ratio:.6f}",
-                                **{k: _fmt(v) for k, v in scores.as_dict().items()},
+                                **{k: _fmt(v) for k, v in values.items()},
                             }
                         )
                         bar.update(1)
@@ -462,12 +477,12 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         if not result.rows:
             raise PconvError("no (image, mask) pair could be evaluated (every mask fell outside the bins)")
 
-        summary = report.summarise(result.rows, method_names)
+        summary = report.summarise(result.rows, method_names, metric_names)
         notes = [
             f"Masks: {len(mask_set.entries)}, {mask_set.description}; images: {settings['images']} "
             f"({len(images)}), scaled to cover each mask "
             f"(Lanczos) and centre-cropped; pairing: {opts.pairing}.",
-            LPIPS_NOTE,
+            LPIPS_NOTE.format(path=lpips_path) if lpips_path is not None else LPIPS_MISSING_NOTE,
         ]
         if result.skipped_masks:
             notes.append(f"{result.skipped_masks} pair(s) skipped: the resized mask fell outside every bin.")

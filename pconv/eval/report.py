@@ -27,18 +27,10 @@ MARKDOWN_HEADINGS = {
     "l1_hole": "hole L1 (%)",
     "psnr_hole": "hole PSNR (dB)",
     "ssim_hole": "hole SSIM",
+    "lpips": "LPIPS",
 }
-SUMMARY_FIELDS = (
-    "bin",
-    "bin_low",
-    "bin_high",
-    "border",
-    "method",
-    "n",
-    *METRIC_NAMES,
-    "psnr_inf",
-    "psnr_hole_inf",
-)
+SUMMARY_KEYS = ("bin", "bin_low", "bin_high", "border", "method", "n")
+SUMMARY_COUNTS = ("psnr_inf", "psnr_hole_inf")
 ALL = "all"
 
 
@@ -63,9 +55,11 @@ class CellSummary:
         return ALL if self.border is None else ("yes" if self.border else "no")
 
 
-def _summarise_group(rows: Sequence[dict[str, str]]) -> tuple[dict[str, float], int, int]:
+def _summarise_group(
+    rows: Sequence[dict[str, str]], metric_names: Sequence[str]
+) -> tuple[dict[str, float], int, int]:
     means: dict[str, float] = {}
-    for name in METRIC_NAMES:
+    for name in metric_names:
         values = [float(r[name]) for r in rows]
         means[name] = mean_psnr(values) if name.startswith("psnr") else float(np.mean(values))
     infs = sum(math.isinf(float(r["psnr"])) for r in rows)
@@ -73,7 +67,9 @@ def _summarise_group(rows: Sequence[dict[str, str]]) -> tuple[dict[str, float], 
     return means, infs, hole_infs
 
 
-def summarise(rows: Sequence[dict[str, str]], methods: Sequence[str]) -> list[CellSummary]:
+def summarise(
+    rows: Sequence[dict[str, str]], methods: Sequence[str], metric_names: Sequence[str] = METRIC_NAMES
+) -> list[CellSummary]:
     """Per (bin, border, method) means in bin, border, method order, then one "all" row per method."""
     out: list[CellSummary] = []
     for b in range(len(BINS)):
@@ -85,14 +81,18 @@ def summarise(rows: Sequence[dict[str, str]], methods: Sequence[str]) -> list[Ce
                     if r["method"] == method and int(r["bin"]) == b and bool(int(r["border"])) == border
                 ]
                 if group:
-                    means, infs, hole_infs = _summarise_group(group)
+                    means, infs, hole_infs = _summarise_group(group, metric_names)
                     out.append(CellSummary(b, border, method, len(group), means, infs, hole_infs))
     for method in methods:
         group = [r for r in rows if r["method"] == method]
         if group:
-            means, infs, hole_infs = _summarise_group(group)
+            means, infs, hole_infs = _summarise_group(group, metric_names)
             out.append(CellSummary(None, None, method, len(group), means, infs, hole_infs))
     return out
+
+
+def _metric_names(summary: Sequence[CellSummary]) -> list[str]:
+    return list(summary[0].means) if summary else list(METRIC_NAMES)
 
 
 def _md_value(name: str, value: float) -> str:
@@ -107,7 +107,8 @@ def _md_value(name: str, value: float) -> str:
 
 def markdown_table(summary: Sequence[CellSummary], notes: Sequence[str] = ()) -> str:
     """A Markdown table of ``summary`` followed by ``notes`` (one bullet each)."""
-    head = ["hole ratio", "border", "method", "n", *(MARKDOWN_HEADINGS[m] for m in METRIC_NAMES)]
+    names = _metric_names(summary)
+    head = ["hole ratio", "border", "method", "n", *(MARKDOWN_HEADINGS.get(m, m) for m in names)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
     for s in summary:
         cells = [
@@ -115,7 +116,7 @@ def markdown_table(summary: Sequence[CellSummary], notes: Sequence[str] = ()) ->
             s.border_text,
             s.method,
             str(s.n),
-            *(_md_value(m, s.means[m]) for m in METRIC_NAMES),
+            *(_md_value(m, s.means[m]) for m in names),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     capped = sum(s.psnr_inf + s.psnr_hole_inf for s in summary if s.bin is not None)
@@ -132,8 +133,9 @@ def markdown_table(summary: Sequence[CellSummary], notes: Sequence[str] = ()) ->
 
 def write_summary_csv(summary: Sequence[CellSummary], path: Path) -> None:
     """Write the summary with raw means (L1 as a fraction, not percent)."""
+    names = _metric_names(summary)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=(*SUMMARY_KEYS, *names, *SUMMARY_COUNTS))
         writer.writeheader()
         for s in summary:
             lo, hi = ("", "") if s.bin is None else BINS[s.bin]
@@ -145,7 +147,7 @@ def write_summary_csv(summary: Sequence[CellSummary], path: Path) -> None:
                     "border": ALL if s.border is None else int(s.border),
                     "method": s.method,
                     "n": s.n,
-                    **{m: f"{s.means[m]:.6f}" for m in METRIC_NAMES},
+                    **{m: f"{s.means[m]:.6f}" for m in names},
                     "psnr_inf": s.psnr_inf,
                     "psnr_hole_inf": s.psnr_hole_inf,
                 }
@@ -166,9 +168,13 @@ def plot_metrics(summary: Sequence[CellSummary], path: Path, methods: Sequence[s
     Solid lines: masks away from the border; dashed: masks touching it.
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
+    names = _metric_names(summary)
+    rows = math.ceil(len(names) / 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(13, 3.6 * rows + 0.6), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, name in zip(axes.ravel(), METRIC_NAMES):
+    for ax, name in zip(axes.ravel(), names):
         for i, method in enumerate(methods):
             for border, style in ((False, "-"), (True, "--")):
                 cells = [
@@ -180,7 +186,7 @@ def plot_metrics(summary: Sequence[CellSummary], path: Path, methods: Sequence[s
                 ys = [s.means[name] * (100 if name.startswith("l1") else 1) for s in cells]
                 label = f"{method} ({'border' if border else 'no border'})"
                 ax.plot(xs, ys, style, marker="o", color=colours[i % len(colours)], label=label)
-        ax.set_title(MARKDOWN_HEADINGS[name])
+        ax.set_title(MARKDOWN_HEADINGS.get(name, name))
         ax.set_xlabel("hole ratio (bin centre)")
         ax.set_xticks([sum(b) / 2 for b in BINS])
         ax.grid(alpha=0.3)
