@@ -131,6 +131,27 @@ def test_fast_path_never_builds_a_full_ones_kernel(monkeypatch: pytest.MonkeyPat
     assert shapes.count((C_OUT, C_IN, 5, 5)) == 2  # only the learned weights, once per call
 
 
+def test_mask_sum_stays_fp32_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """67 channels x 9 taps: window sums such as 335 are not representable in bf16 (spacing 2)."""
+    layer = PartialConv2d(67, 8, 3, padding=1)
+    dtypes: dict[str, list[torch.dtype]] = {"box": [], "features": []}
+    real_conv2d = F.conv2d
+
+    def recording_conv2d(inp: torch.Tensor, weight: torch.Tensor, *args: object) -> torch.Tensor:
+        out = real_conv2d(inp, weight, *args)  # type: ignore[arg-type,call-overload]
+        dtypes["box" if weight.shape[:2] == (1, 1) else "features"].append(out.dtype)
+        return out
+
+    monkeypatch.setattr(F, "conv2d", recording_conv2d)
+    x = torch.randn(1, 67, 8, 8)
+    mask = (torch.rand(1, 1, 8, 8) > 0.5).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, _ = layer(x, mask)
+    assert dtypes == {"box": [torch.float32], "features": [torch.bfloat16]}
+    y_ref, _ = reference_partial_conv(x, mask, layer.weight, layer.bias, 1, 1, 1)
+    torch.testing.assert_close(y.float(), y_ref, rtol=0.05, atol=0.1)
+
+
 def test_bad_mask_shape_is_a_clear_error() -> None:
     layer = PartialConv2d(C_IN, C_OUT, 3)
     with pytest.raises(ValueError, match="mask must be"):

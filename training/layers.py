@@ -125,18 +125,26 @@ class PartialConv2d(nn.Module):
         x_masked = masked[0] if len(masked) == 1 else torch.cat(masked, dim=1)
         with torch.no_grad():
             mask_in = self.channel_mask_sum(xs, masks)
-            mask_sum = F.conv2d(  # FP32 even after .half(), which also casts this buffer
-                mask_in,
-                self.box_kernel.to(mask_in.dtype),
-                stride=self.stride,
-                padding=self.padding,
-                dilation=self.dilation,
-            )
+            mask_sum = self.box_sum(mask_in)
             ratio, new_mask = formula.mask_ratio(mask_sum, float(self.window_size), TORCH_OPS)
         raw = F.conv2d(x_masked, self.weight, None, self.stride, self.padding, self.dilation)
         bias = None if self.bias is None else self.bias.view(1, -1, 1, 1)
         y = formula.renormalize(raw, ratio.to(raw.dtype), new_mask.to(raw.dtype), bias, TORCH_OPS)
         return y, new_mask
+
+    def box_sum(self, mask_in: Tensor) -> Tensor:
+        """Window sum of the FP32 channel-summed mask, kept FP32 after ``.half()`` and under autocast.
+
+        Mask sums reach C_in*k*k (thousands): bf16 holds integers exactly only up to 256, so
+        under AMP the sum would round. The autocast guard is only entered while autocast is on,
+        so traced/exported graphs never see it.
+        """
+        kernel = self.box_kernel.to(mask_in.dtype)
+        args = (self.stride, self.padding, self.dilation)
+        if torch.is_autocast_enabled(mask_in.device.type):
+            with torch.autocast(mask_in.device.type, enabled=False):
+                return F.conv2d(mask_in, kernel, None, *args)
+        return F.conv2d(mask_in, kernel, None, *args)
 
     @staticmethod
     def channel_mask_sum(xs: Sequence[Tensor], masks: Sequence[Tensor]) -> Tensor:
