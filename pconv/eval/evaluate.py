@@ -81,7 +81,11 @@ def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
         root = Path(spec)
         if not root.is_dir():
             raise PconvError(f"--images {spec}: not a folder (pass a folder of images, or 'builtin')")
-        refs = [ImageRef(p.relative_to(root).as_posix(), p) for p in data.find_images(root)]
+        try:
+            files = data.find_images(root)
+        except PconvError as exc:  # its message names the training option; say it in eval's terms
+            raise PconvError(f"--images {spec}: no images (jpg, jpeg, png, webp) found below it") from exc
+        refs = [ImageRef(p.relative_to(root).as_posix(), p) for p in files]
     if limit is not None:
         if limit < 1:
             raise PconvError("--limit must be at least 1")
@@ -409,6 +413,13 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
 
     from pconv.eval import report
 
+    if opts.model is not None and not opts.model.is_file():
+        raise PconvError(
+            f"--model {opts.model}: file not found (pass an exported .onnx model or a TensorRT engine)"
+        )
+    unknown = [b for b in opts.baselines if b not in baselines_mod.BASELINE_NAMES]
+    if unknown:
+        raise PconvError(f"unknown baseline(s) {', '.join(unknown)}; choose from telea, ns, mean")
     opts.out.mkdir(parents=True, exist_ok=True)
     mask_set = prepare_masks(
         opts.out, opts.masks, opts.per_bin, opts.size, opts.seed, opts.white_is_hole, opts.progress
@@ -417,7 +428,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     settings: dict[str, Any] = {
         "images": opts.images if opts.images == BUILTIN else str(Path(opts.images).resolve()),
         "masks": mask_set.description,
-        "model_sha256": sha256_of(opts.model) if opts.model is not None and opts.model.is_file() else None,
+        "model_sha256": sha256_of(opts.model) if opts.model is not None else None,
         "fit": "cover (Lanczos) + centre crop",
         "strategy": opts.strategy if opts.model is not None else None,
     }
