@@ -40,6 +40,7 @@ class BuildResult:
     library: Path | None  # None for --kernels-only
     kernels_archive: Path
     host_check: Path
+    plugin_check: Path | None  # loads the library and drives its creator on the CPU
     tensorrt_include: Path | None
     tensorrt_version: str | None
     archs: tuple[str, ...]
@@ -67,6 +68,21 @@ def find_nvcc() -> Path:
     raise PconvError(
         "nvcc (the CUDA toolkit compiler) not found on PATH, in $CUDA_HOME/bin or /usr/local/cuda/bin: "
         "install the CUDA toolkit (12.x or newer) or set CUDACXX=/path/to/nvcc"
+    )
+
+
+def find_cuda_include() -> Path:
+    """The CUDA toolkit's include directory (``cuda_fp16.h``), for host-compiler builds of the checks."""
+    candidates = []
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            candidates.append(Path(home) / "include")
+    candidates.append(find_nvcc().resolve().parent.parent / "include")
+    for c in candidates:
+        if (c / "cuda_fp16.h").is_file():
+            return c
+    raise PconvError(
+        "CUDA headers (cuda_fp16.h) not found in " + ", ".join(map(str, candidates)) + ": set CUDA_HOME"
     )
 
 
@@ -141,7 +157,9 @@ def build_plugin(
         configure.append(f"-DTENSORRT_INCLUDE_DIR={include}")
     if shutil.which("ninja") and not (bdir / "CMakeCache.txt").exists():
         configure += ["-G", "Ninja"]
-    targets = ["pconv_kernels", "pconv_host_check"] + ([] if kernels_only else ["pconv_plugin"])
+    targets = ["pconv_kernels", "pconv_host_check"]
+    if not kernels_only:
+        targets += ["pconv_plugin", "pconv_plugin_check"]
     build = [str(cmake), "--build", str(bdir), "--parallel", str(jobs or os.cpu_count() or 2)]
     build += ["--target", *targets]
 
@@ -168,6 +186,7 @@ def build_plugin(
         library=library,
         kernels_archive=bdir / "libpconv_kernels.a",
         host_check=bdir / "pconv_host_check",
+        plugin_check=None if kernels_only else bdir / "pconv_plugin_check",
         tensorrt_include=include,
         tensorrt_version=tensorrt_header_version(include) if include is not None else None,
         archs=archs,

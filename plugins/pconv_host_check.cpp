@@ -65,10 +65,20 @@ struct HostTileMmaExecutor {
     }
     void barrier() {}
     void zero_acc() { std::memset(acc, 0, sizeof(acc)); }
+    float a[kBlockM][kBlockK];
+    float b[kBlockN][kBlockK];
+
     void mma(const SharedTile<T>& sh) {
         for (int i = 0; i < kBlockM; ++i)
-            for (int j = 0; j < kBlockN; ++j)
-                for (int kk = 0; kk < kBlockK; ++kk) acc[i][j] += to_float(sh.a[i][kk]) * to_float(sh.b[j][kk]);
+            for (int kk = 0; kk < kBlockK; ++kk) a[i][kk] = to_float(sh.a[i][kk]);
+        for (int j = 0; j < kBlockN; ++j)
+            for (int kk = 0; kk < kBlockK; ++kk) b[j][kk] = to_float(sh.b[j][kk]);
+        for (int i = 0; i < kBlockM; ++i)
+            for (int j = 0; j < kBlockN; ++j) {
+                float sum = 0.0f;  // one fragment-sized partial sum per slice, then accumulate
+                for (int kk = 0; kk < kBlockK; ++kk) sum += a[i][kk] * b[j][kk];
+                acc[i][j] += sum;
+            }
     }
     void store_acc(SharedTile<T>& sh) {
         for (int i = 0; i < kBlockM; ++i)

@@ -1,0 +1,245 @@
+// Loads libpconv_plugin.so the way TensorRT does (dlopen + getCreators/setLoggerFinder) and drives
+// the creator and the plugin through their TensorRT interfaces, on the CPU, without TensorRT:
+// declared fields, creation from node attributes, serialization round trip, rejection of bad
+// attributes, output types and the accepted type/format combinations. Nothing here imitates
+// TensorRT's engine logic; it only calls the library's own entry points with plain values.
+//
+// Usage: pconv_plugin_check LIB < cases
+//   case line: "name key=v1,v2 key=v ..." (values parsed with the creator's declared field types)
+// Output lines (parsed by tests/test_plugin_library.py):
+//   PLUGIN name version namespace | FIELD name type length | CREATED/REJECTED case
+//   SERIALIZED case key=v,... | ROUNDTRIP case ok|mismatch | OUTTYPES case t0,t1 | FORMATS case combos
+#include <NvInferRuntime.h>
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+namespace {
+
+class StderrLogger : public ILogger {
+public:
+    void log(Severity severity, AsciiChar const* msg) noexcept override {
+        std::fprintf(stderr, "[plugin %d] %s\n", static_cast<int>(severity), msg);
+    }
+};
+
+class Finder : public ILoggerFinder {
+public:
+    ILogger* findLogger() override { return &mLogger; }
+
+private:
+    StderrLogger mLogger;
+};
+
+struct FieldData {
+    std::string name;
+    PluginFieldType type;
+    std::vector<int32_t> ints;
+    std::vector<float> floats;
+};
+
+std::string typeName(PluginFieldType t) {
+    switch (t) {
+        case PluginFieldType::kINT32:
+            return "kINT32";
+        case PluginFieldType::kFLOAT32:
+            return "kFLOAT32";
+        default:
+            return "other";
+    }
+}
+
+std::string formatField(PluginField const& f) {
+    std::ostringstream s;
+    s << f.name << "=";
+    for (int32_t i = 0; i < f.length; ++i) {
+        if (i) s << ",";
+        if (f.type == PluginFieldType::kINT32)
+            s << static_cast<int32_t const*>(f.data)[i];
+        else if (f.type == PluginFieldType::kFLOAT32)
+            s << static_cast<float const*>(f.data)[i];
+        else
+            s << "?";
+    }
+    return s.str();
+}
+
+std::string formatCollection(PluginFieldCollection const* fc) {
+    std::string out;
+    for (int32_t i = 0; i < fc->nbFields; ++i) out += (i ? " " : "") + formatField(fc->fields[i]);
+    return out;
+}
+
+//! Copy a field collection (the plugin may reuse its buffers on the next call).
+std::vector<FieldData> copyCollection(PluginFieldCollection const* fc) {
+    std::vector<FieldData> out;
+    for (int32_t i = 0; i < fc->nbFields; ++i) {
+        PluginField const& f = fc->fields[i];
+        FieldData d{f.name, f.type, {}, {}};
+        for (int32_t j = 0; j < f.length; ++j) {
+            if (f.type == PluginFieldType::kINT32) d.ints.push_back(static_cast<int32_t const*>(f.data)[j]);
+            if (f.type == PluginFieldType::kFLOAT32) d.floats.push_back(static_cast<float const*>(f.data)[j]);
+        }
+        out.push_back(d);
+    }
+    return out;
+}
+
+std::vector<PluginField> asFields(std::vector<FieldData> const& data) {
+    std::vector<PluginField> out;
+    for (FieldData const& d : data) {
+        bool const isInt = d.type == PluginFieldType::kINT32;
+        out.emplace_back(d.name.c_str(), isInt ? static_cast<void const*>(d.ints.data()) : d.floats.data(), d.type,
+                         static_cast<int32_t>(isInt ? d.ints.size() : d.floats.size()));
+    }
+    return out;
+}
+
+//! Every (type, format) assignment of the 6 tensors that supportsFormatCombination accepts.
+std::string acceptedFormats(IPluginV3OneBuild* build) {
+    DataType const types[] = {DataType::kFLOAT, DataType::kHALF, DataType::kINT8};
+    TensorFormat const formats[] = {TensorFormat::kLINEAR, TensorFormat::kCHW32};
+    int const nChoices = 6;
+    std::string out;
+    DynamicPluginTensorDesc desc[6] = {};
+    int total = 1;
+    for (int i = 0; i < 6; ++i) total *= nChoices;
+    for (int combo = 0; combo < total; ++combo) {
+        int c = combo;
+        for (int pos = 0; pos < 6; ++pos) {
+            desc[pos].desc.type = types[(c % nChoices) / 2];
+            desc[pos].desc.format = formats[c % 2];
+            desc[pos].desc.dims.nbDims = pos == 3 ? 1 : 4;
+            c /= nChoices;
+        }
+        bool ok = true;
+        for (int pos = 0; pos < 6 && ok; ++pos) ok = build->supportsFormatCombination(pos, desc, 4, 2);
+        if (!ok) continue;
+        std::string item;
+        for (int pos = 0; pos < 6; ++pos) {
+            item += desc[pos].desc.type == DataType::kFLOAT ? "f32" : desc[pos].desc.type == DataType::kHALF ? "f16" : "i8";
+            item += desc[pos].desc.format == TensorFormat::kLINEAR ? "" : "/chw32";
+            item += pos < 5 ? "," : "";
+        }
+        out += (out.empty() ? "" : ";") + item;
+    }
+    return out;
+}
+
+std::string typeText(DataType t) { return t == DataType::kFLOAT ? "f32" : t == DataType::kHALF ? "f16" : "other"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s libpconv_plugin.so < cases\n", argv[0]);
+        return 2;
+    }
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+        std::fprintf(stderr, "dlopen failed: %s\n", dlerror());
+        return 2;
+    }
+    using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
+    using SetLoggerFinder = void (*)(ILoggerFinder*);
+    auto getCreators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
+    auto setLoggerFinder = reinterpret_cast<SetLoggerFinder>(dlsym(lib, "setLoggerFinder"));
+    if (getCreators == nullptr || setLoggerFinder == nullptr) {
+        std::fprintf(stderr, "missing entry points\n");
+        return 2;
+    }
+    static Finder finder;
+    setLoggerFinder(&finder);
+    int32_t nb = 0;
+    IPluginCreatorInterface* const* creators = getCreators(nb);
+    if (nb != 1 || std::strcmp(creators[0]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") != 0) {
+        std::fprintf(stderr, "expected one IPluginCreatorV3One, got %d\n", nb);
+        return 2;
+    }
+    auto* creator = static_cast<IPluginCreatorV3One*>(creators[0]);
+    std::printf("PLUGIN %s %s %s\n", creator->getPluginName(), creator->getPluginVersion(),
+                creator->getPluginNamespace());
+    PluginFieldCollection const* declared = creator->getFieldNames();
+    std::map<std::string, PluginFieldType> declaredTypes;
+    for (int32_t i = 0; i < declared->nbFields; ++i) {
+        PluginField const& f = declared->fields[i];
+        declaredTypes[f.name] = f.type;
+        std::printf("FIELD %s %s %d\n", f.name, typeName(f.type).c_str(), f.length);
+    }
+
+    std::string line;
+    while (std::getline(std::cin, line)) {
+        if (line.empty()) continue;
+        std::istringstream in(line);
+        std::string name, token;
+        in >> name;
+        std::vector<FieldData> data;
+        while (in >> token) {
+            auto const eq = token.find('=');
+            FieldData d{token.substr(0, eq), PluginFieldType::kINT32, {}, {}};
+            auto const it = declaredTypes.find(d.name);
+            d.type = it != declaredTypes.end() ? it->second : PluginFieldType::kINT32;
+            std::istringstream values(token.substr(eq + 1));
+            std::string v;
+            while (std::getline(values, v, ',')) {
+                if (d.type == PluginFieldType::kFLOAT32)
+                    d.floats.push_back(std::stof(v));
+                else
+                    d.ints.push_back(std::stoi(v));
+            }
+            data.push_back(d);
+        }
+        std::vector<PluginField> fields = asFields(data);
+        PluginFieldCollection fc{static_cast<int32_t>(fields.size()), fields.data()};
+        IPluginV3* plugin = creator->createPlugin(name.c_str(), &fc, TensorRTPhase::kBUILD);
+        if (plugin == nullptr) {
+            std::printf("REJECTED %s\n", name.c_str());
+            continue;
+        }
+        std::printf("CREATED %s\n", name.c_str());
+        auto* core = static_cast<IPluginV3OneCore*>(plugin->getCapabilityInterface(PluginCapabilityType::kCORE));
+        auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+        auto* runtime =
+            static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        std::printf("CORE %s %s %s %d\n", name.c_str(), core->getPluginName(), core->getPluginNamespace(),
+                    build->getNbOutputs());
+        // Serialize, deserialize (as the runtime does), serialize again: both must be identical.
+        std::vector<FieldData> first = copyCollection(runtime->getFieldsToSerialize());
+        std::printf("SERIALIZED %s %s\n", name.c_str(), formatCollection(runtime->getFieldsToSerialize()).c_str());
+        std::vector<PluginField> again = asFields(first);
+        PluginFieldCollection fc2{static_cast<int32_t>(again.size()), again.data()};
+        IPluginV3* restored = creator->createPlugin(name.c_str(), &fc2, TensorRTPhase::kRUNTIME);
+        bool same = restored != nullptr;
+        if (same) {
+            IPluginV3* cloned = restored->clone();
+            auto* rt2 =
+                static_cast<IPluginV3OneRuntime*>(cloned->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+            std::vector<FieldData> second = copyCollection(rt2->getFieldsToSerialize());
+            same = second.size() == first.size();
+            for (size_t i = 0; same && i < first.size(); ++i)
+                same = first[i].name == second[i].name && first[i].type == second[i].type &&
+                       first[i].ints == second[i].ints && first[i].floats == second[i].floats;
+            delete cloned;
+            delete restored;
+        }
+        std::printf("ROUNDTRIP %s %s\n", name.c_str(), same ? "ok" : "mismatch");
+        DataType outTypes[2];
+        for (DataType t : {DataType::kFLOAT, DataType::kHALF}) {
+            DataType const inTypes[4] = {t, DataType::kFLOAT, t, t};
+            int32_t const status = build->getOutputDataTypes(outTypes, 2, inTypes, 4);
+            std::printf("OUTTYPES %s %s -> %s,%s status=%d\n", name.c_str(), typeText(t).c_str(),
+                        typeText(outTypes[0]).c_str(), typeText(outTypes[1]).c_str(), status);
+        }
+        std::printf("FORMATS %s %s\n", name.c_str(), acceptedFormats(build).c_str());
+        delete plugin;
+    }
+    return 0;
+}

@@ -1,0 +1,309 @@
+"""The fused kernel without a GPU: nvcc compiles it for sm_80/sm_90, and its block body runs on the CPU.
+
+``plugins/pconv_host_check.cpp`` runs ``pconv::tile::run_block`` (the code every GPU thread block
+runs) for every block of a launch, playing the 128 threads in turn, and compares with a naive
+double-precision partial convolution. Here it runs on every layer shape of the 512² network (at
+small spatial sizes), on edge cases, on random shapes, against ``reference_partial_conv``, and as
+the layers of a whole tiny network against PyTorch. The WMMA instructions themselves are replaced
+by a scalar product of the same staged FP16 tiles (they need a GPU: tests/test_plugin_gpu.py).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_tiny_model, requires_nvcc
+
+from pconv.config import LayerSpec, ModelConfig
+from pconv.formula import effective_slope
+from pconv.plugins import plugin_source_dir
+from pconv.plugins.build import find_cuda_include
+
+pytestmark = requires_nvcc
+SRC = plugin_source_dir()
+
+
+@pytest.fixture(scope="module")
+def host_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CPU check program, compiled with the host compiler from the kernel's own headers."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("needs a host C++ compiler (g++)")
+    exe = tmp_path_factory.mktemp("host_check") / "pconv_host_check"
+    subprocess.run(
+        [cxx, "-std=c++17", "-O2", "-Wall", "-Werror", f"-I{find_cuda_include()}", f"-I{SRC}"]
+        + [str(SRC / "pconv_host_check.cpp"), "-o", str(exe)],
+        check=True,
+    )
+    return exe
+
+
+def case_line(
+    name: str,
+    *,
+    n: int,
+    c: int,
+    h: int,
+    w: int,
+    c_out: int,
+    k: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    alpha: float = 1.0,
+    mask_weights: tuple[float, ...] = (),
+    holes: int = 0,
+    seed: int = 0,
+) -> str:
+    """One line of the host check's case format (pads in ONNX order: top, left, bottom, right)."""
+    weights = mask_weights or (float(c),)
+    fields = [name, n, c, h, w, c_out, *k, *stride, *pads, *dilation, alpha, len(weights), *weights, holes, seed]
+    return " ".join(str(f) for f in fields)
+
+
+def spec_case(spec: LayerSpec, size: int, batch: int, holes: int, seed: int) -> str:
+    p = spec.padding
+    return case_line(
+        f"{spec.name}_{size}px_holes{holes}",
+        n=batch,
+        c=spec.in_channels,
+        h=size,
+        w=size,
+        c_out=spec.out_channels,
+        k=(spec.kernel, spec.kernel),
+        stride=(spec.stride, spec.stride),
+        pads=(p, p, p, p),
+        dilation=(spec.dilation, spec.dilation),
+        alpha=effective_slope(spec.activation, spec.negative_slope),
+        mask_weights=tuple(float(x) for x in spec.mask_channel_weights),
+        holes=holes,
+        seed=seed,
+    )
+
+
+def run_cases(exe: Path, lines: list[str]) -> dict[str, str]:
+    proc = subprocess.run([str(exe), "cases"], input="\n".join(lines) + "\n", capture_output=True, text=True)
+    results = {}
+    for line in proc.stdout.splitlines():
+        status, _, rest = line.partition(" ")
+        if status in ("OK", "FAIL", "BAD_CASE"):
+            name = rest.split(" ")[0]
+            results[name] = line
+    failed = [line for line in results.values() if not line.startswith("OK")]
+    assert not failed, "\n".join(failed)
+    assert len(results) == len(lines), proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return results
+
+
+def test_kernels_compile_for_sm80_and_sm90(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["nvcc", "-std=c++17", "-O3", "--resource-usage", f"-I{SRC}"]
+        + ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"]
+        + ["-c", str(SRC / "pconv_kernels.cu"), "-o", str(tmp_path / "pconv_kernels.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "pconv_kernels.o").stat().st_size > 0
+    compiled = re.findall(r"Compiling entry function '(\w+)' for '(sm_\d+)'", proc.stdout + proc.stderr)
+    for arch in ("sm_80", "sm_90"):
+        kernels = [name for name, a in compiled if a == arch]
+        assert any("WmmaExecutor" in k for k in kernels), f"no FP16 tensor-core kernel for {arch}"
+        assert any("SimtExecutor" in k for k in kernels), f"no FP32 kernel for {arch}"
+    assert "bytes spill" not in re.sub(r"\b0 bytes spill", "", proc.stdout + proc.stderr)
+
+
+def _size_for(spec: LayerSpec, budget: float = 4e6) -> tuple[int, int]:
+    """Largest small input size (and batch) whose convolution stays within ``budget`` MACs."""
+    macs_per_pixel = spec.out_channels * spec.in_channels * spec.kernel**2
+    for batch, size in ((2, 16), (2, 12), (2, 8), (1, 8), (1, 6), (1, 4)):
+        out = spec.output_size(size)
+        if batch * out * out * macs_per_pixel <= budget:
+            return batch, size
+    return 1, 4
+
+
+def test_every_layer_shape_of_the_512_network(host_check: Path) -> None:
+    """All 16 layer shapes of ModelConfig(depth=8): channels, kernels, strides, masks, activations."""
+    lines = []
+    for i, spec in enumerate(ModelConfig(depth=8).layer_specs()):
+        batch, size = _size_for(spec)
+        lines.append(spec_case(spec, size, batch, holes=0 if i % 2 else 3, seed=i))
+    results = run_cases(host_check, lines)
+    assert len(results) == 16
+
+
+def test_all_hole_windows_give_exact_zeros(host_check: Path) -> None:
+    """All-hole inputs and hole blocks: y is exactly 0 and finite where the new mask is 0."""
+    specs = {s.name: s for s in ModelConfig(depth=3, width=0.25).layer_specs()}
+    lines = [
+        spec_case(specs["enc1"], 12, 2, holes=1, seed=1),
+        spec_case(specs["dec1"], 12, 2, holes=1, seed=2),
+        spec_case(specs["enc2"], 10, 2, holes=3, seed=3),
+        spec_case(specs["dec2"], 10, 1, holes=2, seed=4),
+    ]
+    results = run_cases(host_check, lines)
+    assert all("holes_zero=1" in r and "finite=1" in r for r in results.values())
+
+
+def test_edge_shapes(host_check: Path) -> None:
+    """Tile edges, asymmetric padding, dilation, strides, 1..4 mask channels, odd batch and sizes."""
+    lines = [
+        case_line("one_pixel_tile_edge", n=1, c=1, h=1, w=1, c_out=1, k=(1, 1)),
+        case_line("cout65_k33", n=3, c=11, h=9, w=7, c_out=65, k=(1, 3), pads=(0, 1, 0, 1), holes=3),
+        case_line("asym_pads", n=2, c=5, h=13, w=11, c_out=7, k=(3, 2), pads=(2, 0, 1, 3), alpha=0.1, holes=3),
+        case_line("dilated", n=1, c=6, h=15, w=14, c_out=9, k=(3, 3), pads=(2, 2, 2, 2), dilation=(2, 2)),
+        case_line("dil_anisotropic", n=2, c=4, h=12, w=17, c_out=5, k=(2, 3), dilation=(3, 1), stride=(1, 2)),
+        case_line("stride3", n=2, c=8, h=19, w=20, c_out=70, k=(5, 5), stride=(3, 3), pads=(2, 2, 2, 2)),
+        case_line("kernel_over_input", n=1, c=3, h=3, w=2, c_out=4, k=(7, 7), pads=(3, 3, 3, 3), holes=3),
+        case_line(
+            "four_masks", n=2, c=10, h=9, w=9, c_out=66, k=(3, 3), pads=(1,) * 4, mask_weights=(1, 2, 3, 4)
+        ),
+        case_line("three_masks", n=1, c=6, h=8, w=10, c_out=3, k=(3, 3), pads=(1,) * 4, mask_weights=(2, 2, 2)),
+        case_line("pixels_over_tiles", n=5, c=2, h=16, w=13, c_out=2, k=(3, 3), pads=(1,) * 4, holes=3),
+        case_line("relu_alpha0", n=2, c=9, h=8, w=8, c_out=130, k=(3, 3), pads=(1,) * 4, alpha=0.0),
+    ]
+    run_cases(host_check, lines)
+
+
+def test_empty_output_is_rejected_not_launched(host_check: Path) -> None:
+    """A window larger than the padded input has no output pixel: the launcher refuses it."""
+    line = case_line("too_small", n=1, c=2, h=3, w=3, c_out=2, k=(5, 5))
+    proc = subprocess.run([str(host_check), "cases"], input=line + "\n", capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "FAIL too_small status fp32=1 fp16=1" in proc.stdout
+
+
+def _random_cases(count: int, seed: int) -> Iterator[str]:
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        kh, kw = (int(v) for v in rng.integers(1, 6, size=2))
+        dh, dw = (int(v) for v in rng.integers(1, 3, size=2))
+        pads = tuple(int(v) for v in rng.integers(0, 3, size=4))
+        h = int(rng.integers(dh * (kh - 1) + 1, 14))
+        w = int(rng.integers(dw * (kw - 1) + 1, 14))
+        k = int(rng.integers(1, 5))
+        weights = tuple(int(v) for v in rng.integers(1, 6, size=k))
+        yield case_line(
+            f"random{i}",
+            n=int(rng.integers(1, 4)),
+            c=sum(weights),
+            h=h,
+            w=w,
+            c_out=int(rng.integers(1, 80)),
+            k=(kh, kw),
+            stride=(int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+            pads=(pads[0], pads[1], pads[2], pads[3]),
+            dilation=(dh, dw),
+            alpha=float(rng.choice([0.0, 0.2, 1.0])),
+            mask_weights=tuple(float(v) for v in weights),
+            holes=int(rng.choice([0, 0, 1, 2, 3])),
+            seed=i,
+        )
+
+
+def test_random_shapes(host_check: Path) -> None:
+    run_cases(host_check, list(_random_cases(60, seed=2026)))
+
+
+# -- the emulated kernel against the PyTorch reference -------------------------------------------
+class EmulatedKernel:
+    """``partial_conv(x, mask, weight, bias, spec)`` backed by the CPU emulation of the kernel."""
+
+    def __init__(self, exe: Path, workdir: Path, precision: str = "fp32", activate: bool = True) -> None:
+        self.exe, self.workdir, self.precision, self.activate = exe, workdir, precision, activate
+
+    def __call__(self, x, mask, weight, bias, spec: LayerSpec):  # type: ignore[no-untyped-def]
+        import torch
+
+        n, c, h, w = x.shape
+        alpha = effective_slope(spec.activation, spec.negative_slope) if self.activate else 1.0
+        p = spec.padding
+        line = case_line(
+            spec.name,
+            n=n,
+            c=c,
+            h=h,
+            w=w,
+            c_out=weight.shape[0],
+            k=(spec.kernel, spec.kernel),
+            stride=(spec.stride, spec.stride),
+            pads=(p, p, p, p),
+            dilation=(spec.dilation, spec.dilation),
+            alpha=alpha,
+            mask_weights=tuple(float(v) for v in spec.mask_channel_weights),
+        )
+        src, dst = self.workdir / "in.bin", self.workdir / "out.bin"
+        arrays = [x, mask, weight, bias]
+        src.write_bytes(b"".join(a.detach().float().contiguous().numpy().tobytes() for a in arrays))
+        subprocess.run([str(self.exe), "run", self.precision, line, str(src), str(dst)], check=True)
+        out = np.fromfile(dst, dtype=np.float32)
+        h_out, w_out = spec.output_size(h), spec.output_size(w)
+        y_size = n * weight.shape[0] * h_out * w_out
+        assert out.size == y_size + n * h_out * w_out
+        y = torch.from_numpy(out[:y_size].reshape(n, weight.shape[0], h_out, w_out).copy())
+        new_mask = torch.from_numpy(out[y_size:].reshape(n, 1, h_out, w_out).copy())
+        return y, new_mask
+
+
+def _layer_inputs(spec: LayerSpec, size: int, batch: int, seed: int):  # type: ignore[no-untyped-def]
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    masks = (torch.rand(batch, len(spec.mask_channel_weights), size, size, generator=g) > 0.4).float()
+    masks[:, :, : size // 2, : size // 2] = 0.0  # a block of all-hole windows
+    full = torch.cat(
+        [masks[:, j : j + 1].expand(-1, int(c), -1, -1) for j, c in enumerate(spec.mask_channel_weights)], dim=1
+    )
+    x = torch.randn(batch, spec.in_channels, size, size, generator=g) * full
+    weight = torch.randn(spec.out_channels, spec.in_channels, spec.kernel, spec.kernel, generator=g)
+    weight /= (spec.in_channels * spec.kernel**2) ** 0.5
+    bias = 0.1 * torch.randn(spec.out_channels, generator=g)
+    return x, masks, full, weight, bias
+
+
+@pytest.mark.parametrize("name", ["enc1", "enc2", "dec2", "dec1"])
+def test_emulated_kernel_matches_reference_partial_conv(host_check: Path, tmp_path: Path, name: str) -> None:
+    """The emulated kernel vs ``pconv.training.reference`` (full multi-channel masks), FP32 and FP16."""
+    import torch
+
+    from pconv.training.reference import reference_partial_conv
+
+    spec = {s.name: s for s in ModelConfig(depth=3, width=0.25).layer_specs()}[name]
+    x, masks, full, weight, bias = _layer_inputs(spec, 12, 2, seed=len(name))
+    ref, ref_mask = reference_partial_conv(x, full, weight, bias, spec.stride, spec.padding, spec.dilation)
+    y, new_mask = EmulatedKernel(host_check, tmp_path, "fp32", activate=False)(x, masks, weight, bias, spec)
+    assert torch.equal(new_mask, ref_mask)
+    assert (y - ref).abs().max().item() <= 1e-4
+    assert torch.all(y[ref_mask.expand_as(y) == 0] == 0)
+    # FP16: the same inputs rounded to half, reference in FP32; 1e-2 relative to the output scale.
+    x16, w16, b16 = (t.half().float() for t in (x, weight, bias))
+    ref16, _ = reference_partial_conv(x16, full, w16, b16, spec.stride, spec.padding, spec.dilation)
+    y16, mask16 = EmulatedKernel(host_check, tmp_path, "fp16", activate=False)(x16, masks, w16, b16, spec)
+    assert torch.equal(mask16, ref_mask)
+    assert (y16 - ref16).abs().max().item() <= 1e-2 * ref16.abs().max().item()
+
+
+def test_emulated_whole_tiny_network_matches_pytorch(host_check: Path, tmp_path: Path) -> None:
+    """The plugin-form wiring (folded BatchNorm, masked features) with the emulated kernel per layer."""
+    import torch
+
+    from pconv.plugins.torch_harness import fused_unet_forward
+
+    model = make_tiny_model()
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 16, 16, generator=g)
+    mask = (torch.rand(2, 1, 16, 16, generator=g) > 0.3).float()
+    mask[0, :, 2:10, 3:12] = 0.0
+    with torch.no_grad():
+        expected = model(image, mask)
+        got = fused_unet_forward(model, image, mask, partial_conv=EmulatedKernel(host_check, tmp_path, "fp32"))
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= 1e-4
