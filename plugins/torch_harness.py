@@ -161,7 +161,9 @@ def fused_unet_forward(
             assert spec.skip is not None
             skip, skip_mask = saved[spec.skip]
             feats = torch.cat([F.interpolate(feats, scale_factor=2.0, mode="nearest"), skip], dim=1)
-            feat_mask = torch.cat([F.interpolate(feat_mask, scale_factor=2.0, mode="nearest"), skip_mask], dim=1)
+            feat_mask = torch.cat(
+                [F.interpolate(feat_mask, scale_factor=2.0, mode="nearest"), skip_mask], dim=1
+            )
         feats, feat_mask = conv(feats, feat_mask, weight, bias, spec)
         if not spec.upsample_input:
             saved[spec.name] = (feats, feat_mask)
@@ -188,7 +190,9 @@ def unfused_partial_conv(
     mask_sum = F.conv2d(mask, box, None, spec.stride, spec.padding, spec.dilation)
     ratio, new_mask = formula.mask_ratio(mask_sum, float(spec.window_size), TORCH_OPS)
     raw = F.conv2d(x, weight, None, spec.stride, spec.padding, spec.dilation)
-    y = formula.renormalize(raw, ratio.to(raw.dtype), new_mask.to(raw.dtype), bias.view(1, -1, 1, 1), TORCH_OPS)
+    y = formula.renormalize(
+        raw, ratio.to(raw.dtype), new_mask.to(raw.dtype), bias.view(1, -1, 1, 1), TORCH_OPS
+    )
     if activate:
         y = formula.activate(y, spec.activation, spec.negative_slope, TORCH_OPS)
     return y, new_mask

@@ -37,8 +37,18 @@ def host_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("needs a host C++ compiler (g++)")
     exe = tmp_path_factory.mktemp("host_check") / "pconv_host_check"
     subprocess.run(
-        [cxx, "-std=c++17", "-O2", "-Wall", "-Werror", f"-I{find_cuda_include()}", f"-I{SRC}"]
-        + [str(SRC / "pconv_host_check.cpp"), "-o", str(exe)],
+        [
+            cxx,
+            "-std=c++17",
+            "-O2",
+            "-Wall",
+            "-Werror",
+            f"-I{find_cuda_include()}",
+            f"-I{SRC}",
+            str(SRC / "pconv_host_check.cpp"),
+            "-o",
+            str(exe),
+        ],
         check=True,
     )
     return exe
@@ -63,7 +73,23 @@ def case_line(
 ) -> str:
     """One line of the host check's case format (pads in ONNX order: top, left, bottom, right)."""
     weights = mask_weights or (float(c),)
-    fields = [name, n, c, h, w, c_out, *k, *stride, *pads, *dilation, alpha, len(weights), *weights, holes, seed]
+    fields = [
+        name,
+        n,
+        c,
+        h,
+        w,
+        c_out,
+        *k,
+        *stride,
+        *pads,
+        *dilation,
+        alpha,
+        len(weights),
+        *weights,
+        holes,
+        seed,
+    ]
     return " ".join(str(f) for f in fields)
 
 
@@ -104,9 +130,21 @@ def run_cases(exe: Path, lines: list[str]) -> dict[str, str]:
 
 def test_kernels_compile_for_sm80_and_sm90(tmp_path: Path) -> None:
     proc = subprocess.run(
-        ["nvcc", "-std=c++17", "-O3", "--resource-usage", f"-I{SRC}"]
-        + ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"]
-        + ["-c", str(SRC / "pconv_kernels.cu"), "-o", str(tmp_path / "pconv_kernels.o")],
+        [
+            "nvcc",
+            "-std=c++17",
+            "-O3",
+            "--resource-usage",
+            f"-I{SRC}",
+            "-gencode",
+            "arch=compute_80,code=sm_80",
+            "-gencode",
+            "arch=compute_90,code=sm_90",
+            "-c",
+            str(SRC / "pconv_kernels.cu"),
+            "-o",
+            str(tmp_path / "pconv_kernels.o"),
+        ],
         capture_output=True,
         text=True,
     )
@@ -158,7 +196,9 @@ def test_edge_shapes(host_check: Path) -> None:
     lines = [
         case_line("one_pixel_tile_edge", n=1, c=1, h=1, w=1, c_out=1, k=(1, 1)),
         case_line("cout65_k33", n=3, c=11, h=9, w=7, c_out=65, k=(1, 3), pads=(0, 1, 0, 1), holes=3),
-        case_line("asym_pads", n=2, c=5, h=13, w=11, c_out=7, k=(3, 2), pads=(2, 0, 1, 3), alpha=0.1, holes=3),
+        case_line(
+            "asym_pads", n=2, c=5, h=13, w=11, c_out=7, k=(3, 2), pads=(2, 0, 1, 3), alpha=0.1, holes=3
+        ),
         case_line("dilated", n=1, c=6, h=15, w=14, c_out=9, k=(3, 3), pads=(2, 2, 2, 2), dilation=(2, 2)),
         case_line("dil_anisotropic", n=2, c=4, h=12, w=17, c_out=5, k=(2, 3), dilation=(3, 1), stride=(1, 2)),
         case_line("stride3", n=2, c=8, h=19, w=20, c_out=70, k=(5, 5), stride=(3, 3), pads=(2, 2, 2, 2)),
@@ -166,7 +206,9 @@ def test_edge_shapes(host_check: Path) -> None:
         case_line(
             "four_masks", n=2, c=10, h=9, w=9, c_out=66, k=(3, 3), pads=(1,) * 4, mask_weights=(1, 2, 3, 4)
         ),
-        case_line("three_masks", n=1, c=6, h=8, w=10, c_out=3, k=(3, 3), pads=(1,) * 4, mask_weights=(2, 2, 2)),
+        case_line(
+            "three_masks", n=1, c=6, h=8, w=10, c_out=3, k=(3, 3), pads=(1,) * 4, mask_weights=(2, 2, 2)
+        ),
         case_line("pixels_over_tiles", n=5, c=2, h=16, w=13, c_out=2, k=(3, 3), pads=(1,) * 4, holes=3),
         case_line("relu_alpha0", n=2, c=9, h=8, w=8, c_out=130, k=(3, 3), pads=(1,) * 4, alpha=0.0),
     ]
@@ -260,7 +302,8 @@ def _layer_inputs(spec: LayerSpec, size: int, batch: int, seed: int):  # type: i
     masks = (torch.rand(batch, len(spec.mask_channel_weights), size, size, generator=g) > 0.4).float()
     masks[:, :, : size // 2, : size // 2] = 0.0  # a block of all-hole windows
     full = torch.cat(
-        [masks[:, j : j + 1].expand(-1, int(c), -1, -1) for j, c in enumerate(spec.mask_channel_weights)], dim=1
+        [masks[:, j : j + 1].expand(-1, int(c), -1, -1) for j, c in enumerate(spec.mask_channel_weights)],
+        dim=1,
     )
     x = torch.randn(batch, spec.in_channels, size, size, generator=g) * full
     weight = torch.randn(spec.out_channels, spec.in_channels, spec.kernel, spec.kernel, generator=g)
@@ -304,6 +347,8 @@ def test_emulated_whole_tiny_network_matches_pytorch(host_check: Path, tmp_path:
     mask[0, :, 2:10, 3:12] = 0.0
     with torch.no_grad():
         expected = model(image, mask)
-        got = fused_unet_forward(model, image, mask, partial_conv=EmulatedKernel(host_check, tmp_path, "fp32"))
+        got = fused_unet_forward(
+            model, image, mask, partial_conv=EmulatedKernel(host_check, tmp_path, "fp32")
+        )
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() <= 1e-4
