@@ -24,6 +24,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # ~6 s on 2 cores: four evaluation runs with plots and grids
 def test_eval_writes_table_plot_grids_and_resumes(tiny_onnx_factory, tmp_path: Path) -> None:
     model = tiny_onnx_factory()
     out = tmp_path / "eval"
