@@ -117,10 +117,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_positive_int,
         default=None,
         help="mask side in px: for --per-bin the generated size (default 512); with --masks, masks are "
-        "resized to SIZE x SIZE (nearest) and re-binned (default: keep their size). Must suit the model "
-        "(the runtime pads other sizes)",
+        "resized to SIZE x SIZE (nearest) and re-binned (default: keep their size). Any size works with "
+        "the model: the runtime pads to its size multiple",
     )
-    ev.add_argument("--limit", type=_positive_int, default=None, help="use only the first K images")
+    ev.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="K", help="use only the first K images"
+    )
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated masks (default 0)")
     ev.add_argument(
         "--pairing",
@@ -129,7 +131,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="cycle: each mask once, images spread evenly over the bins (default); all: every image "
         "with every mask",
     )
-    ev.add_argument("--backend", default="auto", help="runtime backend for the model (default auto)")
+    ev.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        default="auto",
+        help="runtime backend for the model (default auto: chosen from the model file)",
+    )
     ev.add_argument(
         "--strategy",
         choices=("full", "auto", "crop"),
