@@ -50,12 +50,6 @@ class Item:
     def size(self) -> tuple[int, int]:
         return int(self.original.shape[0]), int(self.original.shape[1])
 
-    def network_image(self) -> np.ndarray:
-        """HWC float32 in [0, 1], holes zeroed (the network ignores them; zeros keep them finite)."""
-        image = to_float01(self.original)
-        image[self.holes] = 0.0
-        return image
-
 
 @dataclass
 class Batch:

@@ -148,12 +148,13 @@ class Inpainter:
             results = self._inpaint(batch, strategy, batch_size)
         return batch.restore(results)
 
-    def run_device(self, image: Any, mask: Any) -> dict[str, Any]:
+    def run_device(self, image: Any, mask: Any, **options: Any) -> dict[str, Any]:
         """Zero-copy GPU path: NCHW ``image`` and N1HW ``mask`` (1 = valid) already on the GPU.
 
-        Sizes must already be multiples of the model's size multiple (no host-side padding happens
-        here). Returns the backend's device outputs ``{"output", "composite"}``. Only the TensorRT
-        backend supports it.
+        Sizes must already be multiples of the model's size multiple and the dtype the engine's
+        I/O dtype (no host-side padding or conversion happens here). Returns the backend's device
+        outputs ``{"output", "composite"}``. ``options`` go to the backend (TensorRT: ``stream=``,
+        ``out=``). Only the TensorRT backend supports it.
         """
         run_device = getattr(self.backend, "run_device", None)
         if run_device is None:
@@ -162,7 +163,7 @@ class Inpainter:
                 "or use a TensorRT engine (.engine) for zero-copy GPU inputs"
             )
         with self._lock:
-            result: dict[str, Any] = run_device(image, mask)
+            result: dict[str, Any] = run_device(image, mask, **options)
         return result
 
     # -- internals ----------------------------------------------------------------------------------
