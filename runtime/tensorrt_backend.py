@@ -646,11 +646,31 @@ def default_plugin_library() -> Path | None:
     return path if path.is_file() else None
 
 
+#: Plugin libraries this process has registered (resolved path -> handle), so loading is idempotent.
+_LOADED_LIBRARIES: dict[str, Any] = {}
+
+
+def plugin_creator_registered(trt_module: Any) -> bool | None:
+    """Whether ``pconv::PartialConv2d`` v1 is in TensorRT's registry (None if it cannot tell)."""
+    from pconv.export import plugin_fields  # pure Python: no torch, no onnx
+
+    registry = trt_module.get_plugin_registry()
+    try:
+        creator = registry.get_creator(
+            plugin_fields.PLUGIN_NAME, plugin_fields.PLUGIN_VERSION, plugin_fields.PLUGIN_NAMESPACE
+        )
+    except Exception:  # older bindings raise instead of returning None
+        return None
+    return creator is not None
+
+
 def load_plugin_library(trt_module: Any, library: str | Path) -> Any:
-    """Register the plugin creators of ``library`` with TensorRT's plugin registry.
+    """Register the plugin creators of ``library`` with TensorRT's plugin registry, once per process.
 
     A library exporting ``getCreators``/``setLoggerFinder`` is loaded through
-    ``IPluginRegistry.load_library`` (TensorRT 10+). Raises :class:`PluginLibraryError`.
+    ``IPluginRegistry.load_library`` (TensorRT 10+). Registering the same creators twice fails in
+    TensorRT, so a library (or creator) already registered in this process is not loaded again.
+    Raises :class:`PluginLibraryError`.
     """
     path = Path(library).expanduser()
     if not path.is_file():
@@ -658,9 +678,16 @@ def load_plugin_library(trt_module: Any, library: str | Path) -> Any:
             f"plugin library {path} not found: build it with `pconv build-plugin` or pass the path "
             "of an existing libpconv_plugin .so"
         )
+    key = str(path.resolve())
+    if key in _LOADED_LIBRARIES:
+        return _LOADED_LIBRARIES[key]
+    if plugin_creator_registered(trt_module):
+        logger.info("pconv::PartialConv2d is already registered; not loading %s again", key)
+        _LOADED_LIBRARIES[key] = None
+        return None
     registry = trt_module.get_plugin_registry()
     try:
-        handle = registry.load_library(str(path.resolve()))
+        handle = registry.load_library(key)
     except Exception as exc:  # pybind raises RuntimeError/TypeError depending on the version
         raise PluginLibraryError(f"TensorRT could not load the plugin library {path}: {exc}") from exc
     if handle is None:
@@ -668,6 +695,12 @@ def load_plugin_library(trt_module: Any, library: str | Path) -> Any:
             f"TensorRT could not load the plugin library {path} (see the TensorRT log above); was "
             "it built for this TensorRT major version and CUDA? Rebuild with `pconv build-plugin`"
         )
+    if plugin_creator_registered(trt_module) is False:
+        raise PluginLibraryError(
+            f"{path} loaded but registers no pconv::PartialConv2d version 1 creator: is it the pconv "
+            "plugin, built from this pconv version? Rebuild with `pconv build-plugin`"
+        )
+    _LOADED_LIBRARIES[key] = handle
     return handle
 
 
@@ -899,8 +932,8 @@ class TensorRTBackend:
                     self.cuda.destroy_stream(self._stream)
                 self._stream = None
             # Release TensorRT objects in dependency order: context, then engine.
-            del self.context
-            del self.engine
+            self.__dict__.pop("context", None)
+            self.__dict__.pop("engine", None)
 
     def __enter__(self) -> TensorRTBackend:
         return self
