@@ -34,6 +34,7 @@ class GraphBuilder:
         self.dtypes: dict[str, int] = {}
         self._used: set[str] = set()
         self._scalars: dict[tuple[float, int], str] = {}
+        self._shared: dict[tuple[str, tuple[int, ...], bytes], str] = {}
         self.scope = ""
 
     # -- names ---------------------------------------------------------------------------------
@@ -69,6 +70,17 @@ class GraphBuilder:
             self.initializers.append(tensor)
         self.dtypes[name] = tensor.data_type
         return name
+
+    def shared_initializer(self, array: np.ndarray, hint: str) -> str:
+        """A constant shared by every use of the same value (e.g. the Resize scales)."""
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._shared:
+            saved, self.scope = self.scope, ""
+            try:
+                self._shared[key] = self.initializer(array, hint)
+            finally:
+                self.scope = saved
+        return self._shared[key]
 
     def scalar(self, value: float, dtype: int = FLOAT) -> str:
         """A 0-d constant, shared by every use of the same (value, dtype) in the graph."""

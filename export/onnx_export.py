@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 Form = Literal["explicit", "plugin"]
 Precision = Literal["fp32", "fp16"]
+Decoder = Literal["subpixel", "resize"]
 
 #: Oldest default-domain opset the exporter writes (CastLike, used by the plugin function, is 15).
 MIN_OPSET = 15
@@ -122,10 +123,44 @@ def _conv_attrs(spec: LayerSpec) -> dict[str, Any]:
 
 
 # -- explicit partial convolution -------------------------------------------------------------
+#: Nearest ×2 upsampling that matches ``F.interpolate(scale_factor=2, mode="nearest")`` exactly.
+_RESIZE_NEAREST = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+
+#: Rows: the 4 taps of a stride-2 transposed convolution; columns: the 3 taps of a 3x3 convolution
+#: applied after nearest ×2 upsampling (offsets -1, 0, +1). ``conv3x3(up2(h), W)`` equals
+#: ``conv_transpose(h, A·W·Aᵀ, stride 2, pads 1)``: the same result with 16 instead of 36
+#: multiply-adds per low-resolution pixel, and no upsampled copy of the features.
+_SUBPIXEL_TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=np.float64)
+
+
+def subpixel_kernel(weight: np.ndarray) -> np.ndarray:
+    """ConvTranspose kernel ``(C_in, C_out, 4, 4)`` for a 3x3, pad-1 conv after nearest ×2 upsampling."""
+    a = _SUBPIXEL_TAPS
+    return np.einsum("ty,oiyx,sx->iots", a, weight, a)
+
+
+def _subpixel_ok(spec: LayerSpec) -> bool:
+    return spec.kernel == 3 and spec.stride == 1 and spec.padding == 1 and spec.dilation == 1
+
+
 def emit_partial_conv(
-    g: GraphBuilder, layer: FoldedLayer, features: str, mask: str, precision: Precision
+    g: GraphBuilder,
+    layer: FoldedLayer,
+    features: str,
+    mask: str,
+    precision: Precision,
+    *,
+    skip: str | None = None,
+    decoder: Decoder = "subpixel",
 ) -> tuple[str, str]:
-    """Explicit ops for one layer: returns (masked activated features, new FP32 mask (N,1,H',W'))."""
+    """Explicit ops for one layer: returns (masked activated features, new FP32 mask (N,1,H',W')).
+
+    Encoder layers take ``features`` (already masked) and ``mask`` at the layer's input size.
+    Decoder layers take the low-resolution ``features`` and the ``skip`` features, plus the
+    concatenated FP32 masks (N, 2, H, W) at full size; with ``decoder="subpixel"`` the upsampled
+    part of the convolution is one ConvTranspose (see :data:`_SUBPIXEL_TAPS`), otherwise a
+    nearest Resize and a Concat precede one Conv.
+    """
     spec = layer.spec
     ops = OnnxOps(g)
     attrs = _conv_attrs(spec)
@@ -134,9 +169,32 @@ def emit_partial_conv(
     box_name = g.initializer(box.astype(np.float32), "mask_kernel")
     mask_sum = g.op("Conv", mask, box_name, hint="mask_sum", **attrs)
     ratio, new_mask = formula.mask_ratio(mask_sum, float(spec.window_size), ops)
-    w_name = g.initializer(layer.weight.astype(_NP[precision]), "weight")
-    b_name = g.initializer(layer.bias.astype(_NP[precision]).reshape(1, -1, 1, 1), "bias")
-    raw = g.op("Conv", features, w_name, hint="conv", **attrs)
+    dtype = _NP[precision]
+    if skip is None:
+        raw = g.op(
+            "Conv", features, g.initializer(layer.weight.astype(dtype), "weight"), hint="conv", **attrs
+        )
+    elif decoder == "subpixel" and _subpixel_ok(spec):
+        c_up = spec.mask_channel_weights[0]
+        w_skip = g.initializer(layer.weight[:, c_up:].astype(dtype), "weight_skip")
+        w_up = g.initializer(subpixel_kernel(layer.weight[:, :c_up]).astype(dtype), "weight_up")
+        skip_raw = g.op("Conv", skip, w_skip, hint="conv_skip", **attrs)
+        up_raw = g.op(
+            "ConvTranspose",
+            features,
+            w_up,
+            hint="conv_up",
+            kernel_shape=[4, 4],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        )
+        raw = g.op("Add", skip_raw, up_raw, hint="conv")
+    else:
+        scales = g.shared_initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
+        up = g.op("Resize", features, "", scales, hint="up", **_RESIZE_NEAREST)
+        cat = g.op("Concat", up, skip, hint="concat", axis=1)
+        raw = g.op("Conv", cat, g.initializer(layer.weight.astype(dtype), "weight"), hint="conv", **attrs)
+    b_name = g.initializer(layer.bias.astype(dtype).reshape(1, -1, 1, 1), "bias")
     y = formula.renormalize(raw, ops.cast_like(ratio, raw), ops.cast_like(new_mask, raw), b_name, ops)
     return formula.activate(y, spec.activation, spec.negative_slope, ops), new_mask
 
@@ -268,6 +326,7 @@ def build_model(
     batch: int | None = None,
     height: int | None = None,
     width: int | None = None,
+    decoder: Decoder = "subpixel",
 ) -> onnx.ModelProto:
     """The ONNX model of ``model`` (eval-mode statistics), checked by ``onnx.checker``."""
     config: ModelConfig = model.config
@@ -289,28 +348,27 @@ def build_model(
     normalized = g.op("Div", g.op("Sub", image32, mean, hint="centered"), std, hint="normalized")
     x0 = g.cast(g.op("Mul", normalized, mask32, hint="masked"), ft)
 
-    emit = emit_partial_conv if form == "explicit" else emit_plugin_node
     saved: dict[str, tuple[str, str]] = {"input": (x0, mask32)}
     feats, feat_mask = x0, mask32
-    scales = None
+    scales = g.shared_initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
     for layer in fold_layers(model):
         spec = layer.spec
         g.scope = spec.name
+        skip = None
         if spec.upsample_input:
             assert spec.skip is not None
-            if scales is None:
-                scales = g.initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
             skip, skip_mask = saved[spec.skip]
-            resize = {
-                "mode": "nearest",
-                "coordinate_transformation_mode": "asymmetric",
-                "nearest_mode": "floor",
-            }
-            up = g.op("Resize", feats, "", scales, hint="up", **resize)
-            up_mask = g.op("Resize", feat_mask, "", scales, hint="up_mask", **resize)
-            feats = g.op("Concat", up, skip, hint="concat", axis=1)
+            up_mask = g.op("Resize", feat_mask, "", scales, hint="up_mask", **_RESIZE_NEAREST)
             feat_mask = g.op("Concat", up_mask, skip_mask, hint="concat_mask", axis=1)
-        feats, feat_mask = emit(g, layer, feats, feat_mask, precision)
+        if form == "explicit":
+            feats, feat_mask = emit_partial_conv(
+                g, layer, feats, feat_mask, precision, skip=skip, decoder=decoder
+            )
+        else:
+            if skip is not None:
+                up = g.op("Resize", feats, "", scales, hint="up", **_RESIZE_NEAREST)
+                feats = g.op("Concat", up, skip, hint="concat", axis=1)
+            feats, feat_mask = emit_plugin_node(g, layer, feats, feat_mask, precision)
         if not spec.upsample_input:
             saved[spec.name] = (feats, feat_mask)
 
@@ -428,6 +486,7 @@ def export_onnx(
     batch: int | None = None,
     height: int | None = None,
     width: int | None = None,
+    decoder: Decoder = "subpixel",
 ) -> Path:
     """Export ``source`` (a model or a checkpoint path) to ``output``, written atomically.
 
@@ -438,7 +497,15 @@ def export_onnx(
 
     model = load_source(source)
     onnx_model = build_model(
-        model, form=form, precision=precision, io=io, opset=opset, batch=batch, height=height, width=width
+        model,
+        form=form,
+        precision=precision,
+        io=io,
+        opset=opset,
+        batch=batch,
+        height=height,
+        width=width,
+        decoder=decoder,
     )
     try:
         onnx.checker.check_model(onnx_model, full_check=True)
