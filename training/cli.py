@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import sys
+import warnings
+from typing import Any, TextIO
 
 PAPER_NOTE = (
     "Paper settings: --size 512 --depth 8 --width 1 --batch 6 --vgg-weights vgg16.pth, then a second "
@@ -132,6 +135,17 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_train)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    print(f"pconv train: warning: {message}", file=file or sys.stderr)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from pconv.training.train import TrainOptions, train
 
@@ -160,8 +174,10 @@ def run_train(args: argparse.Namespace) -> int:
         mask_white_is_hole=not args.masks_black_is_hole,
         progress=not args.no_progress,
     )
-    result = train(opts)
-    import os
+    with warnings.catch_warnings():
+        # Warnings (e.g. "no --vgg-weights") as one clean line instead of Python's source echo.
+        warnings.showwarning = _show_warning
+        result = train(opts)
 
     if int(os.environ.get("RANK", "0")) == 0:
         last = result.history[-1] if result.history else None
