@@ -592,8 +592,9 @@ def build_engine(
                 f"TensorRT could not build the engine{log_tail(trt_logger)}: try a larger --workspace, a "
                 "smaller --max profile, or --verbose for TensorRT's log"
             )
-        data = memoryview(serialized).cast("B")
-        engine_bytes = data.nbytes
+        # bytes() copies through the buffer protocol whatever format TensorRT's IHostMemory reports.
+        data = bytes(serialized)
+        engine_bytes = len(data)
         atomic_write_bytes(output, data)
         sidecar = EngineSidecar(
             onnx_metadata=dict(facts.metadata),
@@ -614,6 +615,10 @@ def build_engine(
             engine_sha256=_sha256(data),
             pconv_version=__version__,
             onnx_file=facts.path.name,
+            # Where the library was at build time: the runtime's last resort if none is configured.
+            extra={"plugin_library_path": str(plugin_path.resolve())}
+            if plugin_path and plugin_layers
+            else {},
         )
         side = atomic_write_bytes(sidecar_path(output), sidecar.to_json().encode())
         if cache_path is not None:
@@ -656,7 +661,7 @@ def _numpy_name(trt_module: Any, dtype: Any) -> str:
     return str(np.dtype(trt_module.nptype(dtype)))
 
 
-def _sha256(data: memoryview) -> str:
+def _sha256(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
@@ -701,5 +706,5 @@ def _save_timing_cache(
                 warnings.append("could not merge the timing cache written by another build")
         except Exception as exc:
             warnings.append(f"could not merge the timing cache written by another build ({exc})")
-    atomic_write_bytes(path, memoryview(cache.serialize()).cast("B"))
+    atomic_write_bytes(path, bytes(cache.serialize()))
     return note

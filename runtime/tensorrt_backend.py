@@ -769,7 +769,13 @@ class TensorRTBackend:
         )
         self.plugin_library = self._load_plugin(plugin_library)
         self._trt_logger = make_trt_logger(self._trt)
-        self._runtime: trt.Runtime = self._trt.Runtime(self._trt_logger)
+        try:
+            self._runtime: trt.Runtime = self._trt.Runtime(self._trt_logger)
+        except Exception as exc:  # pybind raises when createInferRuntime returns null
+            raise CudaError(
+                f"TensorRT could not start on GPU {self.device} ({exc}{log_tail(self._trt_logger)}): "
+                "check the NVIDIA driver (`nvidia-smi`) and that TensorRT matches the installed CUDA"
+            ) from exc
         if self.sidecar.version_compatible:
             # A version-compatible plan carries its lean runtime (and maybe the plugin): host code.
             self._runtime.engine_host_code_allowed = True
@@ -795,6 +801,9 @@ class TensorRTBackend:
         if self.sidecar.plugin_serialized and plugin_library is None:
             return None  # the version-compatible plan carries the library itself
         library = Path(plugin_library) if plugin_library is not None else default_plugin_library()
+        built_with = self.sidecar.extra.get("plugin_library_path")
+        if library is None and isinstance(built_with, str) and Path(built_with).is_file():
+            library = Path(built_with)  # the library the engine was built with, still in place
         if library is None:
             raise PluginLibraryError(
                 f"{self.path.name} uses the pconv TensorRT plugin "
