@@ -12,6 +12,7 @@ from PIL import Image
 from pconv.training.masks import (
     FileMaskSource,
     MaskAugmenter,
+    augment_mask_file,
     dilate,
     generate_irregular_mask,
     load_mask_file,
@@ -101,6 +102,10 @@ def test_augmenter_shapes_determinism_and_dilation(tmp_path) -> None:
 
     for i in range(3):
         save_mask_file(source, tmp_path / f"mask_{i}.png")
+    one = augment_mask_file(tmp_path / "mask_0.png", (24, 40), np.random.default_rng(5))
+    assert one.shape == (24, 40) and np.array_equal(
+        one, augment_mask_file(tmp_path / "mask_0.png", (24, 40), np.random.default_rng(5))
+    )
     files = FileMaskSource(tmp_path, 32)
     assert files(np.random.default_rng(0)).shape == (32, 32)
     with pytest.raises(FileNotFoundError, match="no mask images"):

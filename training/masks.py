@@ -128,6 +128,17 @@ class MaskAugmenter:
         return np.asarray(crop) > 127
 
 
+def augment_mask_file(
+    path: str | Path,
+    size: int | tuple[int, int],
+    rng: np.random.Generator,
+    white_is_hole: bool = True,
+    augmenter: MaskAugmenter | None = None,
+) -> np.ndarray:
+    """Load a mask file (binarised at 0.6) and augment it: bool array of ``size``, ``True`` = hole."""
+    return (augmenter or MaskAugmenter(size))(load_mask_file(path, white_is_hole), rng)
+
+
 class FileMaskSource:
     """Random augmented masks from a folder of mask images (``True`` = hole)."""
 
@@ -149,7 +160,7 @@ class FileMaskSource:
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
         path = self.files[int(rng.integers(len(self.files)))]
-        return self.augmenter(load_mask_file(path, self.white_is_hole), rng)
+        return augment_mask_file(path, self.augmenter.size, rng, self.white_is_hole, self.augmenter)
 
 
 # -- (b) procedural irregular masks ------------------------------------------------------------
@@ -277,6 +288,7 @@ __all__: Sequence[str] = (
     "FileMaskSource",
     "MaskAugmenter",
     "ProceduralMaskSource",
+    "augment_mask_file",
     "dilate",
     "find_mask_files",
     "generate_irregular_mask",
