@@ -352,3 +352,19 @@ def test_emulated_whole_tiny_network_matches_pytorch(host_check: Path, tmp_path:
         )
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_unfused_benchmark_baseline_matches_the_model() -> None:
+    """The benchmark's unfused cuDNN formulation is the same layer (checked on the CPU here)."""
+    import torch
+
+    from pconv.plugins.torch_harness import fused_unet_forward, unfused_partial_conv
+
+    model = make_tiny_model()
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, 16, 16, generator=g)
+    mask = (torch.rand(2, 1, 16, 16, generator=g) > 0.3).float()
+    with torch.no_grad():
+        expected = model(image, mask)
+        got = fused_unet_forward(model, image, mask, partial_conv=unfused_partial_conv)
+    assert (got - expected).abs().max().item() <= 1e-4
