@@ -36,7 +36,7 @@ def make_tiny_model(depth: int = TINY_DEPTH, width: float = TINY_WIDTH, seed: in
     """A tiny PConvUNet in eval mode with non-trivial BatchNorm statistics (so folding is tested)."""
     import torch
 
-    from pconv.training import PConvUNet
+    from pconv.training import PartialConv2d, PConvUNet
 
     torch.manual_seed(seed)
     model = PConvUNet(depth=depth, width=width)
@@ -47,7 +47,7 @@ def make_tiny_model(depth: int = TINY_DEPTH, width: float = TINY_WIDTH, seed: in
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
-            if getattr(module, "bias", None) is not None and not isinstance(module, torch.nn.BatchNorm2d):
+            if isinstance(module, PartialConv2d) and module.bias is not None:
                 module.bias.uniform_(-0.1, 0.1)
     return model.eval()
 
