@@ -31,7 +31,7 @@ PARITY_TOLERANCE = 1e-4
 @dataclass
 class DemoOptions:
     out: str = "demo_out"
-    steps: int = 300
+    steps: int = 1500
     size: int = 64
     depth: int = 4
     width: float = 0.25
@@ -41,6 +41,7 @@ class DemoOptions:
     seed: int = 0
     hole_ratio: tuple[float, float] = (0.1, 0.3)
     progress: bool = True
+    threads: int = 1  # torch CPU threads while training (restored afterwards)
 
 
 def _psnr_in(result: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:
@@ -111,7 +112,23 @@ def _grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
-    """Run the demo and return the report (also written to ``opts.out``)."""
+    """Run the demo and return the report (also written to ``opts.out``).
+
+    Training uses ``opts.threads`` torch threads (default 1): the demo model is tiny, so more
+    threads gain little, and on a busy machine oversubscribed threads slow training many-fold.
+    """
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if opts.threads > 0:
+        torch.set_num_threads(opts.threads)
+    try:
+        return _run_demo(opts)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_demo(opts: DemoOptions) -> dict[str, Any]:
     from pconv.errors import PconvError
     from pconv.export import export_onnx
     from pconv.runtime import Inpainter
