@@ -21,7 +21,12 @@ def has_cuda() -> bool:
 
 
 def has_tensorrt() -> bool:
-    return importlib.util.find_spec("tensorrt") is not None
+    """Real TensorRT, not the type stubs (which make ``import tensorrt`` an empty namespace package)."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return False
+    import tensorrt
+
+    return hasattr(tensorrt, "Builder")
 
 
 requires_gpu = pytest.mark.skipif(not has_cuda(), reason="needs a CUDA GPU (none on this machine)")
@@ -43,11 +48,12 @@ def make_tiny_model(depth: int = TINY_DEPTH, width: float = TINY_WIDTH, seed: in
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
-            if isinstance(module, PartialConv2d) and module.bias is not None:
+            if isinstance(module, PartialConv2d) and isinstance(module.bias, torch.Tensor):
                 module.bias.uniform_(-0.1, 0.1)
     return model.eval()
 
