@@ -241,11 +241,12 @@ def _markdown(report: dict[str, Any]) -> str:
         "# pconv demo",
         "",
         f"Model: depth {o['depth']}, width {o['width']}, trained {report['train_steps']} steps at "
-        f"{o['size']}x{o['size']} on the built-in photos (CPU); final loss {report['final_loss']}.",
+        f"{o['size']}x{o['size']} on the built-in photos (CPU); last logged loss "
+        f"{report['final_loss'] if report['final_loss'] is None else round(report['final_loss'], 4)}.",
         "",
         "| stage | seconds |",
         "|---|---|",
-        *[f"| {k} | {v:.1f} |" for k, v in t.items()],
+        *[f"| {k} | {v:.2f} |" for k, v in t.items()],
         "",
         f"ONNX Runtime vs PyTorch, raw output max-abs: {p['max_abs']:.2e} "
         f"(tolerance {p['tolerance']:.0e}: {'pass' if p['passed'] else 'FAIL'}).",
