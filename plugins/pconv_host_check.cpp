@@ -39,6 +39,9 @@ using namespace pconv::tile;
 template <typename T>
 struct HostSimtExecutor {
     float acc[kThreads][kThreadM][kThreadN];
+    Staging<T> stage[kThreads];  // each thread's registers
+
+    Staging<T>& staging(int tid) { return stage[tid]; }
 
     template <typename F>
     void for_each_thread(F&& f) {
@@ -58,6 +61,9 @@ struct HostSimtExecutor {
 template <typename T>
 struct HostTileMmaExecutor {
     float acc[kBlockM][kBlockN];
+    Staging<T> stage[kThreads];
+
+    Staging<T>& staging(int tid) { return stage[tid]; }
 
     template <typename F>
     void for_each_thread(F&& f) {
@@ -70,9 +76,9 @@ struct HostTileMmaExecutor {
 
     void mma(const SharedTile<T>& sh) {
         for (int i = 0; i < kBlockM; ++i)
-            for (int kk = 0; kk < kBlockK; ++kk) a[i][kk] = to_float(sh.a[i][kk]);
+            for (int kk = 0; kk < kBlockK; ++kk) a[i][kk] = to_float(sh.slices.a[i][kk]);
         for (int j = 0; j < kBlockN; ++j)
-            for (int kk = 0; kk < kBlockK; ++kk) b[j][kk] = to_float(sh.b[j][kk]);
+            for (int kk = 0; kk < kBlockK; ++kk) b[j][kk] = to_float(sh.slices.b[j][kk]);
         for (int i = 0; i < kBlockM; ++i)
             for (int j = 0; j < kBlockN; ++j) {
                 float sum = 0.0f;  // one fragment-sized partial sum per slice, then accumulate

@@ -22,6 +22,9 @@ namespace {
 template <typename T>
 struct SimtExecutor {
     float acc[kThreadM][kThreadN];
+    Staging<T> stage;
+
+    __device__ __forceinline__ Staging<T>& staging(int /*tid*/) { return stage; }
 
     template <typename F>
     __device__ __forceinline__ void for_each_thread(F&& f) {
@@ -53,6 +56,9 @@ struct WmmaExecutor {
 
     nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kFrag, kFrag, kFrag, float> acc[kFragsPerWarp]
                                                                                      [kFragsPerWarp];
+    Staging<__half> stage;
+
+    __device__ __forceinline__ Staging<__half>& staging(int /*tid*/) { return stage; }
 
     __device__ __forceinline__ int warp_m() const { return (threadIdx.x / 32) % 2; }
     __device__ __forceinline__ int warp_n() const { return (threadIdx.x / 32) / 2; }
@@ -81,10 +87,10 @@ struct WmmaExecutor {
             wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, __half, wmma::col_major> b[kFragsPerWarp];
 #pragma unroll
             for (int i = 0; i < kFragsPerWarp; ++i)
-                wmma::load_matrix_sync(a[i], &sh.a[row0 + i * kFrag][kk], kPitch);
+                wmma::load_matrix_sync(a[i], &sh.slices.a[row0 + i * kFrag][kk], kPitch);
 #pragma unroll
             for (int j = 0; j < kFragsPerWarp; ++j)
-                wmma::load_matrix_sync(b[j], &sh.b[col0 + j * kFrag][kk], kPitch);
+                wmma::load_matrix_sync(b[j], &sh.slices.b[col0 + j * kFrag][kk], kPitch);
 #pragma unroll
             for (int i = 0; i < kFragsPerWarp; ++i)
 #pragma unroll

@@ -54,6 +54,7 @@ constexpr int kLdC = kBlockM + 4;  // floats; multiple of 4 for wmma::store_matr
 static_assert(kRowThreads * kThreadM == kBlockM, "row mapping must cover the tile");
 static_assert(kColThreads * kThreadN == kBlockN, "column mapping must cover the tile");
 static_assert(kThreads % 32 == 0, "whole warps");
+static_assert(kThreads % kBlockK == 0, "each thread loads one k column of the slices");
 
 //! Shared-memory row pitch of the A/B slices, in elements. FP16 needs a multiple of 8 (16 bytes)
 //! for wmma::load_matrix_sync and keeps every 16-row fragment 32-byte aligned (16*40*2 = 1280);
@@ -152,6 +153,7 @@ inline int32_t validate_params(const PConvParams* p) {
 
 //! One GEMM row = one output pixel: where its window starts in the input.
 struct RowInfo {
+    int64_t x_base;     // n * in_channels * height * width: the pixel's image in x
     int32_t valid;      // 0 for the padding rows of the last tile
     int32_t n;          // batch index
     int32_t out_pixel;  // oh * out_width + ow
@@ -169,6 +171,7 @@ PCONV_HD RowInfo decode_row(const Geometry& g, int64_t m) {
     const int32_t ow = row.out_pixel - oh * g.out_width;
     row.ih0 = oh * g.stride_h - g.pad_top;
     row.iw0 = ow * g.stride_w - g.pad_left;
+    row.x_base = static_cast<int64_t>(row.n) * g.in_channels * g.height * g.width;
     return row;
 }
 
@@ -189,19 +192,36 @@ PCONV_HD T zero_value() {
     return from_float<T>(0.0f);
 }
 
-//! A[m][k]: the implicit im2col element (zero outside the image: zero padding).
-template <typename T>
-PCONV_HD T load_a(const Geometry& g, const T* x, const RowInfo& row, int32_t k) {
-    if (!row.valid || k >= g.gemm_k) return zero_value<T>();
+//! Where reduction index k = (c, r, s) reads from, relative to an output pixel's window origin.
+struct KDecode {
+    int32_t valid;         // k < gemm_k
+    int32_t dy;            // r * dilation_h
+    int32_t dx;            // s * dilation_w
+    int64_t channel_base;  // c * height * width
+};
+
+PCONV_HD KDecode decode_k(const Geometry& g, int32_t k) {
+    KDecode d{};
+    d.valid = k < g.gemm_k ? 1 : 0;
+    if (!d.valid) return d;
     const int32_t c = k / g.kernel_area;
     const int32_t rs = k - c * g.kernel_area;
     const int32_t r = rs / g.kernel_w;
     const int32_t s = rs - r * g.kernel_w;
-    const int32_t ih = row.ih0 + r * g.dilation_h;
-    const int32_t iw = row.iw0 + s * g.dilation_w;
+    d.dy = r * g.dilation_h;
+    d.dx = s * g.dilation_w;
+    d.channel_base = static_cast<int64_t>(c) * g.height * g.width;
+    return d;
+}
+
+//! A[m][k]: the implicit im2col element (zero outside the image: zero padding).
+template <typename T>
+PCONV_HD T load_a(const Geometry& g, const T* x, const RowInfo& row, const KDecode& kd) {
+    if (!row.valid || !kd.valid) return zero_value<T>();
+    const int32_t ih = row.ih0 + kd.dy;
+    const int32_t iw = row.iw0 + kd.dx;
     if (ih < 0 || ih >= g.height || iw < 0 || iw >= g.width) return zero_value<T>();
-    const int64_t plane = static_cast<int64_t>(row.n) * g.in_channels + c;
-    return x[(plane * g.height + ih) * g.width + iw];
+    return x[row.x_base + kd.channel_base + static_cast<int64_t>(ih) * g.width + iw];
 }
 
 //! B[k][co] = w[co][k] (the weight is (C_out, C_in, kh, kw): k is its contiguous inner index).
@@ -214,7 +234,12 @@ PCONV_HD T load_b(const Geometry& g, const T* w, int32_t co, int32_t k) {
 //! S = sum_j w_j * boxsum(mask_j) over the output pixel's (dilated) window, in FP32.
 PCONV_HD float window_mask_sum(const Geometry& g, const float* mask, const RowInfo& row) {
     float total = 0.0f;
-    for (int32_t j = 0; j < g.mask_channels; ++j) {
+    // Constant trip count and indices: the weights stay in registers/parameter space.
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int32_t j = 0; j < PCONV_MAX_MASK_CHANNELS; ++j) {
+        if (j >= g.mask_channels) break;
         const int64_t plane = static_cast<int64_t>(row.n) * g.mask_channels + j;
         const float* m = mask + plane * g.height * g.width;
         float box = 0.0f;
@@ -247,13 +272,20 @@ PCONV_HD float epilogue(float raw, float mask_sum, float window_size, float bias
     return y >= 0.0f ? y : alpha * y;
 }
 
-//! The block's shared memory. Members keep 32-byte alignment for WMMA (see SmemPitch).
+//! The block's shared memory. The accumulator tile `c` is only written after the k loop's last
+//! barrier, when the A/B slices are dead, so it shares their storage (less shared memory per
+//! block, more resident blocks). Every member offset stays 32-byte aligned for WMMA.
 template <typename T>
 struct alignas(128) SharedTile {
     static constexpr int kPitch = SmemPitch<T>::value;
-    T a[kBlockM][kPitch];   // A slice: rows = output pixels, columns = k
-    T b[kBlockN][kPitch];   // B slice stored transposed: rows = output channels, columns = k
-    float c[kBlockN][kLdC]; // accumulator tile, one row per output channel
+    struct Slices {
+        T a[kBlockM][kPitch];  // A slice: rows = output pixels, columns = k
+        T b[kBlockN][kPitch];  // B slice stored transposed: rows = output channels, columns = k
+    };
+    union alignas(128) {
+        Slices slices;
+        float c[kBlockN][kLdC];  // accumulator tile, one row per output channel
+    };
     RowInfo rows[kBlockM];
     float mask_sum[kBlockM];
 };
@@ -281,20 +313,53 @@ PCONV_HD void phase_rows(int tid, const Geometry& g, const float* mask, int64_t 
     }
 }
 
-//! Stage A[m0:m0+BM, k0:k0+BK] and B[k0:k0+BK, n0:n0+BN] in shared memory (zero-filled edges).
+//! Thread-to-element mapping of the slice loads: thread `tid` owns column kk = tid % kBlockK of
+//! both slices and rows tid / kBlockK + kRowStep * ii, so its reduction index (c, r, s) is
+//! decoded once per slice; consecutive threads walk k, which is contiguous in the weight and runs
+//! along iw in x.
+constexpr int kRowStep = kThreads / kBlockK;
+constexpr int kStagedA = kBlockM / kRowStep;
+constexpr int kStagedB = kBlockN / kRowStep;
+static_assert(kBlockM % kRowStep == 0 && kBlockN % kRowStep == 0, "slice rows split evenly over threads");
+
+//! One thread's share of the next slice, held in registers while the current slice is multiplied.
 template <typename T>
-PCONV_HD void phase_load(int tid, const Geometry& g, const Tensors<T>& t, int32_t n0, int32_t k0,
-                         SharedTile<T>& sh) {
-    for (int idx = tid; idx < kBlockM * kBlockK; idx += kThreads) {
-        const int i = idx / kBlockK;  // consecutive threads walk k: x reads along iw, w reads contiguous
-        const int kk = idx - i * kBlockK;
-        sh.a[i][kk] = load_a(g, t.x, sh.rows[i], k0 + kk);
-    }
-    for (int idx = tid; idx < kBlockN * kBlockK; idx += kThreads) {
-        const int j = idx / kBlockK;
-        const int kk = idx - j * kBlockK;
-        sh.b[j][kk] = load_b(g, t.w, n0 + j, k0 + kk);
-    }
+struct Staging {
+    T a[kStagedA];
+    T b[kStagedB];
+};
+
+//! Read thread `tid`'s share of A[m0:m0+BM, k0:k0+BK] and B[k0:k0+BK, n0:n0+BN] from global memory
+//! (zero outside the image, past C_out and past gemm_k).
+template <typename T>
+PCONV_HD void phase_fetch(int tid, const Geometry& g, const Tensors<T>& t, int32_t n0, int32_t k0,
+                          const SharedTile<T>& sh, Staging<T>& st) {
+    const int32_t k = k0 + tid % kBlockK;
+    const int row0 = tid / kBlockK;
+    const KDecode kd = decode_k(g, k);
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int ii = 0; ii < kStagedA; ++ii) st.a[ii] = load_a(g, t.x, sh.rows[row0 + kRowStep * ii], kd);
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int jj = 0; jj < kStagedB; ++jj) st.b[jj] = load_b(g, t.w, n0 + row0 + kRowStep * jj, k);
+}
+
+//! Write thread `tid`'s fetched share into the shared slices.
+template <typename T>
+PCONV_HD void phase_store_slice(int tid, const Staging<T>& st, SharedTile<T>& sh) {
+    const int kk = tid % kBlockK;
+    const int row0 = tid / kBlockK;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int ii = 0; ii < kStagedA; ++ii) sh.slices.a[row0 + kRowStep * ii][kk] = st.a[ii];
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int jj = 0; jj < kStagedB; ++jj) sh.slices.b[row0 + kRowStep * jj][kk] = st.b[jj];
 }
 
 //! FP32 SIMT multiply-accumulate of the staged slice into thread `tid`'s registers.
@@ -311,11 +376,11 @@ PCONV_HD void phase_fma(int tid, const SharedTile<T>& sh, float (&acc)[kThreadM]
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-        for (int i = 0; i < kThreadM; ++i) a_col[i] = to_float(sh.a[tm + kRowThreads * i][kk]);
+        for (int i = 0; i < kThreadM; ++i) a_col[i] = to_float(sh.slices.a[tm + kRowThreads * i][kk]);
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-        for (int j = 0; j < kThreadN; ++j) b_row[j] = to_float(sh.b[tn + kColThreads * j][kk]);
+        for (int j = 0; j < kThreadN; ++j) b_row[j] = to_float(sh.slices.b[tn + kColThreads * j][kk]);
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
@@ -363,8 +428,11 @@ PCONV_HD void phase_epilogue(int tid, const Geometry& g, const Tensors<T>& t, in
 //! The whole block: the GPU kernel and the CPU emulator both run exactly this.
 //!
 //! Executor interface: for_each_thread(f) runs f(tid) for the thread(s) it stands for; barrier()
-//! separates phases; zero_acc(), mma(sh), store_acc(sh) own the accumulators (SIMT registers,
-//! WMMA fragments, or the emulator's arrays).
+//! separates phases; staging(tid) is that thread's register staging; zero_acc(), mma(sh),
+//! store_acc(sh) own the accumulators (SIMT registers, WMMA fragments, or the emulator's arrays).
+//!
+//! Software pipeline: the global loads of slice s+1 are issued before slice s is multiplied, so
+//! their latency overlaps the math; they land in shared memory after the next barrier.
 template <typename T, typename Exec>
 PCONV_HD void run_block(Exec& ex, const Geometry& g, const Tensors<T>& t, int64_t block_m, int32_t block_n,
                         SharedTile<T>& sh) {
@@ -373,11 +441,16 @@ PCONV_HD void run_block(Exec& ex, const Geometry& g, const Tensors<T>& t, int64_
     ex.for_each_thread([&](int tid) { phase_rows(tid, g, t.mask, m0, sh); });
     ex.barrier();  // rows[] is read by every thread's loads
     ex.zero_acc();
+    ex.for_each_thread([&](int tid) { phase_fetch(tid, g, t, n0, 0, sh, ex.staging(tid)); });
     for (int32_t k0 = 0; k0 < g.gemm_k; k0 += kBlockK) {
-        ex.for_each_thread([&](int tid) { phase_load(tid, g, t, n0, k0, sh); });
+        ex.for_each_thread([&](int tid) { phase_store_slice(tid, ex.staging(tid), sh); });
         ex.barrier();  // slice staged
+        const int32_t next = k0 + kBlockK;
+        if (next < g.gemm_k) {  // block-uniform condition
+            ex.for_each_thread([&](int tid) { phase_fetch(tid, g, t, n0, next, sh, ex.staging(tid)); });
+        }
         ex.mma(sh);
-        ex.barrier();  // slice consumed before the next load overwrites it
+        ex.barrier();  // slice consumed before the next store overwrites it (or c aliases it)
     }
     ex.store_acc(sh);
     ex.barrier();  // accumulator tile complete
