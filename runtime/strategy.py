@@ -27,7 +27,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Literal
 
 import numpy as np
@@ -41,6 +41,8 @@ STRATEGIES: tuple[str, ...] = ("full", "crop", "auto")
 DEFAULT_MARGIN = 64
 #: Default pixel budget: above this many padded pixels per image, ``auto`` switches to ``crop``.
 DEFAULT_PIXEL_BUDGET = 2048 * 2048
+#: Most separate crop regions per image before hole groups are merged more coarsely.
+MAX_REGIONS = 256
 #: Cell size of the coarse grid on which hole regions are labelled (speed over exact outlines).
 _CELL = 8
 
@@ -154,17 +156,23 @@ def plan_full(item: int, size: tuple[int, int], info: ModelInfo) -> Tile:
 def hole_regions(holes: np.ndarray, margin: int) -> list[Box]:
     """Tight bounding boxes of groups of hole pixels; groups closer than ~``2*margin`` are merged.
 
-    Labelled on a coarse grid of 8x8 cells (dilated by the margin) so it costs a few milliseconds
-    even for large masks; then boxes whose margin-grown extents overlap are merged until none do,
-    so the returned boxes, grown by ``margin``, are pairwise disjoint.
+    Labelled on a coarse grid of 8x8 cells (dilated by the margin) so it stays fast for large
+    masks; then boxes whose margin-grown extents overlap are merged until none do, so the returned
+    boxes, grown by ``margin``, are pairwise disjoint. Masks scattered into more than
+    :data:`MAX_REGIONS` groups are merged more coarsely (many tiny tiles would be slower than
+    fewer larger ones).
     """
     height, width = holes.shape
     gh, gw = -(-height // _CELL), -(-width // _CELL)
     padded = np.zeros((gh * _CELL, gw * _CELL), dtype=bool)
     padded[:height, :width] = holes
     cells = np.asarray(padded.reshape(gh, _CELL, gw, _CELL).any(axis=(1, 3)))
-    grown = _dilate(cells, max(0, -(-margin // _CELL)))
-    labels, count = _label(grown)
+    radius = max(0, -(-margin // _CELL))
+    while True:
+        labels, count = _label(_dilate(cells, radius))
+        if count <= MAX_REGIONS:
+            break
+        radius = max(1, 2 * radius)
     boxes: list[Box] = []
     for label in range(1, count + 1):
         ys, xs = np.nonzero((labels == label) & cells)
@@ -179,17 +187,32 @@ def hole_regions(holes: np.ndarray, margin: int) -> list[Box]:
 
 
 def _merge(boxes: list[Box], margin: int, height: int, width: int) -> list[Box]:
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                if boxes[i].grown(margin, height, width).overlaps(boxes[j].grown(margin, height, width)):
-                    boxes[i] = boxes[i].union(boxes.pop(j))
-                    merged = True
-                    break
-            if merged:
-                break
+    """Union boxes whose margin-grown extents overlap, repeatedly, until none do (vectorised)."""
+    while len(boxes) > 1:
+        grown = np.array([astuple(b.grown(margin, height, width)) for b in boxes], dtype=np.int64)
+        y0, x0, y1, x1 = (grown[:, i] for i in range(4))
+        overlap = (
+            (y0[:, None] < y1[None, :])
+            & (y0[None, :] < y1[:, None])
+            & (x0[:, None] < x1[None, :])
+            & (x0[None, :] < x1[:, None])
+        )
+        if int(overlap.sum()) == len(boxes):  # each box overlaps only itself
+            break
+        group = np.full(len(boxes), -1)
+        merged: list[Box] = []
+        for start in range(len(boxes)):
+            if group[start] >= 0:
+                continue
+            group[start] = len(merged)
+            stack, union = [start], boxes[start]
+            while stack:
+                for j in np.nonzero(overlap[stack.pop()] & (group < 0))[0]:
+                    group[j] = len(merged)
+                    union = union.union(boxes[j])
+                    stack.append(int(j))
+            merged.append(union)
+        boxes = merged
     return boxes
 
 
@@ -209,7 +232,16 @@ def _dilate(grid: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _label(grid: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected component labels of a small boolean grid (iterative flood fill)."""
+    """8-connected component labels of a boolean grid (scipy if installed, else a flood fill)."""
+    try:
+        from scipy import ndimage
+    except ImportError:
+        return _label_python(grid)
+    labels, count = ndimage.label(grid, structure=np.ones((3, 3), dtype=bool))
+    return np.asarray(labels), int(count)
+
+
+def _label_python(grid: np.ndarray) -> tuple[np.ndarray, int]:
     labels = np.zeros(grid.shape, dtype=np.int32)
     height, width = grid.shape
     count = 0

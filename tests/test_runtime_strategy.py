@@ -115,3 +115,26 @@ def test_inpainter_properties(inpainter, h, w, seed, dtype, strategy, hole_fract
     assert np.array_equal(out[valid], image[valid])
     if dtype == "float32":
         assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_pure_python_labelling_matches_scipy_free_expectation() -> None:
+    from pconv.runtime.strategy import _label, _label_python
+
+    grid = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 1], [1, 1, 0, 1]], dtype=bool)
+    labels, count = _label_python(grid)
+    assert count == 4  # the diagonal pair is one region (8-connectivity)
+    assert labels[0, 0] == labels[1, 1] and labels[2, 3] == labels[3, 3] != labels[0, 3]
+    scipy_labels, scipy_count = _label(grid)
+    assert scipy_count == count and np.array_equal(scipy_labels > 0, labels > 0)
+
+
+def test_scattered_masks_are_merged_into_few_regions() -> None:
+    from pconv.runtime.strategy import MAX_REGIONS
+
+    holes = np.random.default_rng(0).random((1200, 1200)) > 0.999
+    boxes = hole_regions(holes, margin=0)
+    assert 1 <= len(boxes) <= MAX_REGIONS
+    covered = np.zeros_like(holes)
+    for b in boxes:
+        covered[b.slices] = True
+    assert covered[holes].all()
