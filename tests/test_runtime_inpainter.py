@@ -269,3 +269,15 @@ def test_auto_switches_to_crop_past_the_max_shape_and_downscales_big_regions(inp
     assert np.array_equal(out[~holes], image[~holes])
     assert all(s[2] <= 64 and s[3] <= 64 and s[0] <= 2 for s in limited.seen)
     assert not np.array_equal(out[60:140, 40:160], image[60:140, 40:160])
+
+
+def test_concurrent_calls_from_threads_match_serial_results(inpainter: Inpainter) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(13)
+    cases = [_random_case(rng, 30 + 7 * i, 40 + 5 * i) for i in range(6)]
+    serial = [inpainter(image, mask) for image, mask in cases]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(lambda c: inpainter(*c), cases))
+    for a, b in zip(serial, threaded):
+        assert np.array_equal(a, b)
