@@ -7,9 +7,11 @@
 // multiply-accumulate with its thread-to-register mapping, the shared accumulator layout, the mask
 // sum over several weighted mask channels, the epilogue and the one-time new-mask write. Shared
 // memory is filled with NaN before every block and outputs are pre-filled with NaN, so a read of
-// unwritten shared memory or a missed output element fails the check. Not covered: the WMMA
-// instructions themselves (the FP16 run multiplies the staged FP16 tiles with a scalar loop that
-// computes what wmma::mma_sync computes) and real concurrency.
+// unwritten shared memory or a missed output element fails the check. The FP16 run uses the
+// GPU's warp tiling (WarpTileMma: fragment pointers, leading dimensions, layouts) with the five
+// wmma:: calls replaced by a CPU model of their documented semantics (HostWmma). Not covered:
+// the tensor-core hardware itself, the fragment register layout, and real concurrency (a missing
+// barrier cannot show up when threads run one after another).
 //
 // Usage:
 //   pconv_host_check cases  < lines    one case per line (see parse_case), prints one result per line
@@ -57,38 +59,64 @@ struct HostSimtExecutor {
     }
 };
 
-//! Stands in for the WMMA executor: the same staged FP16 tiles, products summed in FP32.
-template <typename T>
-struct HostTileMmaExecutor {
-    float acc[kBlockM][kBlockN];
-    Staging<T> stage[kThreads];
+//! The documented semantics of the WMMA calls WarpTileMma makes (m16n16k16, FP16 in, FP32 out).
+struct HostWmma {
+    struct FragmentA {
+        float v[kFrag][kFrag];  // (m, k)
+    };
+    struct FragmentB {
+        float v[kFrag][kFrag];  // (k, n)
+    };
+    struct Accumulator {
+        float v[kFrag][kFrag];  // (m, n)
+    };
+    static void fill_zero(Accumulator& c) { std::memset(c.v, 0, sizeof(c.v)); }
+    // load_matrix_sync, matrix_a, row_major: element (m, k) is p[m * ldm + k]
+    static void load_a(FragmentA& a, const __half* p, int ldm) {
+        for (int m = 0; m < kFrag; ++m)
+            for (int k = 0; k < kFrag; ++k) a.v[m][k] = __half2float(p[m * ldm + k]);
+    }
+    // load_matrix_sync, matrix_b, col_major: element (k, n) is p[n * ldm + k]
+    static void load_b(FragmentB& b, const __half* p, int ldm) {
+        for (int k = 0; k < kFrag; ++k)
+            for (int n = 0; n < kFrag; ++n) b.v[k][n] = __half2float(p[n * ldm + k]);
+    }
+    // mma_sync(c, a, b, c): c += a * b, products of FP16 values summed in FP32
+    static void mma(Accumulator& c, const FragmentA& a, const FragmentB& b) {
+        for (int m = 0; m < kFrag; ++m)
+            for (int n = 0; n < kFrag; ++n) {
+                float sum = 0.0f;
+                for (int k = 0; k < kFrag; ++k) sum += a.v[m][k] * b.v[k][n];
+                c.v[m][n] += sum;
+            }
+    }
+    // store_matrix_sync, mem_col_major: element (m, n) goes to p[n * ldm + m]
+    static void store_col_major(float* p, const Accumulator& c, int ldm) {
+        for (int m = 0; m < kFrag; ++m)
+            for (int n = 0; n < kFrag; ++n) p[n * ldm + m] = c.v[m][n];
+    }
+};
 
-    Staging<T>& staging(int tid) { return stage[tid]; }
+//! The FP16 executor of the GPU with its wmma:: calls replaced by HostWmma, one tile per warp.
+struct HostWmmaExecutor {
+    static constexpr int kWarps = kThreads / 32;
+    WarpTileMma<HostWmma> warps[kWarps];
+    Staging<__half> stage[kThreads];
 
+    Staging<__half>& staging(int tid) { return stage[tid]; }
     template <typename F>
     void for_each_thread(F&& f) {
         for (int tid = 0; tid < kThreads; ++tid) f(tid);
     }
     void barrier() {}
-    void zero_acc() { std::memset(acc, 0, sizeof(acc)); }
-    float a[kBlockM][kBlockK];
-    float b[kBlockN][kBlockK];
-
-    void mma(const SharedTile<T>& sh) {
-        for (int i = 0; i < kBlockM; ++i)
-            for (int kk = 0; kk < kBlockK; ++kk) a[i][kk] = to_float(sh.slices.a[i][kk]);
-        for (int j = 0; j < kBlockN; ++j)
-            for (int kk = 0; kk < kBlockK; ++kk) b[j][kk] = to_float(sh.slices.b[j][kk]);
-        for (int i = 0; i < kBlockM; ++i)
-            for (int j = 0; j < kBlockN; ++j) {
-                float sum = 0.0f;  // one fragment-sized partial sum per slice, then accumulate
-                for (int kk = 0; kk < kBlockK; ++kk) sum += a[i][kk] * b[j][kk];
-                acc[i][j] += sum;
-            }
+    void zero_acc() {
+        for (auto& w : warps) w.zero();
     }
-    void store_acc(SharedTile<T>& sh) {
-        for (int i = 0; i < kBlockM; ++i)
-            for (int j = 0; j < kBlockN; ++j) sh.c[j][i] = acc[i][j];
+    void mma(const SharedTile<__half>& sh) {
+        for (int w = 0; w < kWarps; ++w) warps[w].mma(sh, w);
+    }
+    void store_acc(SharedTile<__half>& sh) {
+        for (int w = 0; w < kWarps; ++w) warps[w].store(sh, w);
     }
 };
 
@@ -252,7 +280,7 @@ int run_emulated(const PConvParams& p, const Inputs& in, bool fp16, std::vector<
     const std::vector<__half> x = to_half(in.x), w = to_half(in.w), b = to_half(in.b);
     std::vector<__half> yh(y_size(p), __float2half_rn(std::nanf("")));
     const Tensors<__half> t{x.data(), in.mask.data(), w.data(), b.data(), yh.data(), new_mask.data()};
-    const int status = emulate_launch<__half, HostTileMmaExecutor<__half>>(p, t);
+    const int status = emulate_launch<__half, HostWmmaExecutor>(p, t);
     y.resize(yh.size());
     for (size_t i = 0; i < yh.size(); ++i) y[i] = __half2float(yh[i]);
     return status;

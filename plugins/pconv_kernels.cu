@@ -5,7 +5,8 @@
 // new mask. The block body is pconv::tile::run_block (pconv_tile.h), shared with the CPU emulator
 // in pconv_host_check.cpp; this file only supplies the two GPU executors:
 //   * SimtExecutor  - FP32: per-thread 4x8 register tile, FP32 FMA (no TF32, so FP32 stays exact).
-//   * WmmaExecutor  - FP16: 4 warps x (2x2) 16x16x16 WMMA fragments, FP16 inputs, FP32 accumulators.
+//   * WmmaExecutor  - FP16: 4 warps x (2x2) 16x16x16 WMMA fragments, FP16 inputs, FP32 accumulators
+//                     (the warp tiling is WarpTileMma in pconv_tile.h; only the wmma:: calls are here).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
@@ -45,70 +46,45 @@ struct SimtExecutor {
     }
 };
 
-//! Tensor cores: warp w computes rows 32*(w%2).. and channels 32*(w/2).. of the 64x64 tile.
-struct WmmaExecutor {
-    static constexpr int kWarpTile = 32;
-    static constexpr int kFrag = 16;
-    static constexpr int kFragsPerWarp = kWarpTile / kFrag;  // 2 x 2 fragments per warp
-    static_assert(kBlockM == 2 * kWarpTile && kBlockN == 2 * kWarpTile && kThreads == 4 * 32,
-                  "4 warps in a 2x2 layout cover the block tile");
-    static_assert(kBlockK % kFrag == 0, "k slice is whole fragments");
+//! The WMMA calls of WarpTileMma (pconv_tile.h), on the tensor cores.
+struct DeviceWmma {
+    using FragmentA = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, kFrag, kFrag, kFrag, __half,
+                                             nvcuda::wmma::row_major>;
+    using FragmentB = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, kFrag, kFrag, kFrag, __half,
+                                             nvcuda::wmma::col_major>;
+    using Accumulator = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kFrag, kFrag, kFrag, float>;
 
-    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kFrag, kFrag, kFrag, float> acc[kFragsPerWarp]
-                                                                                     [kFragsPerWarp];
+    static __device__ __forceinline__ void fill_zero(Accumulator& c) { nvcuda::wmma::fill_fragment(c, 0.0f); }
+    static __device__ __forceinline__ void load_a(FragmentA& a, const __half* p, int ldm) {
+        nvcuda::wmma::load_matrix_sync(a, p, ldm);
+    }
+    static __device__ __forceinline__ void load_b(FragmentB& b, const __half* p, int ldm) {
+        nvcuda::wmma::load_matrix_sync(b, p, ldm);
+    }
+    static __device__ __forceinline__ void mma(Accumulator& c, const FragmentA& a, const FragmentB& b) {
+        nvcuda::wmma::mma_sync(c, a, b, c);
+    }
+    static __device__ __forceinline__ void store_col_major(float* p, const Accumulator& c, int ldm) {
+        nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_col_major);
+    }
+};
+
+//! Tensor cores: each warp runs WarpTileMma for its 32x32 share of the 64x64 block tile.
+struct WmmaExecutor {
+    WarpTileMma<DeviceWmma> tile;
     Staging<__half> stage;
 
     __device__ __forceinline__ Staging<__half>& staging(int /*tid*/) { return stage; }
-
-    __device__ __forceinline__ int warp_m() const { return (threadIdx.x / 32) % 2; }
-    __device__ __forceinline__ int warp_n() const { return (threadIdx.x / 32) / 2; }
+    __device__ __forceinline__ int warp() const { return static_cast<int>(threadIdx.x / 32); }
 
     template <typename F>
     __device__ __forceinline__ void for_each_thread(F&& f) {
         f(static_cast<int>(threadIdx.x));
     }
     __device__ __forceinline__ void barrier() { __syncthreads(); }
-    __device__ __forceinline__ void zero_acc() {
-#pragma unroll
-        for (int i = 0; i < kFragsPerWarp; ++i)
-#pragma unroll
-            for (int j = 0; j < kFragsPerWarp; ++j) nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
-    }
-    __device__ __forceinline__ void mma(const SharedTile<__half>& sh) {
-        using namespace nvcuda;
-        constexpr int kPitch = SharedTile<__half>::kPitch;
-        const int row0 = warp_m() * kWarpTile;
-        const int col0 = warp_n() * kWarpTile;
-#pragma unroll
-        for (int kk = 0; kk < kBlockK; kk += kFrag) {
-            // A is row-major (m, k) with pitch kPitch; B is stored as (n, k) rows, i.e. the
-            // (k, n) matrix in column-major order with the same pitch.
-            wmma::fragment<wmma::matrix_a, kFrag, kFrag, kFrag, __half, wmma::row_major> a[kFragsPerWarp];
-            wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, __half, wmma::col_major> b[kFragsPerWarp];
-#pragma unroll
-            for (int i = 0; i < kFragsPerWarp; ++i)
-                wmma::load_matrix_sync(a[i], &sh.slices.a[row0 + i * kFrag][kk], kPitch);
-#pragma unroll
-            for (int j = 0; j < kFragsPerWarp; ++j)
-                wmma::load_matrix_sync(b[j], &sh.slices.b[col0 + j * kFrag][kk], kPitch);
-#pragma unroll
-            for (int i = 0; i < kFragsPerWarp; ++i)
-#pragma unroll
-                for (int j = 0; j < kFragsPerWarp; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-        }
-    }
-    __device__ __forceinline__ void store_acc(SharedTile<__half>& sh) {
-        using namespace nvcuda;
-        const int row0 = warp_m() * kWarpTile;
-        const int col0 = warp_n() * kWarpTile;
-        // c is (channel, pixel): the (pixel, channel) accumulator in column-major order.
-#pragma unroll
-        for (int i = 0; i < kFragsPerWarp; ++i)
-#pragma unroll
-            for (int j = 0; j < kFragsPerWarp; ++j)
-                wmma::store_matrix_sync(&sh.c[col0 + j * kFrag][row0 + i * kFrag], acc[i][j], kLdC,
-                                        wmma::mem_col_major);
-    }
+    __device__ __forceinline__ void zero_acc() { tile.zero(); }
+    __device__ __forceinline__ void mma(const SharedTile<__half>& sh) { tile.mma(sh, warp()); }
+    __device__ __forceinline__ void store_acc(SharedTile<__half>& sh) { tile.store(sh, warp()); }
 };
 
 template <typename T, typename Exec>

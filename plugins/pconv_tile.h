@@ -425,6 +425,67 @@ PCONV_HD void phase_epilogue(int tid, const Geometry& g, const Tensors<T>& t, in
     }
 }
 
+// ---- FP16 tensor-core tiling -----------------------------------------------------------------
+constexpr int kWarpTile = 32;                     // each warp owns a 32x32 share of the block tile
+constexpr int kFrag = 16;                         // WMMA m16n16k16
+constexpr int kFragsPerWarp = kWarpTile / kFrag;  // 2 x 2 fragments per warp
+static_assert(kBlockM == 2 * kWarpTile && kBlockN == 2 * kWarpTile && kThreads == 4 * 32,
+              "4 warps in a 2x2 layout cover the block tile");
+static_assert(kBlockK % kFrag == 0, "k slice is whole fragments");
+
+//! One warp's share of the FP16 block tile: rows 32*(warp%2).., channels 32*(warp/2)..
+//!
+//! `Api` supplies the fragment types and the five WMMA calls: on the GPU nvcuda::wmma
+//! (DeviceWmma in pconv_kernels.cu); in pconv_host_check.cpp a CPU model of their documented
+//! semantics. The pointers, leading dimensions and layouts below are therefore the ones the CPU
+//! check exercises:
+//!   A slice (m, k) row-major, pitch kPitch          -> matrix_a row_major
+//!   B slice stored as (n, k) rows = (k, n) col-major -> matrix_b col_major
+//!   c is (channel, pixel) = (pixel, channel) col-major, pitch kLdC -> mem_col_major
+template <typename Api>
+struct WarpTileMma {
+    typename Api::Accumulator acc[kFragsPerWarp][kFragsPerWarp];
+
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
+    PCONV_HD void zero() {
+        for (int i = 0; i < kFragsPerWarp; ++i)
+            for (int j = 0; j < kFragsPerWarp; ++j) Api::fill_zero(acc[i][j]);
+    }
+
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
+    PCONV_HD void mma(const SharedTile<__half>& sh, int warp) {
+        constexpr int kPitch = SharedTile<__half>::kPitch;
+        const int row0 = (warp % 2) * kWarpTile;
+        const int col0 = (warp / 2) * kWarpTile;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+        for (int kk = 0; kk < kBlockK; kk += kFrag) {
+            typename Api::FragmentA a[kFragsPerWarp];
+            typename Api::FragmentB b[kFragsPerWarp];
+            for (int i = 0; i < kFragsPerWarp; ++i) Api::load_a(a[i], &sh.slices.a[row0 + i * kFrag][kk], kPitch);
+            for (int j = 0; j < kFragsPerWarp; ++j) Api::load_b(b[j], &sh.slices.b[col0 + j * kFrag][kk], kPitch);
+            for (int i = 0; i < kFragsPerWarp; ++i)
+                for (int j = 0; j < kFragsPerWarp; ++j) Api::mma(acc[i][j], a[i], b[j]);
+        }
+    }
+
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
+    PCONV_HD void store(SharedTile<__half>& sh, int warp) {
+        const int row0 = (warp % 2) * kWarpTile;
+        const int col0 = (warp / 2) * kWarpTile;
+        for (int i = 0; i < kFragsPerWarp; ++i)
+            for (int j = 0; j < kFragsPerWarp; ++j)
+                Api::store_col_major(&sh.c[col0 + j * kFrag][row0 + i * kFrag], acc[i][j], kLdC);
+    }
+};
+
 //! The whole block: the GPU kernel and the CPU emulator both run exactly this.
 //!
 //! Executor interface: for_each_thread(f) runs f(tid) for the thread(s) it stands for; barrier()
