@@ -1,9 +1,9 @@
 // The fused partial-convolution kernel body, written once for the GPU and for a CPU emulator.
 //
 // There is no GPU on the machines that develop and test this project, so everything the kernel
-// does except the tensor-core instruction itself is written here as plain host+device C++:
-// the implicit-GEMM index math, the shared-memory tile loads, the FP32 SIMT multiply-accumulate,
-// the window mask sum and the epilogue. The block body (run_block) takes an *executor* that says
+// does except the wmma:: calls themselves is written here as plain host+device C++: the
+// implicit-GEMM index math, the software-pipelined tile loads, the FP32 SIMT multiply-accumulate,
+// the FP16 warp tiling (WarpTileMma), the window mask sum and the epilogue. The block body (run_block) takes an *executor* that says
 // how "each thread" and "barrier" are realised: pconv_kernels.cu passes one that runs the calling
 // CUDA thread and __syncthreads(); pconv_host_check.cpp passes one that loops over all thread ids
 // in turn (a barrier is then implicit), which is exactly the CUDA semantics of barrier-separated

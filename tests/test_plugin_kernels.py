@@ -4,8 +4,9 @@
 runs) for every block of a launch, playing the 128 threads in turn, and compares with a naive
 double-precision partial convolution. Here it runs on every layer shape of the 512² network (at
 small spatial sizes), on edge cases, on random shapes, against ``reference_partial_conv``, and as
-the layers of a whole tiny network against PyTorch. The WMMA instructions themselves are replaced
-by a scalar product of the same staged FP16 tiles (they need a GPU: tests/test_plugin_gpu.py).
+the layers of a whole tiny network against PyTorch. The FP16 path runs the GPU's warp tiling with
+the wmma:: calls replaced by a CPU model of their documented semantics; the tensor cores
+themselves need a GPU (tests/test_plugin_gpu.py).
 """
 
 from __future__ import annotations
