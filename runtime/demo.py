@@ -117,8 +117,10 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     Training uses ``opts.threads`` torch threads (default 1): the demo model is tiny, so more
     threads gain little, and on a busy machine oversubscribed threads slow training many-fold.
     """
-    import torch
+    from pconv.errors import require
 
+    torch: Any = require("torch", "train", "PyTorch (the demo trains a model)")
+    require("onnx", "export", "onnx (the demo exports the model)")
     previous_threads = torch.get_num_threads()
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
