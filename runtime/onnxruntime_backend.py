@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from pconv.errors import require
 from pconv.runtime.backend import ModelInfo
-from pconv.runtime.errors import InputError, ModelLoadError
+from pconv.runtime.errors import BackendUnavailableError, InputError, ModelLoadError
 from pconv.runtime.loader import check_model_file, logger, model_info_from_metadata
 
 #: Execution providers in order of preference.
@@ -50,7 +49,13 @@ class OnnxRuntimeBackend:
     def __init__(
         self, model_path: str | Path, device: int = 0, providers: Sequence[str] | None = None
     ) -> None:
-        ort: Any = require("onnxruntime", "export", "ONNX Runtime")
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "ONNX Runtime is not installed: run `pip install onnxruntime` (CPU) or "
+                f"`pip install 'pconv[gpu]'` (CUDA / TensorRT execution providers) ({exc})"
+            ) from exc
         path = check_model_file(model_path)
         chosen = choose_providers(ort.get_available_providers(), providers)
         provider_args: list[Any] = [

@@ -47,3 +47,41 @@ def test_runtime_imports_and_inpaints_without_torch_or_onnx(tiny_onnx_factory) -
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("OK")
+
+
+NO_ORT_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "onnxruntime":
+                raise ImportError(f"{name} is blocked in this test")
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+    from pconv.runtime import BackendUnavailableError, Inpainter
+    from pconv.runtime.doctor import run_checks
+
+    try:
+        Inpainter(sys.argv[1])
+    except BackendUnavailableError as exc:
+        assert "pip install onnxruntime" in str(exc), exc
+    else:
+        raise AssertionError("no error without onnxruntime")
+    (check,) = [c for c in run_checks() if c.name == "onnxruntime"]
+    assert not check.ok and check.required and "pip install onnxruntime" in check.fix
+    print("OK")
+    """
+)
+
+
+def test_missing_onnxruntime_names_the_install_command(tiny_onnx_factory) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_ORT_SCRIPT, str(tiny_onnx_factory())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("OK")
