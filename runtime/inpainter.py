@@ -205,8 +205,8 @@ class Inpainter:
     ) -> list[tuple[strategies.Tile, np.ndarray]]:
         """Run tiles grouped by network size; return each tile's fill for its box (HWC float32)."""
         info = self.info
-        exact_n, max_n = _batch_limits(info)
-        per_call = exact_n or min(batch_size, max_n)
+        min_n, max_n = _batch_limits(info)
+        per_call = max(min_n, min(batch_size, max_n))
         groups: dict[tuple[int, int], list[strategies.Tile]] = defaultdict(list)
         for tile in tiles:
             groups[tile.net].append(tile)
@@ -215,7 +215,7 @@ class Inpainter:
         for (net_h, net_w), group in groups.items():
             for start in range(0, len(group), per_call):
                 chunk = group[start : start + per_call]
-                n = len(chunk) if exact_n is None else exact_n
+                n = max(len(chunk), min_n)  # unused slots stay all-hole (a valid input, ignored)
                 image = np.zeros((n, 3, net_h, net_w), dtype=np.float32)
                 mask = np.zeros((n, 1, net_h, net_w), dtype=np.float32)  # 0 = hole: padding is hole
                 for slot, tile in enumerate(chunk):
@@ -245,11 +245,10 @@ class Inpainter:
         return done
 
 
-def _batch_limits(info: ModelInfo) -> tuple[int | None, int]:
-    """(exact N the graph needs or None, the largest N it takes)."""
+def _batch_limits(info: ModelInfo) -> tuple[int, int]:
+    """(smallest, largest) batch size N the graph takes (a static N gives min == max)."""
     if info.fixed_shape is not None:
         return info.fixed_shape[0], info.fixed_shape[0]
-    if info.min_shape is not None and info.max_shape is not None and info.min_shape[0] == info.max_shape[0]:
-        return info.min_shape[0], info.min_shape[0]
+    min_n = info.min_shape[0] if info.min_shape is not None else 1
     max_n = info.max_shape[0] if info.max_shape is not None else 1 << 30
-    return None, max(1, max_n)
+    return max(1, min_n), max(1, min_n, max_n)

@@ -232,7 +232,7 @@ def test_crop_tile_matches_running_that_crop_alone(inpainter: Inpainter) -> None
 class _LimitedInfo:
     """A real ONNX Runtime backend whose reported shape limits are narrowed, like a TensorRT profile."""
 
-    def __init__(self, backend, max_hw: int) -> None:
+    def __init__(self, backend, max_hw: int, min_n: int = 1, max_n: int = 2) -> None:
         self.inner = backend
         self.name = backend.name
         info = backend.info
@@ -241,13 +241,14 @@ class _LimitedInfo:
             info.mask_convention,
             info.io_dtype,
             info.config,
-            (1, 8, 8),
-            (2, max_hw, max_hw),
+            (min_n, 8, 8),
+            (max_n, max_hw, max_hw),
         )
         self.seen: list[tuple[int, ...]] = []
 
     def run(self, image: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-        assert image.shape[0] <= 2 and image.shape[2] <= self.info.max_shape[1]
+        assert self.info.min_shape[0] <= image.shape[0] <= self.info.max_shape[0]
+        assert image.shape[2] <= self.info.max_shape[1] and image.shape[3] <= self.info.max_shape[2]
         self.seen.append(image.shape)
         return self.inner.run(image, mask)
 
@@ -281,3 +282,14 @@ def test_concurrent_calls_from_threads_match_serial_results(inpainter: Inpainter
         threaded = list(pool.map(lambda c: inpainter(*c), cases))
     for a, b in zip(serial, threaded):
         assert np.array_equal(a, b)
+
+
+def test_batches_are_padded_up_to_the_profile_minimum(inpainter: Inpainter) -> None:
+    limited = _LimitedInfo(inpainter.backend, max_hw=512, min_n=3, max_n=4)
+    inp = Inpainter.from_backend(limited)  # type: ignore[arg-type]
+    rng = np.random.default_rng(14)
+    images, masks = zip(*[_random_case(rng, 30, 30) for _ in range(5)])
+    out = inp(list(images), list(masks), batch_size=4)
+    assert [s[0] for s in limited.seen] == [4, 3]  # 4 + 1 real images; the second call padded to 3
+    for image, mask, o in zip(images, masks, out):
+        assert np.array_equal(o, inpainter(image, mask))
