@@ -38,7 +38,13 @@ def trt_plugin(tmp_path_factory: pytest.TempPathFactory) -> Any:
         try:
             include = find_tensorrt_include()
             out = tmp_path_factory.mktemp("trt_plugin") / "libpconv_plugin.so"
-            library = build_plugin(tensorrt_include=include, out=out, show_progress=False).library
+            import torch
+
+            major, minor = torch.cuda.get_device_capability()
+            arch = f"{major}{minor}"  # this GPU's architecture, whatever the default list
+            library = build_plugin(
+                tensorrt_include=include, archs=(arch,), out=out, show_progress=False
+            ).library
         except TensorRTHeadersNotFound:
             library = find_library()
         if library is None:
