@@ -137,6 +137,10 @@ def test_kernels_compile_for_sm80_and_sm90(tmp_path: Path) -> None:
             "-O3",
             "--resource-usage",
             f"-I{SRC}",
+            # PyTorch extensions build with these (torch_harness): no implicit __half conversions.
+            "-D__CUDA_NO_HALF_OPERATORS__",
+            "-D__CUDA_NO_HALF_CONVERSIONS__",
+            "-D__CUDA_NO_HALF2_OPERATORS__",
             "-gencode",
             "arch=compute_80,code=sm_80",
             "-gencode",
