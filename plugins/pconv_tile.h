@@ -3,11 +3,11 @@
 // There is no GPU on the machines that develop and test this project, so everything the kernel
 // does except the wmma:: calls themselves is written here as plain host+device C++: the
 // implicit-GEMM index math, the software-pipelined tile loads, the FP32 SIMT multiply-accumulate,
-// the FP16 warp tiling (WarpTileMma), the window mask sum and the epilogue. The block body (run_block) takes an *executor* that says
-// how "each thread" and "barrier" are realised: pconv_kernels.cu passes one that runs the calling
-// CUDA thread and __syncthreads(); pconv_host_check.cpp passes one that loops over all thread ids
-// in turn (a barrier is then implicit), which is exactly the CUDA semantics of barrier-separated
-// phases, so the CPU check exercises the very code the GPU runs.
+// the FP16 warp tiling (WarpTileMma), the window mask sum and the epilogue. The block body
+// (run_block) takes an *executor* that says how "each thread" and "barrier" are realised:
+// pconv_kernels.cu passes one that runs the calling CUDA thread and __syncthreads();
+// pconv_host_check.cpp passes one that runs every thread id in turn, phase by phase (the CUDA
+// meaning of barrier-separated phases), so the CPU check exercises the code the GPU runs.
 //
 // GEMM view: rows m = output pixels (n, oh, ow) of the whole batch, columns = output channels,
 // reduction k = (c, r, s) over in_channels x kernel_h x kernel_w (the weight's own memory order).
