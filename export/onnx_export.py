@@ -131,12 +131,53 @@ _RESIZE_NEAREST = {"mode": "nearest", "coordinate_transformation_mode": "asymmet
 #: ``conv_transpose(h, A·W·Aᵀ, stride 2, pads 1)``: the same result with 16 instead of 36
 #: multiply-adds per low-resolution pixel, and no upsampled copy of the features.
 _SUBPIXEL_TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=np.float64)
+#: Per output phase a (row or column parity): the 2 low-resolution taps, as rows of
+#: :data:`_SUBPIXEL_TAPS`. Phase 0 reads offsets (-1, 0), phase 1 reads (0, +1).
+_PHASE_TAPS = {0: _SUBPIXEL_TAPS[[3, 1]], 1: _SUBPIXEL_TAPS[[2, 0]]}
+#: Below this many output channels the phase convolutions are too narrow for ORT's blocked
+#: (NCHWc) kernels and one ConvTranspose is faster (the network's last layer: 3 channels).
+_MIN_PHASE_CHANNELS = 16
 
 
 def subpixel_kernel(weight: np.ndarray) -> np.ndarray:
     """ConvTranspose kernel ``(C_in, C_out, 4, 4)`` for a 3x3, pad-1 conv after nearest ×2 upsampling."""
     a = _SUBPIXEL_TAPS
     return np.einsum("ty,oiyx,sx->iots", a, weight, a)
+
+
+def phase_kernel(weight: np.ndarray, row_phase: int, col_phase: int) -> np.ndarray:
+    """2x2 kernel ``(C_out, C_in, 2, 2)`` giving output pixels (2i + row_phase, 2j + col_phase)."""
+    return np.einsum("ty,oiyx,sx->oits", _PHASE_TAPS[row_phase], weight, _PHASE_TAPS[col_phase])
+
+
+def _upsampled_conv(g: GraphBuilder, features: str, weight_up: np.ndarray, dtype: type) -> str:
+    """``conv3x3(nearest_up2(features))`` without materialising the upsampled tensor.
+
+    Wide layers: four 2x2 convolutions on the low-resolution input, one per output phase
+    (asymmetric pads pick the taps), interleaved by Concat + DepthToSpace (DCR). Narrow layers:
+    one ConvTranspose. Both do 16 instead of 36 multiply-adds per low-resolution pixel.
+    """
+    if weight_up.shape[0] < _MIN_PHASE_CHANNELS:
+        kernel = g.initializer(subpixel_kernel(weight_up).astype(dtype), "weight_up")
+        return g.op(
+            "ConvTranspose",
+            features,
+            kernel,
+            hint="conv_up",
+            kernel_shape=[4, 4],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        )
+    phases = []
+    for a in (0, 1):
+        for b in (0, 1):
+            kernel = g.initializer(phase_kernel(weight_up, a, b).astype(dtype), f"weight_up{a}{b}")
+            pads = [1 - a, 1 - b, a, b]
+            phases.append(
+                g.op("Conv", features, kernel, hint=f"conv_up{a}{b}", kernel_shape=[2, 2], pads=pads)
+            )
+    stacked = g.op("Concat", *phases, hint="conv_up_phases", axis=1)
+    return g.op("DepthToSpace", stacked, hint="conv_up", blocksize=2, mode="DCR")
 
 
 def _subpixel_ok(spec: LayerSpec) -> bool:
@@ -158,8 +199,8 @@ def emit_partial_conv(
     Encoder layers take ``features`` (already masked) and ``mask`` at the layer's input size.
     Decoder layers take the low-resolution ``features`` and the ``skip`` features, plus the
     concatenated FP32 masks (N, 2, H, W) at full size; with ``decoder="subpixel"`` the upsampled
-    part of the convolution is one ConvTranspose (see :data:`_SUBPIXEL_TAPS`), otherwise a
-    nearest Resize and a Concat precede one Conv.
+    part of the convolution runs on the low-resolution input (:func:`_upsampled_conv`) and is
+    added to the skip part's convolution, otherwise a nearest Resize and a Concat precede one Conv.
     """
     spec = layer.spec
     ops = OnnxOps(g)
@@ -177,17 +218,8 @@ def emit_partial_conv(
     elif decoder == "subpixel" and _subpixel_ok(spec):
         c_up = spec.mask_channel_weights[0]
         w_skip = g.initializer(layer.weight[:, c_up:].astype(dtype), "weight_skip")
-        w_up = g.initializer(subpixel_kernel(layer.weight[:, :c_up]).astype(dtype), "weight_up")
         skip_raw = g.op("Conv", skip, w_skip, hint="conv_skip", **attrs)
-        up_raw = g.op(
-            "ConvTranspose",
-            features,
-            w_up,
-            hint="conv_up",
-            kernel_shape=[4, 4],
-            strides=[2, 2],
-            pads=[1, 1, 1, 1],
-        )
+        up_raw = _upsampled_conv(g, features, layer.weight[:, :c_up], dtype)
         raw = g.op("Add", skip_raw, up_raw, hint="conv")
     else:
         scales = g.shared_initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")

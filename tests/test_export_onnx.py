@@ -29,7 +29,7 @@ from pconv.config import (
 )
 from pconv.errors import PconvError
 from pconv.export import plugin_fields
-from pconv.export.onnx_export import MIN_OPSET, build_model, export_onnx, subpixel_kernel
+from pconv.export.onnx_export import MIN_OPSET, build_model, export_onnx, phase_kernel, subpixel_kernel
 from pconv.training.unet import composite
 
 FP32_ATOL = 1e-5
@@ -150,6 +150,32 @@ def test_subpixel_kernel_equals_upsample_then_conv() -> None:
     )
     assert got.shape == want.shape
     assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_phase_kernels_equal_upsample_then_conv() -> None:
+    rng = np.random.default_rng(2)
+    h = torch.from_numpy(rng.standard_normal((1, 4, 5, 6)))
+    weight = rng.standard_normal((3, 4, 3, 3))
+    want = torch.nn.functional.conv2d(
+        torch.nn.functional.interpolate(h, scale_factor=2.0, mode="nearest"),
+        torch.from_numpy(weight),
+        padding=1,
+    )
+    for a in (0, 1):
+        for b in (0, 1):
+            padded = torch.nn.functional.pad(h, (1 - b, b, 1 - a, a))  # left, right, top, bottom
+            got = torch.nn.functional.conv2d(padded, torch.from_numpy(phase_kernel(weight, a, b)))
+            assert torch.allclose(got, want[:, :, a::2, b::2], atol=1e-12)
+
+
+def test_explicit_decoder_runs_on_low_resolution_features(tiny_onnx_factory, model) -> None:
+    m = onnx.load(str(tiny_onnx_factory("explicit", "fp32")))
+    ops = Counter(n.op_type for n in m.graph.node)
+    wide = [s for s in model.specs if s.upsample_input and s.out_channels >= 16]
+    narrow = [s for s in model.specs if s.upsample_input and s.out_channels < 16]
+    assert wide and narrow  # the tiny model exercises both paths
+    assert ops["DepthToSpace"] == len(wide) and ops["ConvTranspose"] == len(narrow)
+    assert ops["Resize"] == len(wide) + len(narrow)  # only the single-channel masks are upsampled
 
 
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
