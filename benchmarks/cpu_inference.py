@@ -62,7 +62,7 @@ def hole_mask(size: int, hole_fraction: float, seed: int) -> np.ndarray:
     return mask[None, None]
 
 
-def calibrated_model(seed: int, size: int) -> Any:
+def calibrated_model(seed: int, size: int, hole_fraction: float) -> Any:
     """A seeded untrained depth-8 ``PConvUNet`` whose BatchNorm statistics come from 2 forward passes.
 
     An untrained net with default statistics (mean 0, var 1) has outputs in the hundreds, which
@@ -82,10 +82,9 @@ def calibrated_model(seed: int, size: int) -> Any:
     model.train()
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
-        for _ in range(2):
+        for i in range(2):
             image = torch.rand(1, 3, size, size, generator=generator)
-            mask = (torch.rand(1, 1, size, size, generator=generator) > 0.25).float()
-            model(image, mask)
+            model(image, torch.from_numpy(hole_mask(size, hole_fraction, seed + 100 + i)))
     return model.eval()
 
 
@@ -117,7 +116,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = load_checkpoint(args.checkpoint) if args.checkpoint else calibrated_model(args.seed, args.size)
+    model = (
+        load_checkpoint(args.checkpoint)
+        if args.checkpoint
+        else calibrated_model(args.seed, args.size, args.hole_fraction)
+    )
     rng = np.random.default_rng(args.seed)
     image_np = rng.random((1, 3, args.size, args.size), dtype=np.float32)
     mask_np = hole_mask(args.size, args.hole_fraction, args.seed)

@@ -46,6 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="element type of the image/mask inputs and the outputs (default: fp32)",
     )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18, minimum 15)")
+    p.add_argument(
+        "--decoder",
+        choices=("subpixel", "resize"),
+        default="subpixel",
+        help="explicit form only: how a decoder layer convolves its upsampled input. subpixel: on the "
+        "low-resolution features (2x2 phase convolutions + DepthToSpace, or one ConvTranspose for "
+        "narrow layers), 16 instead of 36 multiply-adds per input pixel, ~30%% less CPU time; resize: "
+        "nearest Resize + Concat + one 3x3 Conv, the literal formulation (default: subpixel)",
+    )
     p.add_argument("--batch", type=int, default=None, help="fix N (default: dynamic)")
     p.add_argument("--height", type=int, default=None, help="fix H, a multiple of 2^depth (default: dynamic)")
     p.add_argument("--width", type=int, default=None, help="fix W, a multiple of 2^depth (default: dynamic)")
@@ -97,6 +106,7 @@ def _run_export(args: argparse.Namespace) -> int:
             batch=args.batch,
             height=args.height,
             width=args.width,
+            decoder=args.decoder,
         )
         bar.update()
         bar.set_postfix_str("summarizing")

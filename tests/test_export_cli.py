@@ -30,6 +30,14 @@ def test_export_then_check_against_checkpoint(tiny_checkpoint: Path, tmp_path: P
     assert "N=2 H=32 W=24" in text
 
 
+def test_export_resize_decoder_option(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "resize.onnx"
+    assert main(["export", str(tiny_checkpoint), "-o", str(out), "--decoder", "resize"]) == 0
+    text = capsys.readouterr().out
+    assert "DepthToSpace" not in text and "ConvTranspose" not in text and "Resize x6" in text
+    assert check_onnx(out, tiny_checkpoint).passed
+
+
 def test_check_fails_on_a_different_model(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
     other = export_onnx(make_tiny_model(seed=7), tmp_path / "other.onnx")
     rc = main(["check", str(other), "--against", str(tiny_checkpoint)])
