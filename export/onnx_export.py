@@ -556,7 +556,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
     for node in m.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
     image = m.graph.input[0].type.tensor_type.shape.dim
-    dims = {d.dim_param: i for i, d in enumerate(image) if d.dim_param}
+    dims = [d.dim_param for d in image if d.dim_param]  # in N, C, H, W order
     return {
         "form": props.get(META_FORM),
         "precision": props.get(META_PRECISION),
@@ -566,6 +566,6 @@ def summarize(path: str | Path) -> dict[str, Any]:
         "ops": dict(sorted(ops.items())),
         "size_bytes": Path(path).stat().st_size,
         "input_shape": [d.dim_param or d.dim_value for d in image],
-        "dynamic_dims": sorted(dims),
+        "dynamic_dims": dims,
         "config": json.loads(props.get(META_CONFIG, "{}")),
     }
