@@ -11,7 +11,11 @@ run the same steps. Two forms:
     ``C_out x C_in`` ones-convolution); Clip/Max/Div/Mul give the ratio and the new mask; the
     feature Conv has the BatchNorm-folded weight and no bias; ``(raw * ratio + b') * new_mask``
     and the activation follow. Every layer output is already multiplied by its mask, so the next
-    layer needs no input masking (nearest upsampling commutes with it).
+    layer needs no input masking (nearest upsampling commutes with it). Decoder layers convolve
+    the upsampled half of their input on the low-resolution features (``decoder="subpixel"``,
+    the default: 2x2 phase convolutions + DepthToSpace, or a ConvTranspose for narrow layers),
+    which gives the same result as Resize + Concat + 3x3 Conv (``decoder="resize"``) with 16
+    instead of 36 multiply-adds per pixel; the masks are still upsampled with a nearest Resize.
 
 ``plugin``
     Each partial convolution is one ``pconv::PartialConv2d`` node (attributes from
