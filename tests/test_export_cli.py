@@ -82,3 +82,17 @@ def test_clear_cli_errors(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None
         check_onnx(foreign)
     with pytest.raises(CheckError, match="multiples of 2\\^depth"):
         check_onnx(export_onnx(make_tiny_model(), tmp_path / "t.onnx"), height=12)
+
+
+def test_plugin_fields_and_cli_import_without_onnx_or_torch() -> None:
+    """The plugin build reads plugin_fields and `pconv --help` registers this CLI: neither may pull
+    in onnx or torch (pconv.export loads its heavy modules lazily)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pconv.export, pconv.export.plugin_fields, pconv.export.cli; "
+        "heavy = [m for m in ('onnx', 'torch', 'onnxruntime') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
