@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from pconv._version import __version__
 from pconv.config import META_FORM, META_FORMAT, META_MULTIPLE, META_PRECISION, ONNX_FORMAT
 from pconv.errors import MissingDependencyError, PconvError, require
 from pconv.export import plugin_fields
+from pconv.fileio import atomic_write_bytes
 from pconv.runtime.tensorrt_backend import (
     INPUT_CHANNELS,
     INPUT_NAMES,
@@ -69,28 +68,6 @@ PLUGIN_OVER_FUNCTION_VERSION = (10, 7)
 
 class BuildError(PconvError):
     """The ONNX, the shapes or the TensorRT build failed; the message says what to change."""
-
-
-# -- atomic writes ------------------------------------------------------------------------------
-def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (no partial files).
-
-    ``pconv.training.checkpoint.atomic_write`` does the same but imports torch, which an engine
-    build must not need.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # -- shapes -------------------------------------------------------------------------------------

@@ -529,7 +529,7 @@ def export_onnx(
     The model is exported with its eval-mode BatchNorm statistics whatever its current mode.
     The graph passes ``onnx.checker.check_model(full_check=True)`` before it is written.
     """
-    from pconv.training.checkpoint import atomic_write
+    from pconv.fileio import atomic_write
 
     model = load_source(source)
     onnx_model = build_model(

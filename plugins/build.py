@@ -11,13 +11,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pconv.errors import PconvError
+from pconv.fileio import atomic_copy
 from pconv.plugins import (
     LIBRARY_NAME,
     default_library_path,
@@ -106,18 +106,6 @@ def _run(cmd: list[str], what: str, env: dict[str, str]) -> None:
         raise PconvError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
 
 
-def _install_atomically(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_plugin(
     *,
     tensorrt_include: str | os.PathLike[str] | None = None,
@@ -179,7 +167,7 @@ def build_plugin(
             if not built.is_file():
                 raise PconvError(f"the build finished but {built} is missing")
             library = Path(out) if out is not None else default_library_path()
-            _install_atomically(built, library)
+            atomic_copy(built, library)
         bar.update()
     return BuildResult(
         build_dir=bdir,

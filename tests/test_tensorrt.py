@@ -27,12 +27,12 @@ from pconv.config import META_FORMAT, ONNX_FORMAT
 from pconv.errors import MissingDependencyError, PconvError
 from pconv.export.engine import (
     BuildError,
-    atomic_write_bytes,
     build_engine,
     parse_shape,
     read_onnx_facts,
     resolve_profile,
 )
+from pconv.fileio import atomic_write_bytes
 from pconv.runtime.errors import (
     DeviceInputError,
     EngineIncompatibleError,

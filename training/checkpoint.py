@@ -6,8 +6,6 @@ safetensors holds only tensors and a string map. Files are written atomically (t
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,25 +15,12 @@ from safetensors.torch import save_file
 from pconv._version import __version__
 from pconv.config import CHECKPOINT_FORMAT, META_CONFIG, META_FORMAT, META_VERSION, ModelConfig
 from pconv.errors import PconvError
+from pconv.fileio import atomic_write
 from pconv.training.unet import PConvUNet
 
 
 class CheckpointError(PconvError, ValueError):
     """The file is missing, unreadable, or not a pconv checkpoint."""
-
-
-def atomic_write(path: str | Path, write: object) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)  # type: ignore[operator]
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(model: PConvUNet, path: str | Path, metadata: dict[str, str] | None = None) -> Path:

@@ -47,7 +47,8 @@ from torch import Tensor, nn
 
 from pconv.config import ModelConfig
 from pconv.errors import PconvError
-from pconv.training.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from pconv.fileio import atomic_write
+from pconv.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pconv.training.data import StepIndexSampler, make_dataset
 from pconv.training.losses import LOSS_TERMS, build_loss
 from pconv.training.unet import PConvUNet, composite

@@ -1,0 +1,41 @@
+"""Atomic file writes, shared by every stage (checkpoints, ONNX models, engines, the plugin library).
+
+Torch-free on purpose: the engine builder and the plugin build must not need torch. A reader (or a
+crash) never sees a partial file: data goes to a temporary file beside the target, is flushed to
+disk, then renamed over it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp_path)``, sync it to disk, then rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_copy(src: str | Path, dest: str | Path) -> Path:
+    """Copy ``src`` onto ``dest`` atomically (keeps permissions, e.g. of a shared library)."""
+    return atomic_write(dest, lambda tmp: shutil.copy2(src, tmp))
