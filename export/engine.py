@@ -15,8 +15,8 @@ TensorRT >= 10.7 imports them as the ``pconv::PartialConv2d`` plugin when it is 
 the library (or on older parsers) it imports the node's ONNX local function, the explicit math.
 The report lists which layers became the plugin.
 
-Next to the engine goes ``<engine>.json`` (see :class:`pconv.runtime.tensorrt_backend.EngineSidecar`)
-so the runtime never needs the ONNX. Both files are written atomically.
+Next to the engine goes ``<engine>.json`` (see :class:`pconv.tensorrt_common.EngineSidecar`) so the
+runtime never needs the ONNX. Both files are written atomically.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pconv.config import META_FORM, META_FORMAT, META_MULTIPLE, META_PRECISION, 
 from pconv.errors import MissingDependencyError, PconvError, require
 from pconv.export import plugin_fields
 from pconv.fileio import atomic_write_bytes
-from pconv.runtime.tensorrt_backend import (
+from pconv.tensorrt_common import (
     INPUT_CHANNELS,
     INPUT_NAMES,
     INSTALL_HINT,

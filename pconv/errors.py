@@ -20,3 +20,18 @@ def require(module: str, extra: str, what: str | None = None) -> object:
         raise MissingDependencyError(
             f"{need} is not installed: run `pip install 'pconv[{extra}]'` (needed: {module}; {exc})"
         ) from exc
+
+
+class ModelLoadError(PconvError, ValueError):
+    """A model file that is missing, truncated, not ONNX / not an engine, or not a pconv model.
+
+    It lives here, not in :mod:`pconv.runtime.errors` (which re-exports it), because the TensorRT
+    helpers shared by the engine builder and the runtime (:mod:`pconv.tensorrt_common`) raise it too.
+    """
+
+
+class BackendUnavailableError(MissingDependencyError):
+    """The requested backend's library is not installed (the message names the pip command).
+
+    Shared with :mod:`pconv.tensorrt_common` for the same reason as :class:`ModelLoadError`.
+    """

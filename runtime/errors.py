@@ -1,12 +1,15 @@
 """The runtime's error types: each is a :class:`pconv.errors.PconvError`, so the CLI prints one line.
 
 Callers can catch the specific class (bad input vs. bad model vs. missing dependency) or just
-``PconvError``. Every message says what was wrong and what to do about it.
+``PconvError``. Every message says what was wrong and what to do about it. ``ModelLoadError`` and
+``BackendUnavailableError`` are defined in :mod:`pconv.errors` and ``PluginLibraryError`` in
+:mod:`pconv.tensorrt_common` (the engine builder raises them too); they are re-exported here.
 """
 
 from __future__ import annotations
 
-from pconv.errors import MissingDependencyError, PconvError
+from pconv.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError, PconvError
+from pconv.tensorrt_common import PluginLibraryError
 
 __all__ = [
     "BackendUnavailableError",
@@ -29,20 +32,8 @@ class ImageFileError(InputError):
     """An image or mask file that is missing, empty or not a readable image."""
 
 
-class ModelLoadError(PconvError, ValueError):
-    """A model file that is missing, truncated, not ONNX / not an engine, or not a pconv model."""
-
-
 class EngineIncompatibleError(ModelLoadError):
     """A TensorRT engine built for another GPU or another TensorRT version: rebuild it here."""
-
-
-class PluginLibraryError(ModelLoadError):
-    """The engine needs the pconv TensorRT plugin library and it cannot be found or loaded."""
-
-
-class BackendUnavailableError(MissingDependencyError):
-    """The requested backend's library is not installed (the message names the pip command)."""
 
 
 class DeviceInputError(PconvError, TypeError):

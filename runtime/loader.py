@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,34 +45,63 @@ def check_model_file(path: str | Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class _MetadataWording:
+    """How metadata errors name the file and the fix, for one kind of model file."""
+
+    not_ours: str  # what the file is not, after its name
+    where: str  # where the metadata was read from, for "damaged" errors
+    fix: str  # what the user runs to get a usable file
+
+
+MetadataOrigin = Literal["onnx", "engine"]
+_WORDING: dict[str, _MetadataWording] = {
+    "onnx": _MetadataWording(
+        not_ours="is not a pconv model",
+        where="",
+        fix="(re-)export the model with `pconv export` (pconv.export.export_onnx)",
+    ),
+    "engine": _MetadataWording(
+        not_ours="was not built from a pconv ONNX model",
+        where=" in the sidecar",
+        fix="(re-)export the model with `pconv export` and rebuild the engine with `pconv build`",
+    ),
+}
+
+
 def model_info_from_metadata(
     meta: Mapping[str, str],
     source: str | Path,
     io_dtype: np.dtype[Any] | type = np.float32,
     *,
     expected_format: str = ONNX_FORMAT,
+    origin: MetadataOrigin = "onnx",
     min_shape: tuple[int, int, int] | None = None,
     max_shape: tuple[int, int, int] | None = None,
     fixed_shape: tuple[int, int, int] | None = None,
 ) -> ModelInfo:
-    """Build :class:`ModelInfo` from pconv metadata, or raise :class:`ModelLoadError` if not ours."""
+    """Build :class:`ModelInfo` from pconv metadata, or raise :class:`ModelLoadError` if not ours.
+
+    The one check of pconv's ONNX metadata, whether it comes from the ONNX itself (ONNX Runtime)
+    or from an engine's sidecar (TensorRT, ``origin="engine"``, which words the fix as a rebuild).
+    """
+    wording = _WORDING[origin]
     if meta.get(META_FORMAT) != expected_format:
         found = meta.get(META_FORMAT)
         detail = f"its '{META_FORMAT}' is {found!r}" if found else f"it has no '{META_FORMAT}' metadata"
-        raise ModelLoadError(
-            f"{source} is not a pconv model ({detail}); export one with `pconv export` "
-            "(pconv.export.export_onnx)"
-        )
+        raise ModelLoadError(f"{source} {wording.not_ours} ({detail}); {wording.fix}")
     try:
         multiple = int(meta[META_MULTIPLE])
         config = json.loads(meta.get(META_CONFIG, "{}"))
     except (KeyError, ValueError) as exc:
-        raise ModelLoadError(f"{source}: damaged pconv metadata ({exc}); re-export the model") from exc
+        raise ModelLoadError(
+            f"{source}: damaged pconv metadata{wording.where} ({exc}); {wording.fix}"
+        ) from exc
     convention = meta.get(META_MASK, MASK_CONVENTION)
     if convention != MASK_CONVENTION:
         raise ModelLoadError(
-            f"{source} uses mask convention {convention!r}; this runtime expects {MASK_CONVENTION!r}. "
-            "Re-export the model with this pconv version"
+            f"{source} uses mask convention {convention!r}; this runtime expects {MASK_CONVENTION!r} "
+            f"(the model comes from another pconv version): {wording.fix}"
         )
     return ModelInfo(
         size_multiple=multiple,
