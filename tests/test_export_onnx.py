@@ -15,6 +15,7 @@ from conftest import make_tiny_model
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+import pconv
 from pconv.config import (
     MASK_CONVENTION,
     META_CONFIG,
@@ -29,7 +30,15 @@ from pconv.config import (
 )
 from pconv.errors import PconvError
 from pconv.export import plugin_fields
-from pconv.export.onnx_export import MIN_OPSET, build_model, export_onnx, phase_kernel, subpixel_kernel
+from pconv.export.onnx_export import (
+    DEFAULT_OPSET,
+    META_IO,
+    MIN_OPSET,
+    build_model,
+    export_onnx,
+    phase_kernel,
+    subpixel_kernel,
+)
 from pconv.training.unet import composite
 
 FP32_ATOL = 1e-5
@@ -115,6 +124,10 @@ def model():
     "case", CASES, ids=lambda c: f"n{c[0]}_{c[1]}x{c[2]}_holes{'-'.join(map(str, c[3]))}"
 )
 def test_fp32_parity_with_pytorch(tiny_onnx_factory, model, form, runner, case, monkeypatch) -> None:
+    """Untrained tiny model (|output| up to ~27): ORT / onnx.reference within 1e-5 of PyTorch run
+    in float64. At this output scale FP32 PyTorch itself is up to ~1.4e-5 from float64, so the
+    literal FP32-vs-FP32 bound is checked at image scale by
+    :func:`test_fp32_three_way_parity_at_image_scale`."""
     batch, h, w, ratios = case
     image, mask = random_inputs(batch, h, w, ratios, seed=h * w + batch)
     want_out, want_comp = torch_exact(model, image, mask, monkeypatch)
@@ -126,6 +139,103 @@ def test_fp32_parity_with_pytorch(tiny_onnx_factory, model, form, runner, case, 
     assert np.abs(comp - want_comp).max() <= FP32_ATOL
     valid = np.broadcast_to(mask > 0.5, comp.shape)
     assert np.array_equal(comp[valid], image[valid])  # exactly the input where the mask is valid
+
+
+def make_image_scale_model(scale: float = 1 / 30):
+    """The tiny model with its last layer scaled so outputs have image scale (about [-0.1, 1.3]).
+
+    The untrained tiny model's outputs reach |x| ~ 27, where one FP32 ulp is ~2e-6 and PyTorch's
+    own rounding alone exceeds 1e-5 (see :func:`torch_exact`). A trained model's outputs lie
+    near [0, 1]; scaling the last (linear, BatchNorm-free) layer gives that scale without
+    training, so the issue's literal FP32-vs-FP32 bound can be checked meaningfully.
+    """
+    model = make_tiny_model()
+    last = model.layers[model.specs[-1].name].conv
+    assert not model.specs[-1].batch_norm and model.specs[-1].activation == "none"
+    with torch.no_grad():
+        last.weight.mul_(scale)
+        last.bias.mul_(scale)
+    return model
+
+
+@pytest.fixture(scope="module")
+def image_scale_model():
+    return make_image_scale_model()
+
+
+@pytest.mark.parametrize("form", ["explicit", "plugin"])
+def test_fp32_three_way_parity_at_image_scale(image_scale_model, tmp_path, form) -> None:
+    """The issue's literal bound: PyTorch FP32, ORT and onnx.reference pairwise max-abs <= 1e-5."""
+    path = export_onnx(image_scale_model, tmp_path / f"{form}.onnx", form=form)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    reference = ReferenceEvaluator(str(path))
+    for batch, h, w, ratios in CASES:
+        image, mask = random_inputs(batch, h, w, ratios, seed=h * w + batch)
+        torch_out, torch_comp = torch_outputs(image_scale_model, image, mask)
+        if min(ratios) < 1.0:  # image scale, not a near-constant output
+            assert 0.5 < np.abs(torch_out).max() < 2.0
+        feeds = {"image": image, "mask": mask}
+        ort_out, ort_comp = session.run(["output", "composite"], feeds)
+        ref_out, ref_comp = reference.run(["output", "composite"], feeds)
+        for a, b in [(ort_out, torch_out), (ref_out, torch_out), (ort_out, ref_out)]:
+            assert np.abs(a - b).max() <= FP32_ATOL
+        for a, b in [(ort_comp, torch_comp), (ref_comp, torch_comp), (ort_comp, ref_comp)]:
+            assert np.abs(a - b).max() <= FP32_ATOL
+
+
+@pytest.mark.parametrize("form", ["explicit", "plugin"])
+def test_fp16_at_image_scale_within_1e2_on_both_runners(image_scale_model, tmp_path, form) -> None:
+    """FP16 export vs FP32 PyTorch <= 1e-2 for ORT and onnx.reference alike (no extra margin)."""
+    path = export_onnx(image_scale_model, tmp_path / f"{form}16.onnx", form=form, precision="fp16")
+    image, mask = random_inputs(3, 24, 40, [0.0, 0.6, 1.0], seed=3)
+    want_out, want_comp = torch_outputs(image_scale_model, image, mask)
+    for runner in RUNNERS.values():
+        out, comp = runner(path, image, mask)
+        assert np.isfinite(out).all() and np.isfinite(comp).all()
+        assert np.abs(out - want_out).max() <= FP16_ATOL
+        assert np.abs(comp - want_comp).max() <= FP16_ATOL
+
+
+def _all_values_as_outputs(m: onnx.ModelProto) -> onnx.ModelProto:
+    """Inline the local functions and expose every intermediate tensor as a graph output."""
+    from onnx import inliner, shape_inference
+
+    inlined = shape_inference.infer_shapes(inliner.inline_local_functions(m), strict_mode=True)
+    graph = inlined.graph
+    known = {v.name for v in graph.output}
+    for value in graph.value_info:
+        if value.name not in known:
+            graph.output.append(value)
+    return inlined
+
+
+@pytest.mark.parametrize("form", ["explicit", "plugin"])
+def test_fp16_no_nan_or_inf_anywhere_for_all_hole_inputs(tiny_onnx_factory, form) -> None:
+    """Every intermediate tensor (function bodies inlined) stays finite, also for all-hole masks."""
+    m = _all_values_as_outputs(onnx.load(str(tiny_onnx_factory(form, "fp16"))))
+    assert len(m.graph.output) > 50
+    session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    image, mask = random_inputs(2, 16, 24, [1.0, 0.97], seed=11)
+    names = [o.name for o in m.graph.output]
+    for name, value in zip(names, session.run(names, {"image": image, "mask": mask})):
+        if np.issubdtype(value.dtype, np.floating):
+            assert np.isfinite(value).all(), name
+
+
+@pytest.mark.parametrize("form", ["explicit", "plugin"])
+def test_fp16_mask_path_stays_fp32(tiny_onnx_factory, form) -> None:
+    """Window sums, ratios and new masks are FP32; feature convolutions are FP16."""
+    m = _all_values_as_outputs(onnx.load(str(tiny_onnx_factory(form, "fp16"))))
+    types = {v.name: v.type.tensor_type.elem_type for v in m.graph.output}
+    mask_ops = [n for n in m.graph.node if n.op_type in ("Clip", "Max", "Div")]
+    assert mask_ops
+    for node in mask_ops:
+        assert types[node.output[0]] == onnx.TensorProto.FLOAT, node.name
+    convs = [n for n in m.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    fp32_convs = [n for n in convs if types[n.output[0]] == onnx.TensorProto.FLOAT]
+    fp16_convs = [n for n in convs if types[n.output[0]] == onnx.TensorProto.FLOAT16]
+    assert len(fp32_convs) == 6 and len(fp16_convs) >= 6  # one FP32 mask sum per layer
+    assert len(fp32_convs) + len(fp16_convs) == len(convs)
 
 
 @pytest.mark.parametrize("form", ["explicit", "plugin"])
@@ -249,7 +359,21 @@ def test_metadata_for_the_runtime(tiny_onnx_factory, model) -> None:
     assert props[META_MULTIPLE] == str(2**model.config.depth)
     assert props[META_MASK] == MASK_CONVENTION
     assert props[META_FORM] == "plugin" and props[META_PRECISION] == "fp16"
-    assert props[META_VERSION]
+    assert props[META_VERSION] == pconv.__version__
+    assert props[META_IO] == "fp32"
+
+
+@pytest.mark.parametrize("form", ["explicit", "plugin"])
+def test_graph_contract_names_dims_and_default_opset(tiny_onnx_factory, form) -> None:
+    graph_model = onnx.load(str(tiny_onnx_factory(form, "fp32")))
+    graph = graph_model.graph
+    assert [v.name for v in graph.input] == ["image", "mask"]
+    assert [v.name for v in graph.output] == ["output", "composite"]
+    for value, channels in zip([*graph.input, *graph.output], [3, 1, 3, 3]):
+        dims = value.type.tensor_type.shape.dim
+        assert [d.dim_param or d.dim_value for d in dims] == ["N", channels, "H", "W"]
+        assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert next(o.version for o in graph_model.opset_import if o.domain == "") == DEFAULT_OPSET == 18
 
 
 def _initializers(m: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -263,7 +387,15 @@ def test_explicit_form_ops_and_single_channel_mask_convs(tiny_onnx_factory, mode
     assert {"Conv", "Clip", "Max", "Div", "Mul", "Resize", "Concat"} <= set(ops)
     assert ops["Clip"] == n_layers and ops["Max"] == n_layers  # one ratio / new mask per layer
     assert "Identity" not in ops and "Cast" not in ops  # FP32 in, FP32 out: nothing to cast
+    assert not {"BatchNormalization", "Dropout"} & set(ops)  # BatchNorm folded, nothing for training
     inits = _initializers(m)
+    # Layer outputs are stored masked: every feature convolution reads an activation's output
+    # (or the masked input image), never a fresh input masking.
+    producers = {o: n for n in m.graph.node for o in n.output}
+    for node in m.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose") and not node.input[1].endswith("mask_kernel"):
+            source = producers[node.input[0]]
+            assert source.op_type in ("Relu", "LeakyRelu") or source.output[0] == "input/masked", node.name
     mask_convs = 0
     specs = {s.name: s for s in model.specs}
     for node in m.graph.node:
