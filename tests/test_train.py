@@ -96,6 +96,28 @@ def test_resume_continues_at_the_exact_step(tmp_path: Path) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+def test_resume_keeps_the_runs_lr_and_refuses_other_data(tmp_path: Path) -> None:
+    run = tmp_path / "lr"
+    train(options(run, steps=1, lr=1e-3, seed=4))
+    with pytest.raises(PconvError, match=r"--size \(run: 64; now: 32\).*--seed \(run: 4; now: 0\)"):
+        train(options(run, steps=2, resume=True, size=32))
+    with pytest.raises(PconvError, match=r"--hole-ratio \(run: 0.1,0.5; now: 0.2,0.3\)"):
+        train(options(run, steps=2, resume=True, seed=4, hole_ratio=(0.2, 0.3)))
+    resumed = train(options(run, steps=2, resume=True, seed=4))  # no lr given: the run's 1e-3
+    assert [r["lr"] for r in resumed.history] == [pytest.approx(1e-3)]
+    again = train(options(run, steps=3, resume=True, seed=4, lr=5e-4))  # an explicit lr wins
+    assert [r["lr"] for r in again.history] == [pytest.approx(5e-4)]
+
+
+def test_progress_bar_shows_every_active_loss_term(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(options(tmp_path / "bar", steps=1, progress=True, random_init_vgg=True))
+    err = capsys.readouterr().err
+    for term in ("total=", "valid=", "hole=", "perceptual=", "style_out=", "style_comp=", "tv=", "step/s"):
+        assert term in err, (term, err[-500:])
+
+
 def test_finetune_freezes_encoder_batchnorm(base_run: TrainResult, tmp_path: Path) -> None:
     before = load_checkpoint(base_run.checkpoint)
     tuned = train(options(tmp_path / "ft", steps=3, finetune=str(base_run.checkpoint)))
@@ -138,6 +160,8 @@ def test_user_errors_are_pconv_errors(base_run: TrainResult, tmp_path: Path) -> 
         train(options(tmp_path / "nothing", steps=3, resume=True))
     with pytest.raises(PconvError, match=r"2\^depth = 16"):
         train(options(tmp_path / "bad", size=72))
+    with pytest.raises(PconvError, match="'gpu0' is not a device"):
+        train(options(tmp_path / "dev", steps=1, device="gpu0"))
     with pytest.raises(PconvError, match="needs a CUDA device"):
         train(options(tmp_path / "amp", steps=1, amp="bf16", device="cpu"))
     with pytest.raises(PconvError, match="conflicts"):

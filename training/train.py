@@ -17,7 +17,9 @@ Stages and resuming:
 
 * ``train(TrainOptions(out=RUN))`` starts a run; it refuses a RUN that already holds one.
 * ``resume=True`` continues RUN at the exact step it stopped (same stage, same options for the
-  model; ``steps`` is the total to reach). Data sample ``i`` is a pure function of (seed, i), so a
+  model; ``steps`` is the total to reach). The data options (data, masks, size, seed, hole ratio,
+  mask polarity) must match the run's (a clear error names any that differ); without ``lr`` the
+  run's own learning rate is kept. Data sample ``i`` is a pure function of (seed, i), so a
   resumed run sees exactly the samples an uninterrupted run would have.
 * ``finetune=CKPT`` starts a fine-tuning run in RUN from CKPT's weights (model config from CKPT,
   fresh Adam at lr 5e-5 unless ``lr`` is given, encoder BN frozen, steps counted from 0).
@@ -135,7 +137,10 @@ def setup_distributed(device_kind: str) -> DistInfo:
 def pick_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise PconvError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise PconvError("--device cuda: no CUDA GPU is available here (use --device cpu)")
@@ -180,6 +185,37 @@ def resolve_config(opts: TrainOptions, state: dict[str, Any] | None) -> ModelCon
     except ValueError as exc:
         raise PconvError(f"--size {opts.size}: {exc}") from exc
     return config
+
+
+#: Options that decide which samples a run sees: a resumed run must keep them, or it would not
+#: continue the run it claims to continue (batch, lr, logging and the device may change).
+RUN_DEFINING_OPTIONS = ("data", "masks", "size", "seed", "hole_ratio", "mask_white_is_hole")
+
+
+def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
+    """Refuse a resume whose data options differ from the saved run's, naming the flags to pass."""
+    saved: dict[str, Any] = state.get("options", {})
+    wrong = []
+    for key in RUN_DEFINING_OPTIONS:
+        if key not in saved:
+            continue
+        given, had = getattr(opts, key), saved[key]
+        if key == "hole_ratio":
+            given, had = list(given), [float(v) for v in had]
+        if given == had:
+            continue
+        if key == "mask_white_is_hole":
+            wrong.append(f"--masks-black-is-hole ({'without' if had else 'with'} it in the run)")
+        elif key == "hole_ratio":
+            wrong.append(f"--hole-ratio (run: {had[0]},{had[1]}; now: {given[0]},{given[1]})")
+        else:
+            wrong.append(f"--{key} (run: {had}; now: {given})")
+    if wrong:
+        raise PconvError(
+            "--resume: these options differ from the run being resumed: "
+            + "; ".join(wrong)
+            + ". Pass the run's values again (or start a new --out)"
+        )
 
 
 def load_train_state(run: Path) -> dict[str, Any]:
@@ -288,6 +324,7 @@ def train(opts: TrainOptions) -> TrainResult:
                 f"--resume: {run} holds {stage} run; pass --finetune CKPT exactly when "
                 "resuming a fine-tuning run"
             )
+        check_resume_options(opts, state)
     elif (run / CHECKPOINT_NAME).exists() or (run / STATE_NAME).exists():
         raise PconvError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
 
@@ -304,7 +341,11 @@ def train(opts: TrainOptions) -> TrainResult:
     model.to(device).train()
     start_step = int(state["step"]) if state is not None else 0
 
-    lr = opts.lr if opts.lr is not None else (PAPER_FINETUNE_LR if opts.finetune else PAPER_LR)
+    lr = opts.lr
+    if lr is None and state is not None:  # resuming without --lr keeps the run's own --lr
+        lr = state.get("options", {}).get("lr")
+    if lr is None:
+        lr = PAPER_FINETUNE_LR if opts.finetune else PAPER_LR
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
     scaler = torch.amp.GradScaler("cuda") if opts.amp == "fp16" else None
@@ -332,6 +373,7 @@ def train(opts: TrainOptions) -> TrainResult:
             criterion = build_loss(opts.vgg_weights, opts.random_init_vgg)
     assert criterion is not None
     criterion.to(device)
+    shown_terms = ("total", *(t for t in LOSS_TERMS if criterion.uses_vgg or t in ("valid", "hole", "tv")))
 
     dataset = make_dataset(
         opts.data,
@@ -395,7 +437,7 @@ def train(opts: TrainOptions) -> TrainResult:
             sums[k] += values[k]
         count += 1
         bar.update(1)
-        bar.set_postfix({k: f"{values[k]:.4f}" for k in ("total", "valid", "hole", "tv")})
+        bar.set_postfix({k: f"{values[k]:.4f}" for k in shown_terms})
 
         if step % opts.log_every == 0 or step == opts.steps:
             elapsed = time.perf_counter() - window_start
