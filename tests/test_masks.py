@@ -97,8 +97,8 @@ def test_augmenter_shapes_determinism_and_dilation(tmp_path) -> None:
     assert a.shape == (64, 64) and a.dtype == bool and np.array_equal(a, b)
     ratios = [aug(source, np.random.default_rng(s)).mean() for s in range(10)]
     assert np.mean(ratios) > source.mean()  # the 9-49 px dilation grows the holes
-    no_dilation = MaskAugmenter(128, dilation=(1, 1), max_rotation=0, max_translation=0)
-    assert np.array_equal(no_dilation(source, np.random.default_rng(0)), source)
+    identity = MaskAugmenter(128, dilation=(1, 1), max_rotation=0, max_translation=0, crop_scale=(1, 1))
+    assert np.array_equal(identity(source, np.random.default_rng(0)), source)
 
     for i in range(3):
         save_mask_file(source, tmp_path / f"mask_{i}.png")
@@ -122,3 +122,31 @@ def test_masks_and_data_import_without_torch() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_augmenter_translates_rotates_and_crops() -> None:
+    """Each random step acts on its own, even when the mask file has the training size."""
+    source = np.zeros((64, 64), dtype=bool)
+    source[28:36, 8:56] = True  # a horizontal bar: 8 rows, 48 columns
+    rngs = [np.random.default_rng(s) for s in range(8)]
+
+    def only(**kw: object) -> list[np.ndarray]:
+        params: dict = {"dilation": (1, 1), "max_rotation": 0, "max_translation": 0, "crop_scale": (1, 1)}
+        aug = MaskAugmenter(64, **(params | kw))
+        return [aug(source, rng) for rng in rngs]
+
+    def rows_and_cols(hole: np.ndarray) -> tuple[int, int]:
+        return int(hole.any(axis=1).sum()), int(hole.any(axis=0).sum())
+
+    shifted = only(max_translation=0.25)
+    assert any(not np.array_equal(m, source) for m in shifted)
+    assert all(rows_and_cols(m)[0] == 8 for m in shifted)  # a shift keeps the bar's shape
+    turned = only(max_rotation=180)
+    assert max(rows_and_cols(m)[0] for m in turned) > 20  # some rotation stood the bar up
+    cropped = only(crop_scale=(0.5, 0.7))
+    # A 32..45 px window resized to 64: the bar gets thicker (and may leave the window).
+    assert all(m.shape == (64, 64) for m in cropped)
+    assert any(rows_and_cols(m)[0] > 8 for m in cropped)
+    assert len({m.tobytes() for m in cropped}) > 1  # the window position and size are random
+    with pytest.raises(ValueError, match="crop_scale"):
+        MaskAugmenter(64, crop_scale=(0.0, 1.0))

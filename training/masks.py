@@ -83,10 +83,12 @@ class MaskAugmenter:
 
     Per call: binarise (done by :func:`load_mask_file`), dilate the holes by a random odd square
     of side in ``dilation`` px, rotate by a random angle in ``[-max_rotation, max_rotation]``
-    degrees, translate by up to ``max_translation`` of the mask size, then take a random
-    ``size`` crop. Before cropping, the mask is resized (nearest neighbour) so that it just covers
-    ``size``: the hole statistics of e.g. 512² NVIDIA masks carry over to any training size.
-    Pixels that enter the frame through rotation or translation are valid (not holes).
+    degrees, translate by up to ``max_translation`` of the mask size, then take a random crop.
+    The crop keeps a random fraction in ``crop_scale`` of the side that just covers ``size`` and
+    is resized (nearest neighbour) to ``size``, so it is random even when the mask file already
+    has the training size (NVIDIA's 512² masks at ``size=512``); the hole statistics of the
+    files carry over to any training size. Pixels that enter the frame through rotation or
+    translation are valid (not holes).
     """
 
     def __init__(
@@ -95,11 +97,15 @@ class MaskAugmenter:
         dilation: tuple[int, int] = (9, 49),
         max_rotation: float = 180.0,
         max_translation: float = 0.25,
+        crop_scale: tuple[float, float] = (0.8, 1.0),
     ) -> None:
         self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         if not 1 <= dilation[0] <= dilation[1]:
             raise ValueError(f"dilation range must satisfy 1 <= lo <= hi, got {dilation}")
+        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {crop_scale}")
         self.dilation = dilation
+        self.crop_scale = crop_scale
         self.max_rotation = max_rotation
         self.max_translation = max_translation
 
@@ -118,13 +124,15 @@ class MaskAugmenter:
         ty = round(float(rng.uniform(-self.max_translation, self.max_translation)) * im.height)
         im = im.rotate(angle, resample=Image.Resampling.NEAREST, translate=(tx, ty), fillcolor=0)
         out_h, out_w = self.size
-        if (im.height, im.width) != (out_h, out_w):
-            scale = max(out_h / im.height, out_w / im.width)
-            new_size = (max(out_w, round(im.width * scale)), max(out_h, round(im.height * scale)))
-            im = im.resize(new_size, resample=Image.Resampling.NEAREST)
-        top = int(rng.integers(im.height - out_h + 1))
-        left = int(rng.integers(im.width - out_w + 1))
-        crop = im.crop((left, top, left + out_w, top + out_h))
+        # The largest window of the output's aspect ratio that fits, shrunk by a random factor.
+        cover = min(im.height / out_h, im.width / out_w) * float(rng.uniform(*self.crop_scale))
+        crop_h = min(im.height, max(1, round(out_h * cover)))
+        crop_w = min(im.width, max(1, round(out_w * cover)))
+        top = int(rng.integers(im.height - crop_h + 1))
+        left = int(rng.integers(im.width - crop_w + 1))
+        crop = im.crop((left, top, left + crop_w, top + crop_h))
+        if crop.size != (out_w, out_h):
+            crop = crop.resize((out_w, out_h), resample=Image.Resampling.NEAREST)
         return np.asarray(crop) > 127
 
 
