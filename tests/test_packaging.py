@@ -37,6 +37,26 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     for stage in ("training", "export", "runtime", "plugins", "eval"):
         assert f"pconv/{stage}/__init__.py" in names
     assert "pconv/plugins/CMakeLists.txt" in names or not (ROOT / "plugins" / "CMakeLists.txt").exists()
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "pconv = pconv.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+    # A regular (non-editable) install: the unpacked wheel alone, outside the repository, must
+    # provide every stage and a working model (the editable install would hide missing files).
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import torch, pconv, pconv.cli, pconv.export, pconv.runtime, pconv.plugins, pconv.eval\n"
+        "from pconv.training import PConvUNet\n"
+        "assert pconv.__file__.startswith(sys.argv[1]), pconv.__file__\n"
+        "out = PConvUNet(depth=2, width=0.125)(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8))\n"
+        "assert out.shape == (1, 3, 8, 8)\n"
+        "pconv.cli.build_parser().parse_args(['train', '--help'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(site)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "--vgg-weights" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_installed_stages_resolve_to_the_repository_folders() -> None:
