@@ -9,7 +9,8 @@
 // memory is filled with NaN before every block and outputs are pre-filled with NaN, so a read of
 // unwritten shared memory or a missed output element fails the check. The FP16 run uses the
 // GPU's warp tiling (WarpTileMma: fragment pointers, leading dimensions, layouts) with the five
-// wmma:: calls replaced by a CPU model of their documented semantics (HostWmma). Not covered:
+// wmma:: calls replaced by a CPU model of their documented semantics and alignment rules (HostWmma
+// aborts on a fragment pointer that is not 32-byte aligned or a pitch that is not 16 bytes). Not covered:
 // the tensor-core hardware itself, the fragment register layout, and real concurrency (a missing
 // barrier cannot show up when threads run one after another).
 //
@@ -20,6 +21,7 @@
 //       FP16 rounds the inputs to half first, as the FP16 launcher's caller would.
 // Exit status 0 when every case passes.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +61,17 @@ struct HostSimtExecutor {
     }
 };
 
+//! The preconditions the CUDA programming guide states for wmma load/store_matrix_sync: mptr
+//! 256-bit aligned, ldm a multiple of 16 bytes (8 halves, 4 floats). Shared memory here is
+//! allocated with SharedTile's own alignment, as the GPU's __shared__ SharedTile is, so a
+//! fragment pointer or pitch that breaks them stops the check instead of passing silently.
+void require_wmma_operand(const void* p, int ldm, int elem_bytes, const char* what) {
+    if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || (ldm * elem_bytes) % 16 != 0) {
+        std::fprintf(stderr, "wmma %s: pointer %p or ldm %d breaks the alignment rules\n", what, p, ldm);
+        std::abort();
+    }
+}
+
 //! The documented semantics of the WMMA calls WarpTileMma makes (m16n16k16, FP16 in, FP32 out).
 struct HostWmma {
     struct FragmentA {
@@ -73,11 +86,13 @@ struct HostWmma {
     static void fill_zero(Accumulator& c) { std::memset(c.v, 0, sizeof(c.v)); }
     // load_matrix_sync, matrix_a, row_major: element (m, k) is p[m * ldm + k]
     static void load_a(FragmentA& a, const __half* p, int ldm) {
+        require_wmma_operand(p, ldm, sizeof(__half), "load_matrix_sync(matrix_a)");
         for (int m = 0; m < kFrag; ++m)
             for (int k = 0; k < kFrag; ++k) a.v[m][k] = __half2float(p[m * ldm + k]);
     }
     // load_matrix_sync, matrix_b, col_major: element (k, n) is p[n * ldm + k]
     static void load_b(FragmentB& b, const __half* p, int ldm) {
+        require_wmma_operand(p, ldm, sizeof(__half), "load_matrix_sync(matrix_b)");
         for (int k = 0; k < kFrag; ++k)
             for (int n = 0; n < kFrag; ++n) b.v[k][n] = __half2float(p[n * ldm + k]);
     }
@@ -92,6 +107,7 @@ struct HostWmma {
     }
     // store_matrix_sync, mem_col_major: element (m, n) goes to p[n * ldm + m]
     static void store_col_major(float* p, const Accumulator& c, int ldm) {
+        require_wmma_operand(p, ldm, sizeof(float), "store_matrix_sync");
         for (int m = 0; m < kFrag; ++m)
             for (int n = 0; n < kFrag; ++n) p[n * ldm + m] = c.v[m][n];
     }
