@@ -1,14 +1,22 @@
 // Loads libpconv_plugin.so the way TensorRT does (dlopen + getCreators/setLoggerFinder) and drives
 // the creator and the plugin through their TensorRT interfaces, on the CPU, without TensorRT:
 // declared fields, creation from node attributes, serialization round trip, rejection of bad
-// attributes, output types and the accepted type/format combinations. Nothing here imitates
-// TensorRT's engine logic; it only calls the library's own entry points with plain values.
+// attributes, output types, the accepted type/format combinations and, for cases that give input
+// shapes, the output-shape expressions (getOutputShapes), configurePlugin and onShapeChange. Nothing
+// here imitates TensorRT's engine logic; it only calls the library's own entry points with plain
+// values. The one piece of TensorRT it stands in for is IExprBuilder, and only with constants:
+// ConstantExprBuilder evaluates kSUM/kFLOOR_DIV/... on known integers as DimensionOperation
+// documents them, so the plugin's shape arithmetic can be checked against the convolution formula.
+// Whether TensorRT accepts those expressions for symbolic (dynamic) dims needs TensorRT itself.
 //
 // Usage: pconv_plugin_check LIB < cases
-//   case line: "name key=v1,v2 key=v ..." (values parsed with the creator's declared field types)
+//   case line: "name key=v1,v2 key=v ... [@io=N,C,H,W,C_out,K]" (values parsed with the creator's
+//   declared field types; @io gives the features' NCHW dims, the output channels and mask channels)
 // Output lines (parsed by tests/test_plugin_library.py):
 //   PLUGIN name version namespace | FIELD name type length | CREATED/REJECTED case
 //   SERIALIZED case key=v,... | ROUNDTRIP case ok|mismatch | OUTTYPES case t0,t1 | FORMATS case combos
+//   SHAPES case out=d0,d1,d2,d3 new_mask=d0,d1,d2,d3 status=S (S = getOutputShapes' return value)
+//   CONFIGURE case static=S dynamic=S | ONSHAPECHANGE case S
 #include <NvInferRuntime.h>
 #include <dlfcn.h>
 
@@ -16,6 +24,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -136,6 +145,136 @@ std::string acceptedFormats(IPluginV3OneBuild* build) {
 
 std::string typeText(DataType t) { return t == DataType::kFLOAT ? "f32" : t == DataType::kHALF ? "f16" : "other"; }
 
+
+//! A known integer dimension: what IExprBuilder::constant returns, and every result computed from
+//! constants (TensorRT folds those too).
+class ConstantExpr final : public IDimensionExpr {
+public:
+    explicit ConstantExpr(int64_t value) : mValue(value) { mImpl = &mValue; }
+
+private:
+    struct Value final : apiv::VDimensionExpr {
+        explicit Value(int64_t v) : value(v) {}
+        bool isConstant() const override { return true; }
+        int64_t getConstantValue() const override { return value; }
+        bool isSizeTensor() const override { return false; }
+        int64_t value;
+    } mValue;
+};
+
+//! IExprBuilder over constants only (see the file comment); owns every expression it returns.
+class ConstantExprBuilder final : public IExprBuilder {
+public:
+    ConstantExprBuilder() { mImpl = &mOps; }
+    bool failed() const { return mOps.failed; }
+
+private:
+    struct Ops final : apiv::VExprBuilder {
+        IDimensionExpr const* constant(int64_t value) override {
+            exprs.push_back(std::make_unique<ConstantExpr>(value));
+            return exprs.back().get();
+        }
+        IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& first,
+                                        IDimensionExpr const& second) override {
+            if (!first.isConstant() || !second.isConstant()) {
+                failed = true;
+                return constant(0);
+            }
+            int64_t const a = first.getConstantValue();
+            int64_t const b = second.getConstantValue();
+            switch (op) {
+                case DimensionOperation::kSUM:
+                    return constant(a + b);
+                case DimensionOperation::kPROD:
+                    return constant(a * b);
+                case DimensionOperation::kMAX:
+                    return constant(a > b ? a : b);
+                case DimensionOperation::kMIN:
+                    return constant(a < b ? a : b);
+                case DimensionOperation::kSUB:
+                    return constant(a - b);
+                case DimensionOperation::kEQUAL:
+                    return constant(a == b ? 1 : 0);
+                case DimensionOperation::kLESS:
+                    return constant(a < b ? 1 : 0);
+                case DimensionOperation::kFLOOR_DIV:
+                case DimensionOperation::kCEIL_DIV: {
+                    if (b == 0) break;
+                    int64_t q = a / b;  // C++ truncates toward zero; fix up to floor / ceil
+                    bool const inexact = q * b != a;
+                    bool const negative = (a < 0) != (b < 0);
+                    if (op == DimensionOperation::kFLOOR_DIV && inexact && negative) --q;
+                    if (op == DimensionOperation::kCEIL_DIV && inexact && !negative) ++q;
+                    return constant(q);
+                }
+            }
+            failed = true;
+            return constant(0);
+        }
+        IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override {
+            failed = true;
+            return nullptr;
+        }
+        std::vector<std::unique_ptr<ConstantExpr>> exprs;
+        bool failed = false;
+    } mOps;
+};
+
+Dims makeDims(std::vector<int64_t> const& values) {
+    Dims d{};
+    d.nbDims = static_cast<int32_t>(values.size());
+    for (size_t i = 0; i < values.size(); ++i) d.d[i] = values[i];
+    return d;
+}
+
+std::string dimsText(DimsExprs const& e) {
+    std::string out;
+    for (int32_t i = 0; i < e.nbDims; ++i) {
+        out += i ? "," : "";
+        out += e.d[i] != nullptr && e.d[i]->isConstant() ? std::to_string(e.d[i]->getConstantValue()) : "?";
+    }
+    return out;
+}
+
+//! getOutputShapes, configurePlugin and onShapeChange for features (n, c, h, w), c_out output
+//! channels and k mask channels, FP32, with the kernel size taken from the plugin's own fields.
+void checkShapes(std::string const& name, IPluginV3OneBuild* build, IPluginV3OneRuntime* runtime,
+                 std::vector<int64_t> const& io, std::vector<int64_t> const& kernel) {
+    int64_t const n = io[0], c = io[1], h = io[2], w = io[3], cOut = io[4], k = io[5];
+    std::vector<std::vector<int64_t>> const inputDims = {
+        {n, c, h, w}, {n, k, h, w}, {cOut, c, kernel[0], kernel[1]}, {cOut}};
+    ConstantExprBuilder builder;
+    DimsExprs inputs[4];
+    for (int i = 0; i < 4; ++i) {
+        inputs[i].nbDims = static_cast<int32_t>(inputDims[i].size());
+        for (size_t j = 0; j < inputDims[i].size(); ++j) inputs[i].d[j] = builder.constant(inputDims[i][j]);
+    }
+    DimsExprs outputs[2] = {};
+    int32_t const status = build->getOutputShapes(inputs, 4, nullptr, 0, outputs, 2, builder);
+    std::printf("SHAPES %s out=%s new_mask=%s status=%d%s\n", name.c_str(), dimsText(outputs[0]).c_str(),
+                dimsText(outputs[1]).c_str(), status, builder.failed() ? " builder_misuse" : "");
+    if (status != 0) return;
+    PluginTensorDesc in[4] = {}, out[2] = {};
+    for (int i = 0; i < 4; ++i) in[i] = {makeDims(inputDims[i]), DataType::kFLOAT, TensorFormat::kLINEAR, 1.0f};
+    for (int i = 0; i < 2; ++i) {
+        std::vector<int64_t> dims;
+        for (int32_t j = 0; j < outputs[i].nbDims; ++j) dims.push_back(outputs[i].d[j]->getConstantValue());
+        out[i] = {makeDims(dims), DataType::kFLOAT, TensorFormat::kLINEAR, 1.0f};
+    }
+    // Build time: once with every dim known, once with N, H, W dynamic (-1) as in a profile.
+    DynamicPluginTensorDesc dynIn[4] = {}, dynOut[2] = {};
+    for (int i = 0; i < 4; ++i) dynIn[i].desc = in[i];
+    for (int i = 0; i < 2; ++i) dynOut[i].desc = out[i];
+    int32_t const configuredStatic = build->configurePlugin(dynIn, 4, dynOut, 2);
+    for (int i : {0, 1})
+        for (int j : {0, 2, 3}) dynIn[i].desc.dims.d[j] = -1;
+    for (int i : {0, 1})
+        for (int j : {0, 2, 3}) dynOut[i].desc.dims.d[j] = -1;
+    int32_t const configuredDynamic = build->configurePlugin(dynIn, 4, dynOut, 2);
+    std::printf("CONFIGURE %s static=%d dynamic=%d\n", name.c_str(), configuredStatic, configuredDynamic);
+    std::printf("ONSHAPECHANGE %s %d\n", name.c_str(), runtime->onShapeChange(in, 4, out, 2));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,8 +321,15 @@ int main(int argc, char** argv) {
         std::string name, token;
         in >> name;
         std::vector<FieldData> data;
+        std::vector<int64_t> io;
         while (in >> token) {
             auto const eq = token.find('=');
+            if (token.rfind("@io=", 0) == 0) {
+                std::istringstream values(token.substr(eq + 1));
+                std::string v;
+                while (std::getline(values, v, ',')) io.push_back(std::stoll(v));
+                continue;
+            }
             FieldData d{token.substr(0, eq), PluginFieldType::kINT32, {}, {}};
             auto const it = declaredTypes.find(d.name);
             d.type = it != declaredTypes.end() ? it->second : PluginFieldType::kINT32;
@@ -239,6 +385,12 @@ int main(int argc, char** argv) {
                         typeText(outTypes[0]).c_str(), typeText(outTypes[1]).c_str(), status);
         }
         std::printf("FORMATS %s %s\n", name.c_str(), acceptedFormats(build).c_str());
+        if (io.size() == 6) {
+            std::vector<int64_t> kernel;
+            for (FieldData const& d : data)
+                if (d.name == "kernel_shape") kernel.assign(d.ints.begin(), d.ints.end());
+            if (kernel.size() == 2) checkShapes(name, build, runtime, io, kernel);
+        }
         delete plugin;
     }
     return 0;

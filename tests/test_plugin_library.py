@@ -133,6 +133,60 @@ def test_every_layer_creates_serialises_and_round_trips(built: BuildResult) -> N
         assert f"FORMATS {name} f32,f32,f32,f32,f32,f32;f16,f32,f16,f16,f16,f32" in lines
 
 
+def _onnx_conv_extent(size: int, pad_a: int, pad_b: int, dilation: int, kernel: int, stride: int) -> int:
+    """ONNX Conv's output extent (auto_pad NOTSET, floor rounding), written out independently."""
+    return (size + pad_a + pad_b - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@requires_nvcc
+@requires_headers
+def test_output_shapes_configure_and_shape_change(built: BuildResult) -> None:
+    """getOutputShapes' IExprBuilder arithmetic gives PyTorch's conv output size on every layer.
+
+    The check program evaluates the plugin's expressions with constant inputs (it stands in for
+    IExprBuilder on known integers only), then calls configurePlugin with static and with dynamic
+    N/H/W and onShapeChange with the resulting shapes, all of which must accept them.
+    """
+    import torch
+
+    specs = ModelConfig(depth=8).layer_specs() + ModelConfig(depth=3, width=0.125).layer_specs()
+    cases, expected = [], {}
+    for i, spec in enumerate(specs):
+        for n, h, w in ((2, 512, 512), (1, 37, 41)):
+            name = f"{i}_{spec.name}_{h}x{w}"
+            io = f"@io={n},{spec.in_channels},{h},{w},{spec.out_channels},{len(spec.mask_channel_weights)}"
+            cases.append(_case(name, attributes_for(spec)) + " " + io)
+            out = torch.nn.functional.conv2d(
+                torch.empty(n, spec.in_channels, h, w, device="meta"),
+                torch.empty(spec.out_channels, spec.in_channels, spec.kernel, spec.kernel, device="meta"),
+                stride=spec.stride,
+                padding=spec.padding,
+                dilation=spec.dilation,
+            )
+            expected[name] = tuple(out.shape)
+    # Asymmetric ONNX pads (top, left, bottom, right), anisotropic kernel/stride/dilation.
+    asym = {
+        **attributes_for(specs[0]),
+        "kernel_shape": [3, 5],
+        "strides": [2, 1],
+        "pads": [0, 2, 1, 3],
+        "dilations": [1, 2],
+    }
+    cases.append(_case("asym", asym) + " @io=1,3,10,9,5,1")
+    expected["asym"] = (1, 5, _onnx_conv_extent(10, 0, 1, 1, 3, 2), _onnx_conv_extent(9, 2, 3, 2, 5, 1))
+    assert expected["asym"][2:] == (5, 6)
+    # Two mask channels for a one-mask layer: every shape callback must refuse it.
+    cases.append(_case("mask_channels_mismatch", attributes_for(specs[0])) + " @io=2,3,37,41,64,2")
+
+    lines = _plugin_check(built, cases)
+    for name, (n, c_out, oh, ow) in expected.items():
+        assert f"SHAPES {name} out={n},{c_out},{oh},{ow} new_mask={n},1,{oh},{ow} status=0" in lines, name
+        assert f"CONFIGURE {name} static=0 dynamic=0" in lines, name
+        assert f"ONSHAPECHANGE {name} 0" in lines, name
+    assert "CONFIGURE mask_channels_mismatch static=-1 dynamic=-1" in lines
+    assert "ONSHAPECHANGE mask_channels_mismatch -1" in lines
+
+
 @requires_nvcc
 @requires_headers
 def test_bad_attribute_sets_are_rejected(built: BuildResult) -> None:
