@@ -444,6 +444,8 @@ def test_plugin_nodes_carry_the_field_list(tiny_onnx_factory, model) -> None:
     nodes = [n for n in m.graph.node if n.op_type == plugin_fields.PLUGIN_NAME]
     assert len(nodes) == len(model.specs)
     assert not [n for n in m.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert not [n for n in m.graph.node if n.op_type in ("Identity", "Cast")]  # FP32: nothing to cast
+    initializers = _initializers(m)
     for node, spec in zip(nodes, model.specs):
         assert node.domain == plugin_fields.PLUGIN_DOMAIN
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -456,6 +458,9 @@ def test_plugin_nodes_carry_the_field_list(tiny_onnx_factory, model) -> None:
             assert attrs[key] == pytest.approx(value), key
         plugin_fields.validate(attrs)
         assert len(node.input) == len(plugin_fields.INPUTS) and len(node.output) == len(plugin_fields.OUTPUTS)
+        weight, bias = (initializers[name] for name in node.input[2:])  # weights are initializers
+        assert weight.shape == (spec.out_channels, spec.in_channels, spec.kernel, spec.kernel)
+        assert bias.shape == (spec.out_channels,)
     (function,) = m.functions
     assert (function.domain, function.name) == (plugin_fields.PLUGIN_DOMAIN, plugin_fields.PLUGIN_NAME)
     assert list(function.input) == list(plugin_fields.INPUTS)
