@@ -16,7 +16,7 @@ from PIL import Image
 
 from pconv.cli import main as pconv_main
 from pconv.errors import PconvError
-from pconv.training import PConvUNet, load_checkpoint
+from pconv.training import PConvUNet, load_checkpoint, save_checkpoint
 from pconv.training.train import TrainOptions, TrainResult, train
 
 TINY = {"size": 64, "depth": 4, "width": 0.125, "batch": 4}
@@ -107,6 +107,10 @@ def test_resume_keeps_the_runs_lr_and_refuses_other_data(tmp_path: Path) -> None
     assert [r["lr"] for r in resumed.history] == [pytest.approx(1e-3)]
     again = train(options(run, steps=3, resume=True, seed=4, lr=5e-4))  # an explicit lr wins
     assert [r["lr"] for r in again.history] == [pytest.approx(5e-4)]
+    # Weights saved, then a crash before the state: resuming would pair step-9 weights with step-3 Adam.
+    save_checkpoint(load_checkpoint(again.checkpoint), again.checkpoint, metadata={"pconv_step": "9"})
+    with pytest.raises(PconvError, match=r"at step 9 but train_state\.pt at step 3"):
+        train(options(run, steps=4, resume=True, seed=4))
 
 
 def test_progress_bar_shows_every_active_loss_term(
@@ -186,6 +190,12 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert bad == 2
     err = capsys.readouterr().err
     assert "2^depth" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+    with pytest.raises(SystemExit):
+        pconv_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text  # only real defaults
+    assert "(default: 0.1,0.5)" in text and "(default: 64)" in text
 
 
 @pytest.mark.slow

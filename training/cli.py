@@ -25,13 +25,24 @@ def _hole_ratio(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show real defaults only: options whose default depends on the run say so in their help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        if isinstance(action.default, tuple):
+            return f"{action.help} (default: {','.join(str(v) for v in action.default)})"
+        return super()._get_help_string(action)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train (or resume / fine-tune) the partial-convolution U-Net",
         description="Train the partial-convolution U-Net of Liu et al. (2018). The defaults are a quick "
         "CPU run on the photos bundled with scikit-image. " + PAPER_NOTE,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "--data",
@@ -78,7 +89,10 @@ def register(sub: Any) -> None:
         "--steps", type=int, default=200, help="total steps of the run (--resume continues up to it)"
     )
     p.add_argument(
-        "--lr", type=float, default=None, help="Adam learning rate (default 2e-4; 5e-5 with --finetune)"
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default 2e-4; 5e-5 with --finetune; with --resume, the run's)",
     )
     p.add_argument(
         "--out",
@@ -86,7 +100,12 @@ def register(sub: Any) -> None:
         metavar="RUN",
         help="run folder: checkpoint.safetensors, train_state.pt, log.csv, samples/",
     )
-    p.add_argument("--resume", action="store_true", help="continue the run in --out at its saved step")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out at its saved step (pass the run's --data, --masks, --size, "
+        "--seed, --hole-ratio and mask polarity again; a difference is an error)",
+    )
     p.add_argument(
         "--finetune",
         default=None,

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from pconv.config import ModelConfig
 from pconv.errors import PconvError
 from pconv.fileio import atomic_write
-from pconv.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pconv.training.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from pconv.training.data import StepIndexSampler, make_dataset
 from pconv.training.losses import LOSS_TERMS, build_loss
 from pconv.training.unet import PConvUNet, composite
@@ -60,6 +60,7 @@ PAPER_FINETUNE_LR = 5e-5
 CHECKPOINT_NAME = "checkpoint.safetensors"
 STATE_NAME = "train_state.pt"
 LOG_NAME = "log.csv"
+STEP_META = "pconv_step"  # checkpoint metadata: the step its weights belong to
 LOG_FIELDS = ("step", "total", *LOSS_TERMS, "lr", "sec_per_step")
 
 
@@ -226,6 +227,17 @@ def load_train_state(run: Path) -> dict[str, Any]:
         state: dict[str, Any] = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise PconvError(f"--resume: cannot read {path} ({exc})") from exc
+    try:
+        weights_step = read_metadata(run / CHECKPOINT_NAME).get(STEP_META)
+    except CheckpointError as exc:
+        raise PconvError(f"--resume: {exc}") from exc
+    if weights_step is not None and int(weights_step) != int(state.get("step", -1)):
+        # save_run writes the weights, then the state: a crash in between leaves them apart.
+        raise PconvError(
+            f"--resume: {run / CHECKPOINT_NAME} is at step {weights_step} but {STATE_NAME} at step "
+            f"{state.get('step')} (the last save was interrupted); the weights alone can still seed a "
+            "new run with --finetune"
+        )
     return state
 
 
@@ -233,7 +245,7 @@ def save_run(
     run: Path, model: PConvUNet, optimizer: torch.optim.Optimizer, scaler: Any, step: int, opts: TrainOptions
 ) -> None:
     """Write weights, then the state that points at them (both atomic; rank 0 only)."""
-    save_checkpoint(model, run / CHECKPOINT_NAME, metadata={"pconv_step": str(step)})
+    save_checkpoint(model, run / CHECKPOINT_NAME, metadata={STEP_META: str(step)})
     state = {
         "step": step,
         "optimizer": optimizer.state_dict(),
