@@ -105,9 +105,10 @@ def image_array(image: object, what: str = "image") -> tuple[np.ndarray, bool]:
     if is_pil_image(image):
         mode = image.mode  # type: ignore[attr-defined]
         if mode != "RGB":
+            alpha = " (an alpha channel is not inpainted)" if "A" in mode else ""
             raise InputError(
                 f"{what} is a PIL image in mode {mode!r}; pconv inpaints RGB images: "
-                f"pass image.convert('RGB') (an alpha channel is not inpainted)"
+                f"pass image.convert('RGB'){alpha}"
             )
         return np.asarray(image).copy(), True
     if is_device_array(image):

@@ -178,7 +178,7 @@ class Inpainter:
                     "the mask has no hole pixels, so the image is returned unchanged "
                     "(pass mask_is_hole=False if your mask marks valid pixels)",
                     NoHoleWarning,
-                    stacklevel=4,
+                    stacklevel=3,  # _inpaint <- __call__ <- the caller's line
                 )
                 results[index] = item.original.copy()
                 continue

@@ -68,8 +68,10 @@ def test_bad_options(inpainter: Inpainter) -> None:
 def test_pil_image_in_wrong_mode(inpainter: Inpainter) -> None:
     from PIL import Image
 
-    with pytest.raises(InputError, match=r"convert\('RGB'\)"):
+    with pytest.raises(InputError, match=r"convert\('RGB'\) \(an alpha channel is not inpainted\)"):
         inpainter(Image.new("RGBA", (24, 16)), MASK)
+    with pytest.raises(InputError, match=r"mode 'L'; .*convert\('RGB'\)$"):
+        inpainter(Image.new("L", (24, 16)), MASK)
 
 
 class _DeviceArray:
@@ -171,3 +173,13 @@ def test_engine_without_tensorrt_says_what_to_install(tmp_path: Path) -> None:
         Inpainter(engine)
     with pytest.raises(PconvError):
         Inpainter(engine, backend="tensorrt")
+
+
+def test_missing_plugin_library_names_the_build_command(tmp_path: Path) -> None:
+    """The path check comes before TensorRT is touched, so it runs (and must be clear) without it."""
+    from pconv.runtime import PluginLibraryError
+    from pconv.tensorrt_common import load_plugin_library
+
+    with pytest.raises(PluginLibraryError, match=r"not found: build it with `pconv build-plugin`"):
+        load_plugin_library(None, tmp_path / "libpconv_plugin.so")
+    assert issubclass(PluginLibraryError, ModelLoadError)

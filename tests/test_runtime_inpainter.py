@@ -168,9 +168,10 @@ def test_static_shape_model_pads_and_fills_the_batch(tiny_onnx_factory) -> None:
 
 def test_no_hole_returns_input_with_a_warning(inpainter: Inpainter) -> None:
     image = np.full((16, 16, 3), 7, np.uint8)
-    with pytest.warns(NoHoleWarning, match="no hole"):
+    with pytest.warns(NoHoleWarning, match="no hole") as record:
         out = inpainter(image, np.zeros((16, 16), np.uint8))
     assert np.array_equal(out, image) and out is not image
+    assert record[0].filename == __file__  # the warning points at the caller's line, not pconv's
 
 
 def test_all_hole_mask_is_allowed_and_gives_the_network_fill(inpainter: Inpainter) -> None:
@@ -293,3 +294,24 @@ def test_batches_are_padded_up_to_the_profile_minimum(inpainter: Inpainter) -> N
     assert [s[0] for s in limited.seen] == [4, 3]  # 4 + 1 real images; the second call padded to 3
     for image, mask, o in zip(images, masks, out):
         assert np.array_equal(o, inpainter(image, mask))
+
+
+def test_providers_are_preferred_in_order_and_logged_once(onnx_path: Path, caplog, monkeypatch) -> None:
+    from pconv.runtime import onnxruntime_backend as ortb
+
+    every = ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
+    assert ortb.choose_providers(every, None) == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert ortb.choose_providers(["AzureExecutionProvider", "CPUExecutionProvider"], None) == [
+        "CPUExecutionProvider"
+    ]
+    assert ortb.choose_providers(every, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ortb, "_logged", set())  # other tests in this process may have logged already
+    with caplog.at_level("INFO", logger="pconv.runtime"):
+        for _ in range(2):
+            Inpainter(onnx_path).close()
+    logged = [r.getMessage() for r in caplog.records if "providers" in r.getMessage()]
+    assert logged == ["ONNX Runtime providers: CPUExecutionProvider"]
