@@ -11,6 +11,8 @@ from typing import Any
 
 BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt")
 STRATEGY_CHOICES = ("auto", "full", "crop")
+#: A mask file named IMG_mask.png belongs to IMG.png (in the mask folder, or in the image folder itself).
+MASK_SUFFIX = "_mask"
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -48,7 +50,8 @@ def register(sub: Any) -> None:
         "inpaint",
         help="inpaint image files with an exported model",
         description="Inpaint images with a .onnx model or a TensorRT engine. Masks are paired to images by "
-        "file stem (IMG.png <- MASKDIR/IMG.png or IMG_mask.png), or one mask file is used for every image. "
+        "file stem (IMG.png <- MASKDIR/IMG.png or IMG_mask.png; --mask may be the image folder itself "
+        "when it holds IMG_mask.png next to IMG.png), or one mask file is used for every image. "
         "By default white (non-zero) mask pixels are holes. Results are written as OUT/<stem>.png; every "
         "non-hole pixel is exactly the input pixel.",
     )
@@ -204,7 +207,10 @@ def pair_masks(images: list[Path], mask_arg: Path) -> list[Path]:
         by_stem.setdefault(path.stem, path)
     pairs, missing = [], []
     for image in images:
-        match = by_stem.get(image.stem) or by_stem.get(f"{image.stem}_mask")
+        same = by_stem.get(image.stem)
+        if same is not None and same.resolve() == image.resolve():
+            same = None  # the image itself (image and mask folder are one): never its own mask
+        match = same or by_stem.get(f"{image.stem}{MASK_SUFFIX}")
         if match is None:
             missing.append(image.name)
         else:
@@ -217,18 +223,45 @@ def pair_masks(images: list[Path], mask_arg: Path) -> list[Path]:
     return pairs
 
 
+def _check_outputs(images: list[Path], masks: list[Path], out_dir: Path, concat: bool) -> None:
+    """Refuse outputs that would overwrite an input or each other (``a.png`` and ``a.jpg`` -> ``a.png``)."""
+    from pconv.runtime.errors import ImageFileError
+
+    inputs = {p.resolve() for p in [*images, *masks]}
+    seen: dict[str, Path] = {}
+    for image in images:
+        if image.stem in seen:
+            raise ImageFileError(
+                f"{seen[image.stem].name} and {image.name} would both be written as {image.stem}.png; "
+                "rename one of them"
+            )
+        seen[image.stem] = image
+        names = [f"{image.stem}.png", *([f"{image.stem}_concat.png"] if concat else [])]
+        for name in names:
+            if (out_dir / name).resolve() in inputs:
+                raise ImageFileError(
+                    f"--out {out_dir} would overwrite the input file {name}; choose another output folder"
+                )
+
+
 def run_inpaint(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from pconv.runtime.errors import InputError
+    from pconv.runtime.errors import ImageFileError, InputError
     from pconv.runtime.imageio import list_images, read_image, read_mask, write_png
 
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1; got {args.batch}")
     images = list_images(args.image)
+    if Path(args.mask).is_dir() and Path(args.mask).resolve() == Path(args.image).resolve():
+        # One folder holding IMG.png and IMG_mask.png: the masks are not images to inpaint.
+        images = [p for p in images if not p.stem.endswith(MASK_SUFFIX)]
+        if not images:
+            raise ImageFileError(f"{args.image} holds only *{MASK_SUFFIX} files, no images to inpaint")
     masks = pair_masks(images, Path(args.mask))
     out_dir = Path(args.out)
+    _check_outputs(images, masks, out_dir, args.concat)
     out_dir.mkdir(parents=True, exist_ok=True)
     inpainter = _open(args)
     mask_is_hole = not args.mask_is_valid
@@ -260,7 +293,9 @@ def run_inpaint(args: argparse.Namespace) -> int:
                     )
                 written += 1
             bar.update(len(chunk))
-    print(f"wrote {written} image(s) to {out_dir}")
+    providers = getattr(inpainter.backend, "providers", None)
+    where = inpainter.backend.name + (f" ({', '.join(providers)})" if providers else "")
+    print(f"wrote {written} image(s) to {out_dir} with {where}")
     return 0
 
 

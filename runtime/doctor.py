@@ -271,8 +271,10 @@ def check_vgg(vgg_weights: str | None) -> Check:
             "VGG-16 weights",
             False,
             f"not given (--vgg-weights or ${VGG_ENV}); needed only for the paper's perceptual/style losses",
-            f"save torchvision's vgg16 ImageNet weights to a file and export {VGG_ENV}=/path/vgg16.pth "
-            "(pconv never downloads them)",
+            'where torchvision has them: python -c "import torch, torchvision; torch.save(torchvision.'
+            "models.vgg16(weights='IMAGENET1K_V1').state_dict(), 'vgg16.pth')\", then train with "
+            f"`pconv train --vgg-weights vgg16.pth` (export {VGG_ENV}=vgg16.pth to have doctor check it; "
+            "pconv never downloads them)",
         )
     path = Path(value)
     if not path.is_file():

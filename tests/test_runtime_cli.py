@@ -53,7 +53,7 @@ def test_inpaint_folder_pairs_masks_by_stem_and_keeps_valid_pixels(
         ]
     )
     assert rc == 0
-    assert "wrote 3 image(s)" in capsys.readouterr().out
+    assert f"wrote 3 image(s) to {out} with onnxruntime (CPUExecutionProvider)" in capsys.readouterr().out
     for stem, (h, w) in SIZES.items():
         image = _png(files / "img" / f"{stem}.png")
         result = _png(out / f"{stem}.png")
@@ -157,6 +157,12 @@ def test_doctor_reports_each_piece_with_fixes(tmp_path: Path, tiny_onnx_factory,
     assert checks["onnxruntime"]["ok"] and checks["numpy"]["ok"]
     for check in checks.values():
         assert check["ok"] or check["fix"], check  # every missing piece says how to fix it
+    from pconv.runtime.doctor import check_vgg
+
+    monkeypatch.delenv("PCONV_VGG_WEIGHTS")
+    missing = check_vgg(None)
+    assert not missing.ok and "pconv train --vgg-weights vgg16.pth" in missing.fix  # what training reads
+    assert "not found" in check_vgg(str(tmp_path / "none.pth")).detail
 
 
 def test_console_script_help_lists_runtime_commands() -> None:
@@ -165,3 +171,63 @@ def test_console_script_help_lists_runtime_commands() -> None:
     ).stdout
     for command in ("inpaint", "bench", "doctor", "demo"):
         assert command in out
+
+
+def test_inpaint_one_folder_with_img_mask_pairs_and_one_mask_for_all(files: Path, tiny_onnx_factory) -> None:
+    model = str(tiny_onnx_factory())
+    both = files / "both"
+    both.mkdir()
+    image = _png(files / "img" / "c.png")
+    hole = np.zeros((64, 64), np.uint8)
+    hole[10:20, 30:50] = 255
+    for stem in ("p", "q"):
+        Image.fromarray(image).save(both / f"{stem}.png")
+        Image.fromarray(hole).save(both / f"{stem}_mask.png")
+    out = files / "out_both"
+    rc = main(["inpaint", "--model", model, "--image", str(both), "--mask", str(both), "--out", str(out)])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p.png", "q.png"]  # masks are not inpainted
+    for stem in ("p", "q"):
+        result = _png(out / f"{stem}.png")
+        assert np.array_equal(result[hole == 0], image[hole == 0])
+        assert not np.array_equal(result[hole != 0], image[hole != 0])  # the holes were filled
+    # one mask file for a whole folder of images
+    same_size = files / "same_size"
+    same_size.mkdir()
+    for stem in ("r", "s"):
+        Image.fromarray(image).save(same_size / f"{stem}.png")
+    out = files / "out_one"
+    rc = main(
+        [
+            *("inpaint", "--model", model, "--image", str(same_size)),
+            *("--mask", str(both / "p_mask.png"), "--out", str(out)),
+        ]
+    )
+    assert rc == 0
+    for stem in ("r", "s"):
+        assert np.array_equal(_png(out / f"{stem}.png"), _png(files / "out_both" / "p.png"))
+
+
+def test_inpaint_refuses_to_overwrite_inputs(files: Path, tiny_onnx_factory, capsys) -> None:
+    model = str(tiny_onnx_factory())
+    img = files / "img"
+    before = {p.name: p.read_bytes() for p in img.iterdir()}
+    rc = main(
+        [
+            *("inpaint", "--model", model, "--image", str(img), "--mask", str(files / "mask")),
+            "--out",
+            str(img),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "would overwrite the input file" in err
+    assert {p.name: p.read_bytes() for p in img.iterdir()} == before
+    Image.fromarray(_png(img / "a.png")).save(img / "a.jpg")  # a.png and a.jpg -> both a.png
+    rc = main(
+        [
+            *("inpaint", "--model", model, "--image", str(img), "--mask", str(files / "mask")),
+            "--out",
+            str(files),
+        ]
+    )
+    assert rc == 2 and "would both be written as a.png" in capsys.readouterr().err
