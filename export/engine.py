@@ -425,6 +425,11 @@ def build_engine(
         profile = resolve_profile(facts, min_shape, opt_shape, max_shape)
         if workspace_gib <= 0:
             raise BuildError(f"--workspace must be positive (GiB), got {workspace_gib}")
+        if plugin_library is not None and not Path(plugin_library).expanduser().is_file():
+            raise BuildError(
+                f"--plugin {plugin_library}: no such file; build the library with `pconv build-plugin` "
+                "(it prints the path) or leave --plugin out to use the package's built one"
+            )
         if fp16_flag and facts.precision == "fp16":
             raise BuildError(
                 f"{facts.path.name} is already an FP16 ONNX; drop --fp16 (it is built strongly typed)"

@@ -173,6 +173,19 @@ def test_cli_shape_errors_are_caught_before_tensorrt(
     assert "expected NxHxW" in capsys.readouterr().err
 
 
+def test_missing_plugin_library_is_caught_before_tensorrt(
+    tiny_onnx_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    onnx_path = str(tiny_onnx_factory(form="plugin"))
+    code = cli_main(
+        ["build", onnx_path, "-o", str(tmp_path / "m.engine"), "--plugin", str(tmp_path / "no.so")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "no.so: no such file" in err and "pconv build-plugin" in err
+    assert not (tmp_path / "m.engine").exists()
+
+
 def test_cli_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli_main(["build", "--help"])
