@@ -171,3 +171,15 @@ def test_eval_needs_no_torch(tiny_onnx_factory, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "| all | all | pconv | 12 |" in proc.stdout
+
+
+def test_rerun_with_other_radius_or_mask_polarity_is_refused(tmp_path: Path) -> None:
+    # Both change a row's values but not its (image, mask, method) key, so reusing rows would mix runs.
+    opts = EvalOptions(
+        out=tmp_path / "out", per_bin=1, size=32, limit=1, baselines=("telea",), progress=False
+    )
+    run_evaluation(opts)
+    for change in ({"radius": 7}, {"white_is_hole": False}):
+        with pytest.raises(PconvError, match=f"other settings \\({next(iter(change))} differ"):
+            run_evaluation(EvalOptions(**{**opts.__dict__, **change}))
+    assert run_evaluation(opts).resumed_rows == 12  # the same settings still resume

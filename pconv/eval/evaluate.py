@@ -15,7 +15,8 @@ Protocol, fixed so that numbers are comparable between runs:
   (:func:`pconv.eval.metrics.score`).
 * **Resume**: each finished (image, mask, method) row is appended to ``results.csv`` and flushed;
   a rerun with the same ``--out`` skips those rows. ``run.json`` records what the rows depend on
-  (model file hash, images, masks, size) and a rerun with different settings is refused.
+  (model file hash, images, masks, size, inpainting radius, mask polarity) and a rerun with different
+  settings is refused.
 """
 
 from __future__ import annotations
@@ -431,6 +432,9 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         "model_sha256": sha256_of(opts.model) if opts.model is not None else None,
         "fit": "cover (Lanczos) + centre crop",
         "strategy": opts.strategy if opts.model is not None else None,
+        # Both change finished rows without changing their keys: a rerun must not reuse them.
+        "radius": opts.radius,
+        "white_is_hole": opts.white_is_hole,
     }
     lpips_path = lpips_mod.weights_path(opts.lpips_weights)
     lpips = lpips_mod.LPIPS.from_file(lpips_path) if lpips_path is not None else None
