@@ -124,6 +124,11 @@ def test_binning_an_existing_folder(tmp_path: Path) -> None:
     with open(out / masksets.OUTSIDE_NAME) as f:
         rows = list(csv.DictReader(f))
     assert {r["file"].rsplit("/", 1)[-1] for r in rows} == {"d_empty.png", "e_full.png", "f_broken.png"}
+    # binning again after the odd files are gone leaves no stale list behind
+    for name in ("d_empty.png", "e_full.png", "f_broken.png"):
+        (src / name).unlink()
+    masksets.write_binned_folder(masksets.bin_folder(src, index_dir=out, progress=False), out)
+    assert not (out / masksets.OUTSIDE_NAME).exists() and len(masksets.read_index(out / "index.csv")) == 3
 
     # black = hole: the same geometry drawn the other way round classifies the same
     inverted = tmp_path / "inverted"

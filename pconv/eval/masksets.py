@@ -293,6 +293,7 @@ def write_binned_folder(binned: BinnedFolder, out_dir: Path) -> None:
     """Write ``index.csv`` and, when any, ``outside_bins.csv`` (file, hole ratio or reason) to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_index(out_dir / INDEX_NAME, binned.entries)
+    (out_dir / OUTSIDE_NAME).unlink(missing_ok=True)  # a list left by an earlier binning would mislead
     if binned.outside or binned.unreadable:
         with open(out_dir / OUTSIDE_NAME, "w", newline="") as f:
             writer = csv.writer(f)
