@@ -162,6 +162,12 @@ def test_user_errors_are_pconv_errors(base_run: TrainResult, tmp_path: Path) -> 
         train(options(base_run.checkpoint.parent, steps=31))
     with pytest.raises(PconvError, match="no run to resume"):
         train(options(tmp_path / "nothing", steps=3, resume=True))
+    # train_state.pt is read with weights_only=True: a pickled object is refused, never run.
+    evil = tmp_path / "evil"
+    save_checkpoint(PConvUNet(depth=4, width=0.125), evil / "checkpoint.safetensors")
+    torch.save({"step": 1, "payload": TrainOptions()}, evil / "train_state.pt")
+    with pytest.raises(PconvError, match="cannot read"):
+        train(options(evil, steps=3, resume=True))
     with pytest.raises(PconvError, match=r"2\^depth = 16"):
         train(options(tmp_path / "bad", size=72))
     with pytest.raises(PconvError, match="'gpu0' is not a device"):
