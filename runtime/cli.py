@@ -200,10 +200,10 @@ def pair_masks(images: list[Path], mask_arg: Path) -> list[Path]:
     from pconv.runtime.imageio import list_images
 
     if not mask_arg.is_dir():
-        (single,) = list_images(mask_arg)
+        (single,) = list_images(mask_arg, "mask")
         return [single] * len(images)
     by_stem: dict[str, Path] = {}
-    for path in list_images(mask_arg):
+    for path in list_images(mask_arg, "mask"):
         by_stem.setdefault(path.stem, path)
     pairs, missing = [], []
     for image in images:

@@ -269,14 +269,14 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def list_images(path: str | Path) -> list[Path]:
-    """The image files of a directory (sorted), or the file itself."""
+def list_images(path: str | Path, what: str = "image") -> list[Path]:
+    """The image files of a directory (sorted), or the file itself (``what`` names it in errors)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
-            raise ImageFileError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in directory {path}")
+            raise ImageFileError(f"no {what} files ({', '.join(IMAGE_SUFFIXES)}) in directory {path}")
         return files
     if not path.exists():
-        raise ImageFileError(f"not found: {path}")
+        raise ImageFileError(f"{what} file or folder not found: {path}")
     return [path]

@@ -30,6 +30,7 @@ logger = logging.getLogger("pconv.runtime")
 
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
@@ -131,10 +132,16 @@ def open_backend(
             backend = "onnxruntime"
         elif suffix in ENGINE_SUFFIXES:
             backend = "tensorrt"
+        elif suffix in CHECKPOINT_SUFFIXES:
+            raise ModelLoadError(
+                f"{path.name} looks like a training checkpoint; the runtime runs exported models: "
+                f"`pconv export {path} -o model.onnx` (then `pconv build` for a TensorRT engine)"
+            )
         else:
             raise ModelLoadError(
                 f"cannot tell the model type of {path.name}: use a .onnx file (ONNX Runtime) or a "
-                f"{'/'.join(ENGINE_SUFFIXES)} TensorRT engine, or pass backend='onnxruntime'|'tensorrt'"
+                f"{'/'.join(ENGINE_SUFFIXES)} TensorRT engine, or pass backend='onnxruntime'|'tensorrt' "
+                "(--backend on the command line)"
             )
     if backend == "onnxruntime":
         from pconv.runtime.onnxruntime_backend import OnnxRuntimeBackend

@@ -108,6 +108,20 @@ def test_inpaint_errors_are_one_line(files: Path, tiny_onnx_factory, capsys) -> 
     )
     err = capsys.readouterr().err
     assert rc == 2 and "no mask in" in err and "a.png" in err and "Traceback" not in err
+    rc = main(
+        [
+            "inpaint",
+            "--model",
+            model,
+            "--image",
+            str(files / "img"),
+            "--mask",
+            str(files / "nowhere"),
+            "--out",
+            str(files / "o"),
+        ]
+    )
+    assert rc == 2 and "mask file or folder not found" in capsys.readouterr().err
     (files / "empty.png").write_bytes(b"")
     empty = str(files / "empty.png")
     rc = main(["inpaint", "--model", model, "--image", empty, "--mask", empty, "--out", str(files / "o")])

@@ -123,10 +123,14 @@ def test_missing_empty_truncated_and_non_onnx_models(tmp_path: Path, tiny_onnx_f
     text.write_text("hello")
     with pytest.raises(ModelLoadError, match="could not be loaded as an ONNX model"):
         Inpainter(text)
-    other = tmp_path / "model.pt"
+    other = tmp_path / "model.bin"
     other.write_bytes(b"x")
     with pytest.raises(ModelLoadError, match="cannot tell the model type"):
         Inpainter(other)
+    for checkpoint in ("model.safetensors", "model.pt"):
+        (tmp_path / checkpoint).write_bytes(b"x")
+        with pytest.raises(ModelLoadError, match=r"training checkpoint.*`pconv export .* -o model\.onnx`"):
+            Inpainter(tmp_path / checkpoint)
     with pytest.raises(ModelLoadError, match="backend must be one of"):
         open_backend(tiny_onnx_factory(), backend="openvino")
 
