@@ -77,6 +77,23 @@ def test_gram_by_hand() -> None:
     torch.testing.assert_close(gram_matrix(feats), expected)
 
 
+def test_every_term_and_the_total_by_hand() -> None:
+    """Two pixels, features = the red channel: every number below is worked out on paper."""
+    gt = torch.tensor([[[[0.0, 1.0]], [[0.5, 0.5]], [[0.5, 0.5]]]])
+    out = torch.tensor([[[[1.0, 2.0]], [[0.5, 0.5]], [[0.5, 0.5]]]])
+    mask = torch.tensor([[[[1.0, 0.0]]]])  # pixel 0 valid, pixel 1 hole; comp red = [0, 2]
+    terms = InpaintingLoss(lambda x: [x[:, :1]])(gt, mask, out)
+    assert terms["valid"].item() == pytest.approx(1 / 6)  # |1 - 0| over C*H*W = 6
+    assert terms["hole"].item() == pytest.approx(1 / 6)  # |2 - 1|
+    assert terms["tv"].item() == pytest.approx(2 / 6)  # P = both pixels; |2 - 0|
+    assert terms["perceptual"].item() == pytest.approx(1.0 + 0.5)  # mean|out-gt| + mean|comp-gt|
+    # Gram / (C*H*W): out (1+4)/2 = 2.5, comp (0+4)/2 = 2, gt (0+1)/2 = 0.5; L1 over C^2 = 1 entry.
+    assert terms["style_out"].item() == pytest.approx(2.0)
+    assert terms["style_comp"].item() == pytest.approx(1.5)
+    expected = 1 / 6 + 6 / 6 + 0.05 * 1.5 + 120 * (2.0 + 1.5) + 0.1 * 2 / 6
+    assert terms["total"].item() == pytest.approx(expected)
+
+
 def gram_loop(f: torch.Tensor) -> torch.Tensor:
     n, c, h, w = f.shape
     g = torch.zeros(n, c, c, dtype=torch.float64)
