@@ -333,6 +333,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pconv.runtime.errors import InputError
+    from pconv.runtime.inpainter import batch_limits
+    from pconv.runtime.strategy import padded_size
 
     n, h, w = parse_shape(args.shape)
     if args.iterations < 1 or args.warmup < 0:
@@ -340,8 +342,21 @@ def run_bench(args: argparse.Namespace) -> int:
     inpainter = _open(args)
     info = inpainter.info
     rng = np.random.default_rng(0)
-    m = info.size_multiple
-    net_h, net_w = -(-h // m) * m, -(-w // m) * m
+    net = padded_size(h, w, info)
+    if net is None:
+        largest = info.fixed_shape or info.max_shape or (0, 0, 0)
+        raise InputError(
+            f"--shape {args.shape}: {h}x{w} is larger than the model accepts "
+            f"({largest[1]}x{largest[2]} max); use a smaller --shape"
+        )
+    net_h, net_w = net
+    min_n, max_n = batch_limits(info)
+    if not args.end_to_end and not min_n <= n <= max_n:
+        raise InputError(
+            f"--shape {args.shape}: the model takes batches of {min_n}"
+            f"{'' if max_n == min_n else f' to {max_n}'} image(s); change N (or use --end-to-end, "
+            "which pads or splits batches as the Inpainter does)"
+        )
     holes = rng.random((n, h, w)) < args.hole_ratio
     if args.end_to_end:
         images = list(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))

@@ -205,7 +205,7 @@ class Inpainter:
     ) -> list[tuple[strategies.Tile, np.ndarray]]:
         """Run tiles grouped by network size; return each tile's fill for its box (HWC float32)."""
         info = self.info
-        min_n, max_n = _batch_limits(info)
+        min_n, max_n = batch_limits(info)
         per_call = max(min_n, min(batch_size, max_n))
         groups: dict[tuple[int, int], list[strategies.Tile]] = defaultdict(list)
         for tile in tiles:
@@ -245,7 +245,7 @@ class Inpainter:
         return done
 
 
-def _batch_limits(info: ModelInfo) -> tuple[int, int]:
+def batch_limits(info: ModelInfo) -> tuple[int, int]:
     """(smallest, largest) batch size N the graph takes (a static N gives min == max)."""
     if info.fixed_shape is not None:
         return info.fixed_shape[0], info.fixed_shape[0]

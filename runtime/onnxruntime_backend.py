@@ -110,7 +110,8 @@ class OnnxRuntimeBackend:
         try:
             results = self.session.run(self.output_names, feeds)
         except Exception as exc:
-            raise InputError(f"ONNX Runtime failed on inputs of shape {image.shape}: {exc}") from exc
+            detail = " ".join(str(exc).split())  # ORT's message spans lines; the CLI prints one
+            raise InputError(f"ONNX Runtime failed on inputs of shape {image.shape}: {detail}") from exc
         return dict(zip(self.output_names, results))
 
     def close(self) -> None:

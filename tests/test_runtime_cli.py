@@ -245,3 +245,15 @@ def test_inpaint_refuses_to_overwrite_inputs(files: Path, tiny_onnx_factory, cap
         ]
     )
     assert rc == 2 and "would both be written as a.png" in capsys.readouterr().err
+
+
+def test_bench_pads_to_a_static_model_shape_and_names_its_limits(tiny_onnx_factory, capsys) -> None:
+    fixed = str(tiny_onnx_factory(batch=1, height=64, width=64))
+    assert main(["bench", "--model", fixed, "--shape", "1x40x40", "--iterations", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["network_shape"] == [1, 64, 64]
+    assert main(["bench", "--model", fixed, "--shape", "2x64x64", "--iterations", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "batches of 1 image(s)" in err and len(err.strip().splitlines()) == 1
+    assert main(["bench", "--model", fixed, "--shape", "1x100x100", "--iterations", "2"]) == 2
+    assert "(64x64 max)" in capsys.readouterr().err
+    assert main(["bench", "--model", fixed, "--shape", "3x40x40", "--iterations", "2", "--end-to-end"]) == 0

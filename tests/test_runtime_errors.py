@@ -187,3 +187,10 @@ def test_missing_plugin_library_names_the_build_command(tmp_path: Path) -> None:
     with pytest.raises(PluginLibraryError, match=r"not found: build it with `pconv build-plugin`"):
         load_plugin_library(None, tmp_path / "libpconv_plugin.so")
     assert issubclass(PluginLibraryError, ModelLoadError)
+
+
+def test_onnxruntime_refusal_is_one_line(tiny_onnx_factory) -> None:
+    fixed = Inpainter(tiny_onnx_factory(batch=1, height=64, width=64))
+    with pytest.raises(InputError, match=r"ONNX Runtime failed on inputs of shape \(1, 3, 40, 40\)") as info:
+        fixed.backend.run(np.zeros((1, 3, 40, 40), np.float32), np.ones((1, 1, 40, 40), np.float32))
+    assert "\n" not in str(info.value)
