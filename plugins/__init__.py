@@ -22,8 +22,9 @@ from pconv.errors import PconvError
 LIBRARY_NAME = "libpconv_plugin.so"
 #: Environment variable that overrides where the library is looked for and written.
 LIBRARY_ENV = "PCONV_PLUGIN_LIBRARY"
-#: Headers the plugin includes; a TensorRT include directory must have all of them.
-TENSORRT_HEADERS = ("NvInferRuntime.h", "NvInferRuntimePlugin.h", "NvInferPluginBase.h", "NvInferVersion.h")
+#: Headers a TensorRT include directory must have for the plugin (IPluginV3 exists since 10.0; its
+#: interfaces moved to NvInferPluginBase.h only in 10.6, and NvInferRuntime.h includes it when it exists).
+TENSORRT_HEADERS = ("NvInferRuntime.h", "NvInferRuntimePlugin.h", "NvInferVersion.h")
 #: Include directories tried after --tensorrt-include and TENSORRT_ROOT (pip wheels ship no headers).
 SYSTEM_TENSORRT_INCLUDES = (
     "/usr/include/x86_64-linux-gnu",

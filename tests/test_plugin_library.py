@@ -212,7 +212,7 @@ def test_missing_headers_error_names_what_and_where(tmp_path: Path) -> None:
         find_tensorrt_include(tmp_path)
     message = str(info.value)
     assert str(tmp_path) in message and "--tensorrt-include" in message
-    assert "NvInferPluginBase.h" in message and "NvInferRuntime.h," not in message
+    assert "NvInferRuntimePlugin.h" in message and "NvInferRuntime.h," not in message
     proc = subprocess.run(
         [sys.executable, "-m", "pconv", "build-plugin", "--tensorrt-include", str(tmp_path / "nope"), "-q"],
         capture_output=True,
@@ -220,6 +220,13 @@ def test_missing_headers_error_names_what_and_where(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tensorrt_10_0_to_10_5_headers_are_accepted(tmp_path: Path) -> None:
+    """Before 10.6 there is no NvInferPluginBase.h (IPluginV3 lives in NvInferRuntime*.h)."""
+    for header in ("NvInferRuntime.h", "NvInferRuntimePlugin.h", "NvInferVersion.h"):
+        (tmp_path / header).write_text("// TensorRT 10.0 layout\n")
+    assert find_tensorrt_include(tmp_path) == tmp_path.resolve()
 
 
 def test_arch_list_is_validated() -> None:
