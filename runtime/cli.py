@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,7 @@ def run_inpaint(args: argparse.Namespace) -> int:
 
     from pconv.runtime.errors import ImageFileError, InputError
     from pconv.runtime.imageio import list_images, read_image, read_mask, write_png
+    from pconv.runtime.inpainter import NoHoleWarning
 
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1; got {args.batch}")
@@ -277,11 +279,24 @@ def run_inpaint(args: argparse.Namespace) -> int:
                         f"mask {mask_path.name} is {mask.shape[0]}x{mask.shape[1]} but image "
                         f"{image_path.name} is {image.shape[0]}x{image.shape[1]} (HxW); they must match"
                     )
+                if not ((mask != 0) if mask_is_hole else (mask == 0)).any():
+                    other = "--mask-is-valid was given" if args.mask_is_valid else "try --mask-is-valid"
+                    bar.write(
+                        f"pconv inpaint: warning: mask {mask_path.name} marks no hole pixels, so "
+                        f"{image_path.stem}.png is the input unchanged ({other})",
+                        file=sys.stderr,
+                    )
                 arrays.append(image)
                 mask_arrays.append(mask)
-            results = inpainter(
-                arrays, mask_arrays, mask_is_hole=mask_is_hole, strategy=args.strategy, batch_size=args.batch
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NoHoleWarning)  # reported above, one line per file
+                results = inpainter(
+                    arrays,
+                    mask_arrays,
+                    mask_is_hole=mask_is_hole,
+                    strategy=args.strategy,
+                    batch_size=args.batch,
+                )
             for (image_path, _), image, mask, result in zip(chunk, arrays, mask_arrays, results):
                 write_png(out_dir / f"{image_path.stem}.png", result)
                 if args.concat:

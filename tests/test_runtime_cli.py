@@ -257,3 +257,21 @@ def test_bench_pads_to_a_static_model_shape_and_names_its_limits(tiny_onnx_facto
     assert main(["bench", "--model", fixed, "--shape", "1x100x100", "--iterations", "2"]) == 2
     assert "(64x64 max)" in capsys.readouterr().err
     assert main(["bench", "--model", fixed, "--shape", "3x40x40", "--iterations", "2", "--end-to-end"]) == 0
+
+
+def test_inpaint_no_hole_mask_warns_in_one_line_and_copies_the_image(
+    files: Path, tiny_onnx_factory, capsys
+) -> None:
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(files / "zero.png")
+    out = files / "out_zero"
+    image = str(files / "img" / "c.png")
+    model = str(tiny_onnx_factory())
+    rc = main(
+        ["inpaint", "--model", model, "--image", image, "--mask", str(files / "zero.png"), "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert rc == 0 and np.array_equal(_png(out / "c.png"), _png(files / "img" / "c.png"))
+    assert err.strip().splitlines() == [
+        "pconv inpaint: warning: mask zero.png marks no hole pixels, so c.png is the input unchanged "
+        "(try --mask-is-valid)"
+    ]
