@@ -115,3 +115,8 @@ def test_foreign_files_are_rejected(tmp_path) -> None:
         load_checkpoint(junk)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
+    bad_config = tmp_path / "future.safetensors"
+    meta = {"pconv_format": "pconv-checkpoint-v1", "pconv_config": '{"depth": 4, "new_key": 1}'}
+    save_file({"w": torch.zeros(2)}, str(bad_config), metadata=meta)
+    with pytest.raises(CheckpointError, match="model config cannot be used"):
+        load_checkpoint(bad_config)

@@ -55,7 +55,12 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> PConvUNet:
     """Rebuild the model from one checkpoint file, in eval mode."""
     meta = read_metadata(path)
-    config = ModelConfig.from_json(meta[META_CONFIG])
+    try:
+        config = ModelConfig.from_json(meta[META_CONFIG])
+    except (ValueError, TypeError) as exc:  # bad JSON, unknown keys, out-of-range values
+        raise CheckpointError(
+            f"{path}: its model config cannot be used ({exc}); was it written by a newer pconv?"
+        ) from exc
     model = PConvUNet(config=config)
     state: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt", device=str(map_location)) as f:
