@@ -27,6 +27,8 @@ from pconv.config import META_FORMAT, ONNX_FORMAT
 from pconv.errors import MissingDependencyError, PconvError
 from pconv.export.engine import (
     BuildError,
+    BuildReport,
+    Profile,
     build_engine,
     parse_shape,
     read_onnx_facts,
@@ -184,6 +186,42 @@ def test_missing_plugin_library_is_caught_before_tensorrt(
     assert code == 2 and "Traceback" not in err
     assert "no.so: no such file" in err and "pconv build-plugin" in err
     assert not (tmp_path / "m.engine").exists()
+
+
+def test_build_report_prints_precision_profile_plugin_layers_and_size(tmp_path: Path) -> None:
+    """What `pconv build` prints after a build (the report itself is filled in by TensorRT runs)."""
+    report = BuildReport(
+        engine_path=tmp_path / "m.engine",
+        sidecar_path=tmp_path / "m.engine.json",
+        onnx_path=tmp_path / "m.onnx",
+        tensorrt_version="10.7.0.23",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability=(9, 0),
+        precision="fp16",
+        strongly_typed=True,
+        profile=Profile(min=(1, 256, 256), opt=(8, 512, 512), max=(16, 1024, 1024)),
+        io_dtypes={"image": "float32", "mask": "float32", "output": "float32", "composite": "float32"},
+        num_layers=40,
+        plugin_library=tmp_path / "libpconv_plugin.so",
+        plugin_layers=["enc1/pconv", "dec1/pconv"],
+        engine_bytes=3 * 2**20,
+        build_seconds=12.5,
+        version_compatible=False,
+    )
+    text = report.summary()
+    assert "m.engine (3.00 MiB" in text
+    assert "precision  FP16 (strongly typed" in text
+    assert "min 1x256x256, opt 8x512x512, max 16x1024x1024" in text
+    assert "2 of 40 network layers are pconv::PartialConv2d" in text and "enc1/pconv, dec1/pconv" in text
+    assert "10.7.0.23 on NVIDIA H100 80GB HBM3 (sm_90)" in text
+    data = report.to_dict()
+    assert data["profile"]["max"] == [16, 1024, 1024] and data["plugin_layers"] == [
+        "enc1/pconv",
+        "dec1/pconv",
+    ]
+    json.dumps(data)  # the --json output is serialisable
+    report.plugin_layers, report.plugin_library = [], None
+    assert "plugin     none (40 network layers" in report.summary()
 
 
 def test_cli_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
