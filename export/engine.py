@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pconv._version import __version__
-from pconv.config import META_FORM, META_FORMAT, META_MULTIPLE, META_PRECISION, ONNX_FORMAT
+from pconv.config import META_FORM, META_FORMAT, META_IO, META_MULTIPLE, META_PRECISION, ONNX_FORMAT
 from pconv.errors import MissingDependencyError, PconvError, require
 from pconv.export import plugin_fields
 from pconv.fileio import atomic_write_bytes
@@ -55,11 +55,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pconv.build")
 
-#: Metadata key the exporter writes for the I/O element type (pconv.export.onnx_export.META_IO).
-META_IO = "pconv_io"
 DEFAULT_WORKSPACE_GIB = 4.0
-#: Default profile when no shape is given and the ONNX leaves N, H, W dynamic.
-DEFAULT_MIN_HW = 0  # 0 = the model's size multiple
+#: Default profile when no shape is given and the ONNX leaves N, H, W dynamic (min = the size multiple).
 DEFAULT_OPT_HW = 512
 DEFAULT_MAX_HW = 1024
 #: First TensorRT whose ONNX parser prefers a registered plugin over a local function.

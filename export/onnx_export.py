@@ -44,6 +44,7 @@ from pconv.config import (
     META_CONFIG,
     META_FORM,
     META_FORMAT,
+    META_IO,
     META_MASK,
     META_MULTIPLE,
     META_PRECISION,
@@ -69,7 +70,6 @@ DEFAULT_OPSET = 18
 #: Opset of the ``pconv`` custom domain.
 PCONV_DOMAIN_VERSION = 1
 #: Extra metadata key: element type of the graph inputs/outputs ("fp32"/"fp16").
-META_IO = "pconv_io"
 
 _ELEM = {"fp32": FLOAT, "fp16": FLOAT16}
 _NP = {"fp32": np.float32, "fp16": np.float16}

@@ -24,6 +24,7 @@ META_MULTIPLE = "pconv_size_multiple"
 META_MASK = "pconv_mask_convention"
 META_FORM = "pconv_form"
 META_PRECISION = "pconv_precision"
+META_IO = "pconv_io"  # element type of the graph inputs/outputs (fp32 or fp16)
 CHECKPOINT_FORMAT = "pconv-checkpoint-v1"
 ONNX_FORMAT = "pconv-onnx-v1"
 

@@ -68,9 +68,6 @@ class Box:
     def slices(self) -> tuple[slice, slice]:
         return slice(self.y0, self.y1), slice(self.x0, self.x1)
 
-    def overlaps(self, other: Box) -> bool:
-        return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
-
     def union(self, other: Box) -> Box:
         return Box(
             min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1), max(self.x1, other.x1)

@@ -38,6 +38,7 @@ from pconv.eval import baselines as baselines_mod
 from pconv.eval import lpips as lpips_mod
 from pconv.eval import masksets
 from pconv.eval.metrics import METRIC_NAMES, score
+from pconv.training.masks import hole_ratio_of
 
 MODEL_METHOD = "pconv"
 RESULTS_NAME = "results.csv"
@@ -529,7 +530,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
                     panels.append((f"{name}\nPSNR {float(row['psnr']):.2f} dB", methods[name](target, hole)))
                 panels.append(("ground truth", target))
                 flag = "border" if masksets.touches_border(hole) else "no border"
-                title = f"{image_key} | {mask_file} | hole {masksets.hole_ratio(hole):.3f}, {flag}"
+                title = f"{image_key} | {mask_file} | hole {hole_ratio_of(hole):.3f}, {flag}"
                 examples.append(report.Example(title, panels))
             path = opts.out / f"examples_{masksets.bin_slug(b)}.png"
             result.files[f"grid_{masksets.bin_slug(b)}"] = report.example_grid(

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pconv.errors import PconvError
+from pconv.training import masks
 
 #: Hole-ratio bins, ``(low, high]``, as in the NVIDIA irregular-mask test set and the paper's tables.
 BINS: tuple[tuple[float, float], ...] = (
@@ -72,11 +73,6 @@ def border_margin(height: int, width: int) -> int:
     return max(1, round(min(height, width) / BORDER_MARGIN_DIVISOR))
 
 
-def hole_ratio(hole: np.ndarray) -> float:
-    """Fraction of pixels that are holes (``hole`` is H x W, nonzero = hole)."""
-    return float(np.count_nonzero(hole)) / float(np.asarray(hole).size)
-
-
 def touches_border(hole: np.ndarray, margin: int | None = None) -> bool:
     """True when any hole pixel lies within ``margin`` px (default :func:`border_margin`) of the edge."""
     h = np.asarray(hole).astype(bool)
@@ -86,7 +82,7 @@ def touches_border(hole: np.ndarray, margin: int | None = None) -> bool:
 
 def classify(hole: np.ndarray) -> tuple[int | None, bool, float]:
     """``(bin index or None, border flag, hole ratio)`` of one mask."""
-    ratio = hole_ratio(hole)
+    ratio = masks.hole_ratio_of(hole)
     return bin_index(ratio), touches_border(hole), ratio
 
 
@@ -151,7 +147,6 @@ def read_index(path: Path) -> list[MaskEntry]:
 
 def save_mask_png(path: Path, hole: np.ndarray) -> None:
     """Save ``hole`` (nonzero = hole) as an 8-bit PNG, white = hole (creating folders as needed)."""
-    from pconv.training import masks
 
     path.parent.mkdir(parents=True, exist_ok=True)
     masks.save_mask_file(np.asarray(hole).astype(bool), path, white_is_hole=True)
@@ -159,7 +154,6 @@ def save_mask_png(path: Path, hole: np.ndarray) -> None:
 
 def load_mask(path: Path, white_is_hole: bool = True) -> np.ndarray:
     """A mask file as a bool H x W array, True = hole (via ``pconv.training.masks.load_mask_file``)."""
-    from pconv.training import masks
 
     try:
         return np.asarray(masks.load_mask_file(path, white_is_hole=white_is_hole)).astype(bool)
@@ -181,7 +175,6 @@ def draw_cell_mask(size: int, bin_idx: int, border: bool, rng: np.random.Generat
     matches, so the definitions in this module stay the only ones (border cells must actually touch the
     frame; a ratio exactly on a bin's lower bound is redrawn).
     """
-    from pconv.training import masks
 
     lo, hi = BINS[bin_idx]
     margin = 0 if border else border_margin(size, size)
@@ -222,7 +215,7 @@ def generate_mask_set(
         hole = draw_cell_mask(size, b, border, cell_rng(seed, b, border, i))
         rel = Path(bin_slug(b)) / ("border" if border else "no_border") / f"{i:05d}.png"
         save_mask_png(out_dir / rel, hole)
-        entries.append(MaskEntry(rel.as_posix(), b, border, hole_ratio(hole), size, size))
+        entries.append(MaskEntry(rel.as_posix(), b, border, masks.hole_ratio_of(hole), size, size))
     write_index(out_dir / INDEX_NAME, entries)
     return entries
 
@@ -238,7 +231,6 @@ class BinnedFolder:
 
 def list_mask_files(folder: Path) -> list[Path]:
     """Mask image files under ``folder`` (recursively, sorted), as the training code finds them."""
-    from pconv.training import masks
 
     if not folder.is_dir():
         raise PconvError(f"mask folder {folder} does not exist or is not a folder")
