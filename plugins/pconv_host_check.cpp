@@ -16,15 +16,17 @@
 //
 // Usage:
 //   pconv_host_check cases  < lines    one case per line (see parse_case), prints one result per line
-//   pconv_host_check run fp32|fp16 "<case>" in.bin out.bin
-//       in.bin = float32 x, mask, w, b (NCHW, as in PConvParams); out.bin = float32 y, new_mask.
-//       FP16 rounds the inputs to half first, as the FP16 launcher's caller would.
+//   pconv_host_check run fp32|fp16|fp16_nhwc "<case>" in.bin out.bin
+//       in.bin = float32 x, mask, w, b (NCHW, as in PConvParams); out.bin = float32 y, new_mask (NCHW).
+//       FP16 rounds the inputs to half first, as the FP16 launcher's caller would; fp16_nhwc runs
+//       the channels-last kernel (pconv_tile_nhwc.h) on the same data transposed to NHWC.
 // Exit status 0 when every case passes.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -34,10 +36,12 @@
 #include <vector>
 
 #include "pconv_tile.h"
+#include "pconv_tile_nhwc.h"
 
 namespace {
 
 using namespace pconv::tile;
+namespace nhwc = pconv::nhwc;
 
 //! Plays every thread of the block in turn; the FP32 SIMT accumulators of all threads live here.
 template <typename T>
@@ -111,6 +115,81 @@ struct HostWmma {
         for (int m = 0; m < kFrag; ++m)
             for (int n = 0; n < kFrag; ++n) p[n * ldm + m] = c.v[m][n];
     }
+    // store_matrix_sync, mem_row_major: element (m, n) goes to p[m * ldm + n]
+    static void store_row_major(float* p, const Accumulator& c, int ldm) {
+        require_wmma_operand(p, ldm, sizeof(float), "store_matrix_sync");
+        for (int m = 0; m < kFrag; ++m)
+            for (int n = 0; n < kFrag; ++n) p[m * ldm + n] = c.v[m][n];
+    }
+};
+
+//! The channels-last kernel's executor with cp.async modelled per thread, as the PTX ISA states it:
+//! copies a thread issues join its next commit group; wait_group N returns once all but the newest
+//! N of the thread's committed groups are done; until then the destination is undefined (NaN here,
+//! written at issue time) - the copy itself happens at the wait. Both addresses must be 16-byte
+//! aligned (the GPU faults otherwise; here the check aborts).
+template <typename Cfg>
+struct HostNhwcExecutor {
+    static constexpr int kWarps = nhwc::kThreads / 32;
+    struct Copy {
+        __half* dst;
+        const __half* src;
+        bool zero_fill;
+    };
+    nhwc::ThreadState<Cfg> st[nhwc::kThreads];
+    std::vector<Copy> open[nhwc::kThreads];
+    std::deque<std::vector<Copy>> committed[nhwc::kThreads];
+    nhwc::WarpTile<HostWmma, Cfg> warps[kWarps];
+
+    nhwc::ThreadState<Cfg>& state(int tid) { return st[tid]; }
+    template <typename F>
+    void for_each_thread(F&& f) {
+        for (int tid = 0; tid < nhwc::kThreads; ++tid) f(tid);
+    }
+    void barrier() {}
+    void copy16(int tid, __half* dst, const __half* src, bool zero_fill) {
+        if (reinterpret_cast<uintptr_t>(dst) % 16 != 0 || reinterpret_cast<uintptr_t>(src) % 16 != 0) {
+            std::fprintf(stderr, "cp.async: misaligned 16-byte copy %p <- %p\n", static_cast<void*>(dst),
+                         static_cast<const void*>(src));
+            std::abort();
+        }
+        std::memset(static_cast<void*>(dst), 0xFF, 16);  // undefined until the wait: NaN
+        open[tid].push_back({dst, src, zero_fill});
+    }
+    void commit(int tid) {
+        committed[tid].push_back(std::move(open[tid]));
+        open[tid].clear();
+    }
+    void complete_oldest(int tid) {
+        for (const Copy& c : committed[tid].front()) {
+            if (c.zero_fill)
+                std::memset(static_cast<void*>(c.dst), 0, 16);
+            else
+                std::memcpy(static_cast<void*>(c.dst), c.src, 16);
+        }
+        committed[tid].pop_front();
+    }
+    void wait_prior(int tid) {
+        while (committed[tid].size() > static_cast<size_t>(nhwc::kStages - 2)) complete_oldest(tid);
+    }
+    void wait_all(int tid) {
+        while (!committed[tid].empty()) complete_oldest(tid);
+    }
+    void zero_acc() {
+        for (auto& w : warps) w.zero();
+    }
+    void mma(const __half* a, const __half* b) {
+        for (int w = 0; w < kWarps; ++w) warps[w].mma(a, b, w);
+    }
+    void store_acc(float* c) {
+        for (int w = 0; w < kWarps; ++w) warps[w].store(c, w);
+    }
+    //! Every copy waited for and none left uncommitted (the kernel ends with wait_all).
+    bool drained() const {
+        for (int tid = 0; tid < nhwc::kThreads; ++tid)
+            if (!open[tid].empty() || !committed[tid].empty()) return false;
+        return true;
+    }
 };
 
 //! The FP16 executor of the GPU with its wmma:: calls replaced by HostWmma, one tile per warp.
@@ -148,6 +227,27 @@ int emulate_launch(const PConvParams& p, const Tensors<T>& t) {
         for (int32_t bn = 0; bn < grid_n(g); ++bn) {
             std::memset(static_cast<void*>(sh.get()), 0xFF, sizeof(SharedTile<T>));  // NaN everywhere
             run_block(*ex, g, t, bm, bn, *sh);
+        }
+    }
+    return PCONV_OK;
+}
+
+//! The channels-last launch on the CPU: x, w and y as the C API takes them (NHWC, reordered weight).
+template <typename Cfg>
+int emulate_nhwc_launch(const PConvParams& p, const Tensors<__half>& t) {
+    const Geometry g = make_geometry(p);
+    struct FreeAligned {
+        void operator()(unsigned char* q) const { std::free(q); }
+    };
+    const size_t bytes = (Cfg::kSmemBytes + 127) / 128 * 128;
+    std::unique_ptr<unsigned char, FreeAligned> smem(static_cast<unsigned char*>(std::aligned_alloc(128, bytes)));
+    auto ex = std::make_unique<HostNhwcExecutor<Cfg>>();
+    const nhwc::Smem<Cfg> sm{smem.get()};
+    for (int64_t bm = 0; bm < nhwc::grid_pixels(g); ++bm) {
+        for (int32_t bn = 0; bn < nhwc::grid_channels<Cfg>(g); ++bn) {
+            std::memset(smem.get(), 0xFF, bytes);  // NaN everywhere
+            nhwc::run_block<Cfg>(*ex, g, t, bm, bn, sm);
+            if (!ex->drained()) return PCONV_ERR_LAUNCH;
         }
     }
     return PCONV_OK;
@@ -302,6 +402,44 @@ int run_emulated(const PConvParams& p, const Inputs& in, bool fp16, std::vector<
     return status;
 }
 
+//! The channels-last FP16 path: NCHW inputs transposed to NHWC, the weight reordered with the
+//! kernel's own reorder_index, y transposed back. Inputs are rounded to half as for run_emulated.
+int run_emulated_nhwc(const PConvParams& p, const Inputs& in, std::vector<float>& y, std::vector<float>& new_mask) {
+    if (!nhwc::supported(p)) return PCONV_ERR_UNSUPPORTED;
+    const Geometry g = make_geometry(p);
+    const size_t hw = size_t(p.height) * p.width, out_hw = size_t(p.out_height) * p.out_width;
+    // 16-byte aligned storage, as cudaMalloc'd buffers are (std::vector<__half> guarantees 2).
+    auto aligned_halves = [](size_t n) {
+        struct FreeAligned {
+            void operator()(__half* q) const { std::free(q); }
+        };
+        const size_t bytes = (n * sizeof(__half) + 15) / 16 * 16 + 16;
+        return std::unique_ptr<__half, FreeAligned>(static_cast<__half*>(std::aligned_alloc(16, bytes)));
+    };
+    auto x = aligned_halves(x_size(p));
+    for (int n = 0; n < p.batch; ++n)
+        for (int c = 0; c < p.in_channels; ++c)
+            for (size_t i = 0; i < hw; ++i)
+                x.get()[(size_t(n) * hw + i) * p.in_channels + c] =
+                    __float2half_rn(in.x[(size_t(n) * p.in_channels + c) * hw + i]);
+    const std::vector<__half> w = to_half(in.w), b = to_half(in.b);
+    auto w_khwc = aligned_halves(w.size());
+    for (size_t i = 0; i < w.size(); ++i) w_khwc.get()[i] = w[nhwc::reorder_index(g, int64_t(i))];
+    auto yh = aligned_halves(y_size(p));
+    for (size_t i = 0; i < y_size(p); ++i) yh.get()[i] = __float2half_rn(std::nanf(""));
+    new_mask.assign(new_mask_size(p), std::nanf(""));
+    const Tensors<__half> t{x.get(), in.mask.data(), w_khwc.get(), b.data(), yh.get(), new_mask.data()};
+    const int status = nhwc::block_n_for(p) == 128 ? emulate_nhwc_launch<nhwc::Config<128>>(p, t)
+                                                    : emulate_nhwc_launch<nhwc::Config<64>>(p, t);
+    y.resize(y_size(p));
+    for (int n = 0; n < p.batch; ++n)
+        for (int c = 0; c < p.out_channels; ++c)
+            for (size_t i = 0; i < out_hw; ++i)
+                y[(size_t(n) * p.out_channels + c) * out_hw + i] =
+                    __half2float(yh.get()[(size_t(n) * out_hw + i) * p.out_channels + c]);
+    return status;
+}
+
 struct Errors {
     double max_abs = 0.0;
     double scale = 0.0;
@@ -361,11 +499,25 @@ int run_cases() {
         const double rel16 = e16.max_abs / std::fmax(1.0, e16.scale);
         // FP32: accumulation-order noise only. FP16: same half inputs, so FP32-accumulation noise
         // plus the final rounding of y to half (2^-11 relative).
-        const bool ok = e32.finite && e16.finite && e32.mask_exact && e16.mask_exact && e32.holes_zero &&
-                        e16.holes_zero && e32.max_abs <= 1e-4 * std::fmax(1.0, e32.scale) && rel16 <= 2e-3;
-        std::printf("%s %s fp32_max_abs=%.3g fp16_max_rel=%.3g out_scale=%.3g finite=%d mask_exact=%d holes_zero=%d\n",
+        bool ok = e32.finite && e16.finite && e32.mask_exact && e16.mask_exact && e32.holes_zero &&
+                  e16.holes_zero && e32.max_abs <= 1e-4 * std::fmax(1.0, e32.scale) && rel16 <= 2e-3;
+        // The channels-last kernel wherever it applies (C_in, C_out multiples of 8): same bounds.
+        const bool nhwc_case = nhwc::supported(c.p);
+        double rel_nhwc = 0.0;
+        bool nhwc_ok = true;
+        if (nhwc_case) {
+            std::vector<float> yn, mn;
+            const int sn = run_emulated_nhwc(c.p, in16, yn, mn);
+            const Errors en = compare(c.p, yn, mn, y_ref16, m_ref16);
+            rel_nhwc = en.finite ? en.max_abs / std::fmax(1.0, en.scale) : std::nan("");
+            nhwc_ok = sn == PCONV_OK && en.finite && en.mask_exact && en.holes_zero && rel_nhwc <= 2e-3;
+            ok = ok && nhwc_ok;
+        }
+        std::printf("%s %s fp32_max_abs=%.3g fp16_max_rel=%.3g out_scale=%.3g finite=%d mask_exact=%d holes_zero=%d "
+                    "nhwc=%d nhwc_ok=%d fp16_nhwc_max_rel=%.3g\n",
                     ok ? "OK" : "FAIL", c.name.c_str(), e32.max_abs, rel16, e32.scale, e32.finite && e16.finite,
-                    e32.mask_exact && e16.mask_exact, e32.holes_zero && e16.holes_zero);
+                    e32.mask_exact && e16.mask_exact, e32.holes_zero && e16.holes_zero, nhwc_case ? 1 : 0,
+                    nhwc_ok ? 1 : 0, rel_nhwc);
         if (!ok) ++failures;
     }
     std::printf("%d cases, %d failures\n", count, failures);
@@ -392,7 +544,8 @@ int run_io(const std::string& precision, const std::string& spec, const std::str
         return 2;
     }
     std::vector<float> y, m;
-    const int status = run_emulated(c.p, in, precision == "fp16", y, m);
+    const int status = precision == "fp16_nhwc" ? run_emulated_nhwc(c.p, in, y, m)
+                                                : run_emulated(c.p, in, precision == "fp16", y, m);
     if (status != PCONV_OK) {
         std::fprintf(stderr, "status %d\n", status);
         return 3;
@@ -409,7 +562,7 @@ int main(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "cases") return run_cases();
     if (mode == "run" && argc == 6) return run_io(argv[2], argv[3], argv[4], argv[5]);
-    std::fprintf(stderr, "usage: %s cases < cases.txt | %s run fp32|fp16 \"<case>\" in.bin out.bin\n", argv[0],
+    std::fprintf(stderr, "usage: %s cases < cases.txt | %s run fp32|fp16|fp16_nhwc \"<case>\" in.bin out.bin\n", argv[0],
                  argv[0]);
     return 2;
 }

@@ -8,12 +8,13 @@
 //   * WmmaExecutor  - FP16: 4 warps x (2x2) 16x16x16 WMMA fragments, FP16 inputs, FP32 accumulators
 //                     (the warp tiling is WarpTileMma in pconv_tile.h; only the wmma:: calls are here).
 #include <cuda_fp16.h>
+#include <cuda_pipeline_primitives.h>
 #include <cuda_runtime.h>
 #include <mma.h>
 
-
 #include "pconv_kernels.cuh"
 #include "pconv_tile.h"
+#include "pconv_tile_nhwc.h"
 
 namespace pconv {
 namespace tile {
@@ -67,6 +68,9 @@ struct DeviceWmma {
     static __device__ __forceinline__ void store_col_major(float* p, const Accumulator& c, int ldm) {
         nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_col_major);
     }
+    static __device__ __forceinline__ void store_row_major(float* p, const Accumulator& c, int ldm) {
+        nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
+    }
 };
 
 //! Tensor cores: each warp runs WarpTileMma for its 32x32 share of the 64x64 block tile.
@@ -107,6 +111,65 @@ int32_t launch(const PConvParams* params, const Tensors<T>& t, cudaStream_t stre
 
 }  // namespace
 }  // namespace tile
+
+namespace nhwc {
+namespace {
+
+//! A CUDA thread of the channels-last kernel: cp.async through the CUDA pipeline primitives
+//! (16-byte cp.async.cg; zero_fill copies no byte and zeroes the destination).
+template <typename Cfg>
+struct DeviceExecutor {
+    ThreadState<Cfg> st;
+    WarpTile<tile::DeviceWmma, Cfg> warp_tile;
+
+    __device__ __forceinline__ ThreadState<Cfg>& state(int /*tid*/) { return st; }
+    template <typename F>
+    __device__ __forceinline__ void for_each_thread(F&& f) {
+        f(static_cast<int>(threadIdx.x));
+    }
+    __device__ __forceinline__ void barrier() { __syncthreads(); }
+    __device__ __forceinline__ void copy16(int /*tid*/, __half* dst, const __half* src, bool zero_fill) {
+        __pipeline_memcpy_async(dst, src, 16, zero_fill ? 16 : 0);
+    }
+    __device__ __forceinline__ void commit(int /*tid*/) { __pipeline_commit(); }
+    __device__ __forceinline__ void wait_prior(int /*tid*/) { __pipeline_wait_prior(kStages - 2); }
+    __device__ __forceinline__ void wait_all(int /*tid*/) { __pipeline_wait_prior(0); }
+    __device__ __forceinline__ int warp() const { return static_cast<int>(threadIdx.x / 32); }
+    __device__ __forceinline__ void zero_acc() { warp_tile.zero(); }
+    __device__ __forceinline__ void mma(const __half* a, const __half* b) { warp_tile.mma(a, b, warp()); }
+    __device__ __forceinline__ void store_acc(float* c) { warp_tile.store(c, warp()); }
+};
+
+// 2 blocks per SM: caps registers at 128 per thread (the accumulators are 64 of them at BlockN 128).
+template <typename Cfg>
+__global__ void __launch_bounds__(kThreads, 2) partial_conv2d_nhwc_kernel(Geometry g, Tensors<__half> t) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    DeviceExecutor<Cfg> ex;
+    const Smem<Cfg> sm{smem};
+    nhwc::run_block<Cfg>(ex, g, t, static_cast<int64_t>(blockIdx.x), static_cast<int32_t>(blockIdx.y), sm);
+}
+
+__global__ void reorder_weight_kernel(Geometry g, const __half* w, __half* w_khwc, int64_t count) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        w_khwc[i] = w[nhwc::reorder_index(g, i)];
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <typename Cfg>
+int32_t launch(const Geometry& g, const Tensors<__half>& t, cudaStream_t stream) {
+    // Over 48 KiB of dynamic shared memory needs the opt-in (sm_80: up to 163 KiB, sm_90: 227 KiB).
+    if (cudaFuncSetAttribute(partial_conv2d_nhwc_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(Cfg::kSmemBytes)) != cudaSuccess)
+        return PCONV_ERR_LAUNCH;
+    const dim3 grid(static_cast<unsigned>(grid_pixels(g)), static_cast<unsigned>(grid_channels<Cfg>(g)), 1);
+    partial_conv2d_nhwc_kernel<Cfg><<<grid, kThreads, Cfg::kSmemBytes, stream>>>(g, t);
+    return cudaGetLastError() == cudaSuccess ? PCONV_OK : PCONV_ERR_LAUNCH;
+}
+
+}  // namespace
+}  // namespace nhwc
 }  // namespace pconv
 
 extern "C" {
@@ -126,6 +189,10 @@ const char* pconv_status_string(int32_t status) {
             return "invalid partial-convolution parameters (sizes, padding or mask channels)";
         case PCONV_ERR_LAUNCH:
             return "CUDA kernel launch failed";
+        case PCONV_ERR_UNSUPPORTED:
+            return "the channels-last kernel needs in and out channels that are multiples of 8";
+        case PCONV_ERR_MISALIGNED:
+            return "the channels-last kernel needs 16-byte aligned x, weight and y";
         default:
             return "unknown pconv status";
     }
@@ -144,6 +211,40 @@ int32_t pconv_partial_conv2d_fp16(const PConvParams* params, const __half* x, co
     using namespace pconv::tile;
     const Tensors<__half> t{x, mask, w, b, y, new_mask};
     return launch<__half, WmmaExecutor>(params, t, stream);
+}
+
+int32_t pconv_nhwc_supported(const PConvParams* params) {
+    return params != nullptr && pconv::nhwc::supported(*params) ? 1 : 0;
+}
+
+int64_t pconv_nhwc_weight_elements(const PConvParams* params) {
+    if (params == nullptr || pconv_validate_params(params) != PCONV_OK) return 0;
+    return static_cast<int64_t>(params->out_channels) * params->in_channels * params->kernel_h * params->kernel_w;
+}
+
+int32_t pconv_reorder_weight_fp16(const PConvParams* params, const __half* w, __half* w_khwc, cudaStream_t stream) {
+    const int32_t status = pconv_validate_params(params);
+    if (status != PCONV_OK) return status;
+    const pconv::tile::Geometry g = pconv::tile::make_geometry(*params);
+    const int64_t count = pconv_nhwc_weight_elements(params);
+    const int64_t blocks = (count + 255) / 256;
+    pconv::nhwc::reorder_weight_kernel<<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0, stream>>>(
+        g, w, w_khwc, count);
+    return cudaGetLastError() == cudaSuccess ? PCONV_OK : PCONV_ERR_LAUNCH;
+}
+
+int32_t pconv_partial_conv2d_fp16_nhwc(const PConvParams* params, const __half* x_nhwc, const float* mask,
+                                       const __half* w_khwc, const __half* b, __half* y_nhwc, float* new_mask,
+                                       cudaStream_t stream) {
+    using namespace pconv::nhwc;
+    const int32_t status = pconv_validate_params(params);
+    if (status != PCONV_OK) return status;
+    if (!supported(*params)) return PCONV_ERR_UNSUPPORTED;
+    if (!aligned16(x_nhwc) || !aligned16(w_khwc) || !aligned16(y_nhwc)) return PCONV_ERR_MISALIGNED;
+    const pconv::tile::Geometry g = pconv::tile::make_geometry(*params);
+    if (g.gemm_m == 0) return PCONV_OK;
+    const Tensors<__half> t{x_nhwc, mask, w_khwc, b, y_nhwc, new_mask};
+    return block_n_for(*params) == 128 ? launch<Config<128>>(g, t, stream) : launch<Config<64>>(g, t, stream);
 }
 
 }  // extern "C"

@@ -53,6 +53,8 @@ enum PConvStatus {
     PCONV_OK = 0,
     PCONV_ERR_INVALID_PARAMS = 1,  //!< a size is non-positive, inconsistent or too large
     PCONV_ERR_LAUNCH = 2,          //!< cudaGetLastError() after the launch was not cudaSuccess
+    PCONV_ERR_UNSUPPORTED = 3,     //!< channels-last kernel: C_in or C_out not a multiple of 8
+    PCONV_ERR_MISALIGNED = 4,      //!< channels-last kernel: x, w or y not 16-byte aligned
 };
 
 //! Output extent of a convolution: (in + pad_a + pad_b - dilation*(kernel-1) - 1) / stride + 1.
@@ -74,6 +76,27 @@ int32_t pconv_partial_conv2d_fp32(const PConvParams* params, const float* x, con
 int32_t pconv_partial_conv2d_fp16(const PConvParams* params, const __half* x, const float* mask,
                                   const __half* w, const __half* b, __half* y, float* new_mask,
                                   cudaStream_t stream);
+
+// ---- channels-last FP16 (the fast path; pconv_tile_nhwc.h) ------------------------------------
+// x (batch, height, width, in_channels) and y (batch, out_height, out_width, out_channels) are
+// NHWC (PyTorch channels_last, TensorRT kHWC8 when the channels are multiples of 8); the weight is
+// reordered once per call to (out_channels, kernel_h, kernel_w, in_channels); masks, bias and
+// new_mask as above. x, the reordered weight and y must be 16-byte aligned.
+
+//! 1 when the channels-last kernel takes these parameters (valid, C_in and C_out multiples of 8).
+int32_t pconv_nhwc_supported(const PConvParams* params);
+
+//! Elements of the reordered weight: out_channels * kernel_h * kernel_w * in_channels.
+int64_t pconv_nhwc_weight_elements(const PConvParams* params);
+
+//! w (C_out, C_in, kh, kw) -> w_khwc (C_out, kh, kw, C_in), on `stream`.
+int32_t pconv_reorder_weight_fp16(const PConvParams* params, const __half* w, __half* w_khwc,
+                                  cudaStream_t stream);
+
+//! The fused layer on channels-last FP16 tensors: tensor cores (WMMA) fed by a cp.async pipeline.
+int32_t pconv_partial_conv2d_fp16_nhwc(const PConvParams* params, const __half* x_nhwc, const float* mask,
+                                       const __half* w_khwc, const __half* b, __half* y_nhwc,
+                                       float* new_mask, cudaStream_t stream);
 
 #ifdef __cplusplus
 }  // extern "C"
