@@ -6,7 +6,9 @@ double-precision partial convolution. Here it runs on every layer shape of the 5
 small spatial sizes), on edge cases, on random shapes, against ``reference_partial_conv``, and as
 the layers of a whole tiny network against PyTorch. The FP16 path runs the GPU's warp tiling with
 the wmma:: calls replaced by a CPU model of their documented semantics; the tensor cores
-themselves need a GPU (tests/test_plugin_gpu.py).
+themselves need a GPU (tests/test_plugin_gpu.py). Every case whose channels are multiples of 8
+also runs the channels-last FP16 kernel (pconv_tile_nhwc.h), with cp.async modelled by its
+commit/wait rules, and must meet the same bounds.
 """
 
 from __future__ import annotations
@@ -160,7 +162,31 @@ def test_kernels_compile_for_sm80_and_sm90(tmp_path: Path) -> None:
         kernels = [name for name, a in compiled if a == arch]
         assert any("WmmaExecutor" in k for k in kernels), f"no FP16 tensor-core kernel for {arch}"
         assert any("SimtExecutor" in k for k in kernels), f"no FP32 kernel for {arch}"
+        nhwc = [k for k in kernels if "partial_conv2d_nhwc_kernel" in k]
+        assert len(nhwc) == 2, f"channels-last kernels (BlockN 64 and 128) for {arch}: {nhwc}"
     assert "bytes spill" not in re.sub(r"\b0 bytes spill", "", proc.stdout + proc.stderr)
+    # 2 blocks of 256 threads per SM (__launch_bounds__): at most 128 registers per thread.
+    usage = re.findall(r"Compiling entry function '(\w+)'.*?Used (\d+) registers", proc.stdout + proc.stderr, re.S)
+    assert all(int(regs) <= 128 for name, regs in usage if "nhwc_kernel" in name), usage
+
+
+def test_channels_last_kernel_uses_cp_async_and_tensor_cores(tmp_path: Path) -> None:
+    """The PTX of the channels-last kernel: 16-byte cp.async with commit/wait groups, and WMMA."""
+    ptx = tmp_path / "pconv_kernels.ptx"
+    subprocess.run(
+        ["nvcc", "-std=c++17", "-O3", f"-I{SRC}", "-arch=sm_80", "-ptx", str(SRC / "pconv_kernels.cu"), "-o", str(ptx)],
+        check=True,
+    )
+    text = ptx.read_text()
+    bodies = re.split(r"\.entry ", text)
+    nhwc = [b for b in bodies if b.split("(")[0].find("partial_conv2d_nhwc_kernel") >= 0]
+    assert len(nhwc) == 2
+    for body in nhwc:
+        assert "cp.async.cg.shared.global" in body
+        assert "cp.async.commit_group" in body
+        assert "cp.async.wait_group" in body
+        assert "wmma.mma.sync" in body
+        assert "st.global.v4" in body  # 16-byte epilogue stores of 8 channels
 
 
 def _size_for(spec: LayerSpec, budget: float = 4e6) -> tuple[int, int]:
@@ -181,6 +207,9 @@ def test_every_layer_shape_of_the_512_network(host_check: Path) -> None:
         lines.append(spec_case(spec, size, batch, holes=0 if i % 2 else 3, seed=i))
     results = run_cases(host_check, lines)
     assert len(results) == 16
+    # The channels-last kernel takes all but enc1 (3 input channels) and dec1 (67 in, 3 out).
+    nhwc = sorted(line.split()[1].split("_")[0] for line in results.values() if " nhwc=1 " in line)
+    assert nhwc == sorted(f"{side}{i}" for side in ("enc", "dec") for i in range(2, 9))
 
 
 def test_all_hole_windows_give_exact_zeros(host_check: Path) -> None:
@@ -218,6 +247,27 @@ def test_edge_shapes(host_check: Path) -> None:
         case_line("relu_alpha0", n=2, c=9, h=8, w=8, c_out=130, k=(3, 3), pads=(1,) * 4, alpha=0.0),
     ]
     run_cases(host_check, lines)
+
+
+def test_channels_last_kernel_edges(host_check: Path) -> None:
+    """Channels-last tiles: partial pixel/channel tiles, k not a multiple of 32, both BlockN, strides."""
+    lines = [
+        case_line("nhwc_c8_k1", n=1, c=8, h=1, w=1, c_out=8, k=(1, 1)),
+        case_line("nhwc_o136", n=2, c=16, h=11, w=10, c_out=136, k=(3, 3), stride=(2, 2), pads=(1,) * 4),
+        case_line("nhwc_o72_rows", n=3, c=24, h=13, w=9, c_out=72, k=(3, 2), pads=(1, 0, 2, 1), holes=3),
+        case_line("nhwc_o256", n=1, c=40, h=7, w=6, c_out=256, k=(3, 3), pads=(1,) * 4, alpha=0.2),
+        case_line("nhwc_k5s2", n=1, c=64, h=16, w=16, c_out=64, k=(5, 5), stride=(2, 2), pads=(2,) * 4),
+        case_line(
+            "nhwc_dilated", n=1, c=24, h=12, w=13, c_out=72, k=(3, 2), stride=(1, 2), dilation=(2, 1),
+            mask_weights=(8, 8, 8),
+        ),
+        case_line("nhwc_all_holes", n=2, c=32, h=8, w=8, c_out=128, k=(3, 3), pads=(1,) * 4, holes=1),
+        case_line(
+            "nhwc_concat", n=2, c=48, h=9, w=9, c_out=16, k=(3, 3), pads=(1,) * 4, mask_weights=(32, 16), holes=3
+        ),
+    ]
+    results = run_cases(host_check, lines)
+    assert all(" nhwc=1 nhwc_ok=1 " in line for line in results.values())
 
 
 def test_empty_output_is_rejected_not_launched(host_check: Path) -> None:
@@ -266,11 +316,16 @@ class EmulatedKernel:
 
     def __init__(self, exe: Path, workdir: Path, precision: str = "fp32", activate: bool = True) -> None:
         self.exe, self.workdir, self.precision, self.activate = exe, workdir, precision, activate
+        self.used: list[str] = []
 
     def __call__(self, x, mask, weight, bias, spec: LayerSpec):  # type: ignore[no-untyped-def]
         import torch
 
         n, c, h, w = x.shape
+        precision = self.precision
+        if precision == "fp16_nhwc" and (c % 8 or weight.shape[0] % 8):
+            precision = "fp16"  # what a caller does for the layers the channels-last kernel does not take
+        self.used.append(precision)
         alpha = effective_slope(spec.activation, spec.negative_slope) if self.activate else 1.0
         p = spec.padding
         line = case_line(
@@ -290,7 +345,7 @@ class EmulatedKernel:
         src, dst = self.workdir / "in.bin", self.workdir / "out.bin"
         arrays = [x, mask, weight, bias]
         src.write_bytes(b"".join(a.detach().float().contiguous().numpy().tobytes() for a in arrays))
-        subprocess.run([str(self.exe), "run", self.precision, line, str(src), str(dst)], check=True)
+        subprocess.run([str(self.exe), "run", precision, line, str(src), str(dst)], check=True)
         out = np.fromfile(dst, dtype=np.float32)
         h_out, w_out = spec.output_size(h), spec.output_size(w)
         y_size = n * weight.shape[0] * h_out * w_out
@@ -357,6 +412,26 @@ def test_emulated_whole_tiny_network_matches_pytorch(host_check: Path, tmp_path:
         )
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_emulated_whole_tiny_network_fp16_channels_last(host_check: Path, tmp_path: Path) -> None:
+    """The FP16 net with the channels-last kernel on every layer it takes (WMMA NCHW on the rest)."""
+    import torch
+
+    from pconv.plugins.torch_harness import fused_unet_forward
+
+    model = make_tiny_model(width=0.25)
+    g = torch.Generator().manual_seed(2)
+    image = torch.rand(2, 3, 16, 16, generator=g)
+    mask = (torch.rand(2, 1, 16, 16, generator=g) > 0.3).float()
+    mask[1, :, 4:14, 0:9] = 0.0
+    kernel = EmulatedKernel(host_check, tmp_path, "fp16_nhwc")
+    with torch.no_grad():
+        expected = model(image, mask)
+        got = fused_unet_forward(model, image, mask, partial_conv=kernel)
+    assert kernel.used.count("fp16_nhwc") == len(kernel.used) - 2  # all but enc1 and dec1
+    assert torch.isfinite(got).all()
+    assert (got - expected).abs().max().item() <= 1e-2 * max(1.0, expected.abs().max().item())
 
 
 def test_unfused_benchmark_baseline_matches_the_model() -> None:
