@@ -11,10 +11,11 @@
 
 namespace {
 
-std::vector<torch::Tensor> partial_conv2d(torch::Tensor x, torch::Tensor mask, torch::Tensor weight,
-                                          torch::Tensor bias, std::vector<int64_t> stride,
-                                          std::vector<int64_t> pads, std::vector<int64_t> dilation,
-                                          std::vector<double> mask_channel_weights, double activation_alpha) {
+//! Checks shared by both layouts; returns the launch parameters of x (logical N, C, H, W) and weight.
+PConvParams make_params(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& weight,
+                        const torch::Tensor& bias, const std::vector<int64_t>& stride, const std::vector<int64_t>& pads,
+                        const std::vector<int64_t>& dilation, const std::vector<double>& mask_channel_weights,
+                        double activation_alpha) {
     TORCH_CHECK(x.is_cuda() && mask.is_cuda() && weight.is_cuda() && bias.is_cuda(), "all tensors must be on CUDA");
     TORCH_CHECK(x.dim() == 4 && mask.dim() == 4 && weight.dim() == 4 && bias.dim() == 1,
                 "expects x (N,C,H,W), mask (N,K,H,W), weight (C_out,C_in,kh,kw), bias (C_out)");
@@ -29,12 +30,6 @@ std::vector<torch::Tensor> partial_conv2d(torch::Tensor x, torch::Tensor mask, t
     TORCH_CHECK(mask.size(0) == x.size(0) && mask.size(2) == x.size(2) && mask.size(3) == x.size(3),
                 "mask must match x in N, H, W");
     TORCH_CHECK(weight.size(1) == x.size(1) && bias.size(0) == weight.size(0), "weight/bias shape mismatch");
-    const c10::cuda::CUDAGuard guard(x.device());
-    x = x.contiguous();
-    mask = mask.contiguous();
-    weight = weight.contiguous();
-    bias = bias.contiguous();
-
     PConvParams p{};
     p.batch = static_cast<int32_t>(x.size(0));
     p.in_channels = static_cast<int32_t>(x.size(1));
@@ -57,7 +52,23 @@ std::vector<torch::Tensor> partial_conv2d(torch::Tensor x, torch::Tensor mask, t
     p.out_height = pconv_output_extent(p.height, p.pad_top, p.pad_bottom, p.dilation_h, p.kernel_h, p.stride_h);
     p.out_width = pconv_output_extent(p.width, p.pad_left, p.pad_right, p.dilation_w, p.kernel_w, p.stride_w);
     TORCH_CHECK(pconv_validate_params(&p) == PCONV_OK, pconv_status_string(PCONV_ERR_INVALID_PARAMS));
+    return p;
+}
 
+const __half* half_ptr(const torch::Tensor& t) { return reinterpret_cast<const __half*>(t.data_ptr<at::Half>()); }
+__half* half_ptr(torch::Tensor& t) { return reinterpret_cast<__half*>(t.data_ptr<at::Half>()); }
+
+std::vector<torch::Tensor> partial_conv2d(torch::Tensor x, torch::Tensor mask, torch::Tensor weight,
+                                          torch::Tensor bias, std::vector<int64_t> stride,
+                                          std::vector<int64_t> pads, std::vector<int64_t> dilation,
+                                          std::vector<double> mask_channel_weights, double activation_alpha) {
+    const PConvParams p =
+        make_params(x, mask, weight, bias, stride, pads, dilation, mask_channel_weights, activation_alpha);
+    const c10::cuda::CUDAGuard guard(x.device());
+    x = x.contiguous();
+    mask = mask.contiguous();
+    weight = weight.contiguous();
+    bias = bias.contiguous();
     auto y = torch::empty({p.batch, p.out_channels, p.out_height, p.out_width}, x.options());
     auto new_mask = torch::empty({p.batch, 1, p.out_height, p.out_width}, mask.options());
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -67,14 +78,65 @@ std::vector<torch::Tensor> partial_conv2d(torch::Tensor x, torch::Tensor mask, t
                                            bias.data_ptr<float>(), y.data_ptr<float>(), new_mask.data_ptr<float>(),
                                            stream);
     } else {
-        status = pconv_partial_conv2d_fp16(
-            &p, reinterpret_cast<const __half*>(x.data_ptr<at::Half>()), mask.data_ptr<float>(),
-            reinterpret_cast<const __half*>(weight.data_ptr<at::Half>()),
-            reinterpret_cast<const __half*>(bias.data_ptr<at::Half>()),
-            reinterpret_cast<__half*>(y.data_ptr<at::Half>()), new_mask.data_ptr<float>(), stream);
+        status = pconv_partial_conv2d_fp16(&p, half_ptr(x), mask.data_ptr<float>(), half_ptr(weight), half_ptr(bias),
+                                           half_ptr(y), new_mask.data_ptr<float>(), stream);
     }
     TORCH_CHECK(status == PCONV_OK, pconv_status_string(status));
     return {y, new_mask};
+}
+
+//! The channels-last FP16 path as the plugin runs it: the weight reordered by the C launcher into
+//! a scratch tensor (the plugin's workspace), then the kernel. x and y are channels_last tensors.
+std::vector<torch::Tensor> partial_conv2d_nhwc(torch::Tensor x, torch::Tensor mask, torch::Tensor weight,
+                                               torch::Tensor bias, std::vector<int64_t> stride,
+                                               std::vector<int64_t> pads, std::vector<int64_t> dilation,
+                                               std::vector<double> mask_channel_weights, double activation_alpha) {
+    const PConvParams p =
+        make_params(x, mask, weight, bias, stride, pads, dilation, mask_channel_weights, activation_alpha);
+    TORCH_CHECK(x.scalar_type() == torch::kFloat16, "the channels-last kernel is FP16");
+    TORCH_CHECK(pconv_nhwc_supported(&p) == 1, pconv_status_string(PCONV_ERR_UNSUPPORTED));
+    const c10::cuda::CUDAGuard guard(x.device());
+    x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    mask = mask.contiguous();
+    weight = weight.contiguous();
+    bias = bias.contiguous();
+    auto w_khwc = torch::empty({pconv_nhwc_weight_elements(&p)}, weight.options());
+    auto y = torch::empty({p.batch, p.out_channels, p.out_height, p.out_width},
+                          x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    auto new_mask = torch::empty({p.batch, 1, p.out_height, p.out_width}, mask.options());
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+    int32_t status = pconv_reorder_weight_fp16(&p, half_ptr(weight), half_ptr(w_khwc), stream);
+    if (status == PCONV_OK)
+        status = pconv_partial_conv2d_fp16_nhwc(&p, half_ptr(x), mask.data_ptr<float>(), half_ptr(w_khwc),
+                                                half_ptr(bias), half_ptr(y), new_mask.data_ptr<float>(), stream);
+    TORCH_CHECK(status == PCONV_OK, pconv_status_string(status));
+    return {y, new_mask};
+}
+
+//! The reorder launcher alone (tests compare it with weight.permute(0, 2, 3, 1)).
+torch::Tensor reorder_weight(torch::Tensor x, torch::Tensor weight) {
+    TORCH_CHECK(x.is_cuda() && weight.is_cuda() && weight.scalar_type() == torch::kFloat16, "CUDA FP16 tensors");
+    TORCH_CHECK(x.dim() == 4 && weight.dim() == 4 && weight.size(1) == x.size(1), "x (N,C,H,W), weight (C_out,C,kh,kw)");
+    PConvParams p{};
+    p.batch = static_cast<int32_t>(x.size(0));
+    p.in_channels = static_cast<int32_t>(x.size(1));
+    p.height = static_cast<int32_t>(x.size(2));
+    p.width = static_cast<int32_t>(x.size(3));
+    p.out_channels = static_cast<int32_t>(weight.size(0));
+    p.kernel_h = static_cast<int32_t>(weight.size(2));
+    p.kernel_w = static_cast<int32_t>(weight.size(3));
+    p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+    p.mask_channels = 1;
+    p.mask_channel_weights[0] = static_cast<float>(p.in_channels);
+    p.out_height = pconv_output_extent(p.height, 0, 0, 1, p.kernel_h, 1);
+    p.out_width = pconv_output_extent(p.width, 0, 0, 1, p.kernel_w, 1);
+    const c10::cuda::CUDAGuard guard(x.device());
+    weight = weight.contiguous();
+    auto out = torch::empty({p.out_channels, p.kernel_h, p.kernel_w, p.in_channels}, weight.options());
+    const int32_t status =
+        pconv_reorder_weight_fp16(&p, half_ptr(weight), half_ptr(out), c10::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(status == PCONV_OK, pconv_status_string(status));
+    return out;
 }
 
 }  // namespace
@@ -84,4 +146,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("partial_conv2d", &partial_conv2d, "fused partial convolution -> (y, new_mask)", py::arg("x"),
           py::arg("mask"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("pads"),
           py::arg("dilation"), py::arg("mask_channel_weights"), py::arg("activation_alpha"));
+    m.def("partial_conv2d_nhwc", &partial_conv2d_nhwc,
+          "fused partial convolution, channels-last FP16 kernel -> (y channels_last, new_mask)", py::arg("x"),
+          py::arg("mask"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("pads"),
+          py::arg("dilation"), py::arg("mask_channel_weights"), py::arg("activation_alpha"));
+    m.def("reorder_weight", &reorder_weight, "weight (C_out,C_in,kh,kw) -> (C_out,kh,kw,C_in) by the C launcher",
+          py::arg("x"), py::arg("weight"));
 }

@@ -57,12 +57,17 @@ def load_kernels(verbose: bool = False, build_dir: Path | None = None) -> Module
         name="pconv_fused_kernels",
         sources=[str(src / "torch_binding.cpp"), str(src / "pconv_kernels.cu")],
         extra_include_paths=[str(src)],
-        extra_cflags=["-O3", "-std=c++17"],
+        extra_cflags=["-O3"],  # torch's own -std (its headers need C++20)
         extra_cuda_cflags=["-O3", "-std=c++17"],
         build_directory=str(out),
         verbose=verbose,
     )
     return _EXTENSION
+
+
+def channels_last_supported(spec: LayerSpec) -> bool:
+    """Whether the channels-last FP16 kernel takes this layer (both channel counts multiples of 8)."""
+    return spec.in_channels % 8 == 0 and spec.out_channels % 8 == 0
 
 
 def fused_partial_conv(
@@ -73,16 +78,26 @@ def fused_partial_conv(
     spec: LayerSpec,
     *,
     activate: bool = True,
+    channels_last: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One fused layer: ``x`` (N, C_in, H, W) already masked, ``mask`` (N, K, H, W) FP32.
 
     ``activate=False`` leaves out the activation (to compare with the activation-free reference).
-    Returns ``(y, new_mask)``; ``y`` has ``x``'s dtype, ``new_mask`` is (N, 1, H', W') FP32.
+    ``channels_last=True`` runs the channels-last FP16 kernel (as the plugin does for kHWC8
+    tensors: weight reorder, then the kernel) and returns ``y`` in channels_last memory format;
+    it needs FP16 and :func:`channels_last_supported`. Returns ``(y, new_mask)``; ``y`` has
+    ``x``'s dtype, ``new_mask`` is (N, 1, H', W') FP32.
     """
     ext = load_kernels()
     p = spec.padding
     alpha = effective_slope(spec.activation, spec.negative_slope) if activate else 1.0
-    y, new_mask = ext.partial_conv2d(
+    if channels_last:
+        if not channels_last_supported(spec):
+            raise ValueError(f"{spec.name}: the channels-last kernel needs channel counts divisible by 8")
+        launcher = ext.partial_conv2d_nhwc
+    else:
+        launcher = ext.partial_conv2d
+    y, new_mask = launcher(
         x,
         mask,
         weight,
@@ -134,12 +149,15 @@ def fused_unet_forward(
     dtype: Any = None,
     partial_conv: PartialConvFn | None = None,
     folded: list[tuple[LayerSpec, Tensor, Tensor]] | None = None,
+    channels_last: bool = False,
 ) -> Tensor:
     """``model(image, mask)`` with one fused partial convolution per layer; returns FP32 output.
 
     ``image`` (N, 3, H, W) in [0, 1], ``mask`` (N, 1, H, W) with 1 = valid. ``partial_conv``
     defaults to :func:`fused_partial_conv` (tests pass a CPU emulation of the same kernel);
-    ``folded`` caches :func:`folded_parameters` across calls (benchmarks).
+    ``folded`` caches :func:`folded_parameters` across calls (benchmarks). ``channels_last``
+    (FP16 only) runs every layer the channels-last kernel takes on it, the rest (enc1, dec1) on
+    the NCHW kernel, as a TensorRT engine with kHWC8 plugin formats would.
     """
     import torch
     import torch.nn.functional as F
@@ -148,7 +166,14 @@ def fused_unet_forward(
     if mask.shape[1] != 1:
         raise ValueError("fused_unet_forward takes a single-channel mask (N, 1, H, W)")
     dtype = dtype or image.dtype
-    conv = partial_conv or fused_partial_conv
+    conv: PartialConvFn = partial_conv or fused_partial_conv
+    if channels_last and partial_conv is None:
+        if dtype != torch.float16:
+            raise ValueError("channels_last runs the FP16 kernel: pass dtype=torch.float16")
+
+        def conv(x: Tensor, m: Tensor, w: Tensor, b: Tensor, spec: LayerSpec) -> tuple[Tensor, Tensor]:
+            return fused_partial_conv(x, m, w, b, spec, channels_last=channels_last_supported(spec))
+
     layers = folded if folded is not None else folded_parameters(model, dtype, image.device)
     mean = torch.tensor(model.config.mean, device=image.device).view(1, 3, 1, 1)
     std = torch.tensor(model.config.std, device=image.device).view(1, 3, 1, 1)

@@ -3,8 +3,9 @@
 Every layer shape of the 512² network (``ModelConfig(depth=8)`` at its per-layer input sizes),
 random and all-hole masks, FP32 (max-abs <= 1e-4 against the FP32 reference, TF32 off) and FP16
 (max error <= 1e-2 of the output scale against the FP32 reference on the same half-rounded
-inputs); then the whole network with one fused kernel per layer against PyTorch. Skips without a
-CUDA GPU.
+inputs), the channels-last FP16 kernel on every layer it takes (all but enc1 and dec1) to the
+same bound; then the whole network with one fused kernel per layer against PyTorch, in both
+layouts. Skips without a CUDA GPU.
 """
 
 from __future__ import annotations
@@ -118,6 +119,58 @@ def test_layer_fp16_matches_reference(ext: ModuleType, spec: LayerSpec, size: in
     assert (y - ref).abs().max().item() <= 1e-2 * scale
 
 
+CHANNELS_LAST = [(s, n) for s, n in LAYERS if s.in_channels % 8 == 0 and s.out_channels % 8 == 0]
+
+
+@pytest.mark.parametrize("masks", ["random", "all_hole"])
+@pytest.mark.parametrize(("spec", "size"), CHANNELS_LAST, ids=[f"{s.name}@{n}" for s, n in CHANNELS_LAST])
+def test_layer_fp16_channels_last_matches_reference(
+    ext: ModuleType, spec: LayerSpec, size: int, masks: str
+) -> None:
+    import torch
+
+    from pconv.plugins.torch_harness import fused_partial_conv
+    from pconv.training.reference import reference_partial_conv
+
+    x, m, full, w, b = layer_inputs(spec, size, 2, masks, seed=size + 2)
+    x16, w16, b16 = x.half(), w.half(), b.half()
+    y16, new_mask = fused_partial_conv(x16, m, w16, b16, spec, activate=False, channels_last=True)
+    assert y16.dtype == torch.float16 and y16.is_contiguous(memory_format=torch.channels_last)
+    ref, ref_mask = reference_partial_conv(
+        x16.float(), full, w16.float(), b16.float(), spec.stride, spec.padding, spec.dilation
+    )
+    y = y16.float()
+    assert torch.isfinite(y).all()
+    assert torch.equal(new_mask, ref_mask)
+    assert torch.all(y[ref_mask.expand_as(y) == 0] == 0)
+    scale = max(ref.abs().max().item(), 1e-6)
+    assert (y - ref).abs().max().item() <= 1e-2 * scale
+
+
+def test_weight_reorder_launcher(ext: ModuleType) -> None:
+    """The plugin's weight reorder (C_out, C_in, kh, kw) -> (C_out, kh, kw, C_in), bit-exact."""
+    import torch
+
+    for c_out, c_in, k in ((64, 3, 7), (512, 1024, 3), (8, 16, 1)):
+        w = torch.randn(c_out, c_in, k, k, device="cuda").half()
+        x = torch.empty(1, c_in, 2 * k, 2 * k, device="cuda").half()
+        assert torch.equal(ext.reorder_weight(x, w), w.permute(0, 2, 3, 1).contiguous())
+
+
+def test_channels_last_refuses_what_it_cannot_take(ext: ModuleType) -> None:
+    import torch
+
+    from pconv.plugins.torch_harness import fused_partial_conv
+
+    spec = ModelConfig(depth=8).layer_specs()[0]  # enc1: 3 input channels
+    x, m, _, w, b = layer_inputs(spec, 16, 1, "random", seed=0)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        fused_partial_conv(x.half(), m, w.half(), b.half(), spec, channels_last=True)
+    with pytest.raises(RuntimeError, match="FP16"):
+        ext.partial_conv2d_nhwc(x, m, w, b, [2, 2], [3] * 4, [1, 1], [3.0], 0.0)
+    assert x.dtype == torch.float32  # the FP32 call above is what was refused
+
+
 @pytest.mark.parametrize("dtype_name", ["float32", "float16"])
 def test_activation_batch_dilation_and_odd_sizes(ext: ModuleType, dtype_name: str) -> None:
     """Batch > 1, sizes that are not tile multiples, dilation 2, and the fused activation."""
@@ -155,6 +208,10 @@ def test_whole_512_network_matches_pytorch(ext: ModuleType) -> None:
         got32 = fused_unet_forward(model, image, mask, dtype=torch.float32)
         folded16 = folded_parameters(model, torch.float16, image.device)
         got16 = fused_unet_forward(model, image, mask, dtype=torch.float16, folded=folded16)
-    assert torch.isfinite(got32).all() and torch.isfinite(got16).all()
+        got16_cl = fused_unet_forward(
+            model, image, mask, dtype=torch.float16, folded=folded16, channels_last=True
+        )
+    assert torch.isfinite(got32).all() and torch.isfinite(got16).all() and torch.isfinite(got16_cl).all()
     assert (got32 - expected).abs().max().item() <= 1e-3
     assert (got16 - expected).abs().max().item() <= 3e-2
+    assert (got16_cl - expected).abs().max().item() <= 3e-2
