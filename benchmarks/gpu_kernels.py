@@ -3,9 +3,13 @@
 Per layer shape of the 512² network (``ModelConfig(depth=8)`` at its per-layer input sizes), batch
 1 and 16, FP16 and FP32: the fused kernel (the TensorRT plugin's launcher, through the PyTorch
 harness) against the same layer written as PyTorch ops (mask-sum convolution + feature
-convolution on cuDNN + element-wise renormalisation, bias, masking, activation). Then the whole
-network in img/s at batch 32: fused kernels vs the PyTorch model. Prints JSON with the GPU name
-and versions; ``--save`` also writes it under ``benchmarks/results/``.
+convolution on cuDNN + element-wise renormalisation, bias, masking, activation). FP16 layers the
+channels-last kernel takes are also timed channels-last, fused (weight reorder included, as the
+plugin does it per call) and unfused (cuDNN on channels_last tensors). ``speedup`` is the unfused
+time over the fused one in the same layout; ``speedup_vs_best_unfused`` compares the fastest fused
+with the fastest unfused. Then the whole network in img/s at batch 32: fused kernels (both
+layouts in FP16) vs the PyTorch model (both layouts in FP16). Prints JSON with the GPU name and
+versions; ``--save`` also writes it under ``benchmarks/results/``.
 
     python benchmarks/gpu_kernels.py [--save] [--size 512] [--batches 1,16] [--net-batch 32]
 
@@ -21,6 +25,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +73,12 @@ def bench_layers(size: int, batches: Sequence[int], warmup: int, iters: int) -> 
     import torch
 
     from pconv.config import ModelConfig
-    from pconv.plugins.torch_harness import fused_partial_conv, layer_input_sizes, unfused_partial_conv
+    from pconv.plugins.torch_harness import (
+        channels_last_supported,
+        fused_partial_conv,
+        layer_input_sizes,
+        unfused_partial_conv,
+    )
 
     rows = []
     for spec, in_size in layer_input_sizes(ModelConfig(depth=8), size):
@@ -84,41 +94,60 @@ def bench_layers(size: int, batches: Sequence[int], warmup: int, iters: int) -> 
                     spec.out_channels, spec.in_channels, spec.kernel, spec.kernel, device="cuda", dtype=dtype
                 )
                 b = torch.randn(spec.out_channels, device="cuda", dtype=dtype)
-                with torch.no_grad():
-                    fused = cuda_time_ms(lambda: fused_partial_conv(x, mask, w, b, spec), warmup, iters)  # noqa: B023
-                    unfused = cuda_time_ms(lambda: unfused_partial_conv(x, mask, w, b, spec), warmup, iters)  # noqa: B023
                 out = spec.output_size(in_size)
                 flops = 2.0 * batch * out * out * spec.out_channels * spec.in_channels * spec.kernel**2
-                rows.append(
-                    {
-                        "layer": spec.name,
-                        "input": [batch, spec.in_channels, in_size, in_size],
-                        "output": [batch, spec.out_channels, out, out],
-                        "kernel": spec.kernel,
-                        "stride": spec.stride,
-                        "dtype": str(dtype).replace("torch.", ""),
-                        "fused_ms": round(fused, 4),
-                        "unfused_cudnn_ms": round(unfused, 4),
-                        "speedup": round(unfused / fused, 3),
-                        "fused_tflops": round(flops / fused / 1e9, 2),
-                    }
-                )
-                print(
-                    f"{spec.name:5s} b{batch:<3d} {rows[-1]['dtype']:8s} fused {fused:8.3f} ms  "
-                    f"unfused {unfused:8.3f} ms  x{unfused / fused:5.2f}",
-                    file=sys.stderr,
-                )
+                layouts = ["nchw"]
+                if dtype == torch.float16 and channels_last_supported(spec):
+                    layouts.append("channels_last")
+                times: dict[str, tuple[float, float]] = {}
+                for layout in layouts:
+                    cl = layout == "channels_last"
+                    xl = x.contiguous(memory_format=torch.channels_last) if cl else x
+                    wl = w.contiguous(memory_format=torch.channels_last) if cl else w
+                    with torch.no_grad():
+                        fused_call = partial(fused_partial_conv, xl, mask, w, b, spec, channels_last=cl)
+                        fused = cuda_time_ms(fused_call, warmup, iters)
+                        unfused = cuda_time_ms(
+                            partial(unfused_partial_conv, xl, mask, wl, b, spec), warmup, iters
+                        )
+                    times[layout] = (fused, unfused)
+                    rows.append(
+                        {
+                            "layer": spec.name,
+                            "input": [batch, spec.in_channels, in_size, in_size],
+                            "output": [batch, spec.out_channels, out, out],
+                            "kernel": spec.kernel,
+                            "stride": spec.stride,
+                            "dtype": str(dtype).replace("torch.", ""),
+                            "layout": layout,
+                            "fused_ms": round(fused, 4),
+                            "unfused_cudnn_ms": round(unfused, 4),
+                            "speedup": round(unfused / fused, 3),
+                            "fused_tflops": round(flops / fused / 1e9, 2),
+                        }
+                    )
+                    print(
+                        f"{spec.name:5s} b{batch:<3d} {rows[-1]['dtype']:8s} {layout:13s} "
+                        f"fused {fused:8.3f} ms  unfused {unfused:8.3f} ms  x{unfused / fused:5.2f}",
+                        file=sys.stderr,
+                    )
+                best_fused = min(f for f, _ in times.values())
+                best_unfused = min(u for _, u in times.values())
+                rows[-1]["speedup_vs_best_unfused"] = round(best_unfused / best_fused, 3)
     return rows
 
 
-def _time_pytorch_model(model: Any, image: Any, mask: Any, dtype: Any, warmup: int, iters: int) -> float:
+def _time_pytorch_model(
+    model: Any, image: Any, mask: Any, dtype: Any, warmup: int, iters: int, channels_last: bool = False
+) -> float:
     """The PyTorch model (unfused: cuDNN convolutions + mask ops per layer) in ``dtype``."""
     import copy
 
     import torch
 
-    reference = copy.deepcopy(model).to(dtype)
-    img, msk = image.to(dtype), mask.to(dtype)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    reference = copy.deepcopy(model).to(dtype=dtype, memory_format=fmt)
+    img, msk = image.to(dtype).contiguous(memory_format=fmt), mask.to(dtype).contiguous(memory_format=fmt)
     with torch.no_grad():
         return cuda_time_ms(lambda: reference(img, msk), warmup, iters)
 
@@ -133,24 +162,32 @@ def bench_network(size: int, batch: int, warmup: int, iters: int) -> list[dict[s
     image = torch.rand(batch, 3, size, size, device="cuda")
     mask = (torch.rand(batch, 1, size, size, device="cuda") > 0.3).float()
     rows = []
-    for dtype in (torch.float16, torch.float32):
+    runs = [(torch.float16, False), (torch.float16, True), (torch.float32, False)]
+    for dtype, channels_last in runs:
         folded = folded_parameters(model, dtype, image.device)
         with torch.no_grad():
-            fused = cuda_time_ms(
-                lambda: fused_unet_forward(model, image, mask, dtype=dtype, folded=folded),  # noqa: B023
-                warmup,
-                iters,
+            run = partial(
+                fused_unet_forward,
+                model,
+                image,
+                mask,
+                dtype=dtype,
+                folded=folded,
+                channels_last=channels_last,
             )
-            unfused = _time_pytorch_model(model, image, mask, dtype, warmup, iters)
+            fused = cuda_time_ms(run, warmup, iters)
+            unfused = _time_pytorch_model(model, image, mask, dtype, warmup, iters, channels_last)
         rows.append(
             {
                 "network": f"PConvUNet(depth=8) {size}x{size}",
                 "batch": batch,
                 "dtype": str(dtype).replace("torch.", ""),
+                "layout": "channels_last" if channels_last else "nchw",
                 "fused_ms": round(fused, 3),
                 "fused_img_per_s": round(batch / fused * 1e3, 1),
                 "pytorch_ms": round(unfused, 3),
                 "pytorch_img_per_s": round(batch / unfused * 1e3, 1),
+                "speedup": round(unfused / fused, 3),
             }
         )
         print(json.dumps(rows[-1]), file=sys.stderr)
