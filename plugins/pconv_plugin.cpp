@@ -3,6 +3,8 @@
 // Node (pconv/export/plugin_fields.py): inputs  features (FP32|FP16), mask (FP32, K channels),
 //                                                weight (C_out, C_in, kh, kw), bias (C_out)
 //                                       outputs output (features' type), new_mask (FP32, 1 channel)
+// Formats: linear NCHW, and for FP16 layers with channel counts that are multiples of 8 also
+// kHWC8 features/output (the channels-last kernel); TensorRT times both and picks.
 // The field list comes from the generated header (generated_fields.h, rendered from the Python
 // definition at build time) through its X-macro, so the C++ side never spells the list by hand.
 // The kernels are behind the plain C API of pconv_kernels.cuh. The library exports only
@@ -288,20 +290,30 @@ public:
         return 0;
     }
 
+    //! FP32 or FP16 linear NCHW; FP16 also kHWC8 (channels-last, the faster kernel) when both channel
+    //! counts are known multiples of 8, so kHWC8's channel padding is empty and it is plain NHWC.
+    //! Masks FP32 linear; weight and bias linear in the features' type; output = features' type
+    //! and format. Decided from inOut[0..pos] only, as TensorRT requires.
     bool supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                    int32_t nbOutputs) noexcept override {
         if (nbInputs != kNbInputs || nbOutputs != kNbOutputs || pos < 0 || pos >= kNbInputs + kNbOutputs)
             return false;
         PluginTensorDesc const& desc = inOut[pos].desc;
-        if (desc.format != TensorFormat::kLINEAR) return false;
+        PluginTensorDesc const& features = inOut[kFeatures].desc;
         switch (pos) {
             case kFeatures:
-                return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
+                if (desc.format == TensorFormat::kLINEAR)
+                    return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
+                return desc.format == TensorFormat::kHWC8 && desc.type == DataType::kHALF &&
+                       channelsLastChannels(desc.dims);
             case kMask:
             case kNewMask:
-                return desc.type == DataType::kFLOAT;
-            default:  // weight, bias and output share the features' type
-                return desc.type == inOut[kFeatures].desc.type;
+                return desc.format == TensorFormat::kLINEAR && desc.type == DataType::kFLOAT;
+            case kOutput:
+                return desc.type == features.type && desc.format == features.format &&
+                       (desc.format == TensorFormat::kLINEAR || channelsLastChannels(desc.dims));
+            default:  // weight and bias: constants, linear, in the features' type
+                return desc.format == TensorFormat::kLINEAR && desc.type == features.type;
         }
     }
 
@@ -314,9 +326,19 @@ public:
                    : -1;
     }
 
-    size_t getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
-                            DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override {
-        return 0;
+    //! The channels-last kernel reorders the FP16 weight to (C_out, kh, kw, C_in) in the workspace
+    //! on every enqueue (cheap next to the convolution, and no state to keep in step with the
+    //! engine's weights). Asked for whenever that kernel may run, whatever format is chosen.
+    size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+                            DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override {
+        if (nbInputs != kNbInputs || nbOutputs != kNbOutputs || inputs[kFeatures].desc.type != DataType::kHALF ||
+            !channelsLastChannels(inputs[kFeatures].desc.dims) || !channelsLastChannels(outputs[0].desc.dims))
+            return 0;
+        Dims const& w = inputs[kWeight].desc.dims;
+        Dims const& wMax = inputs[kWeight].max;
+        int64_t elements = 1;
+        for (int32_t i = 0; i < w.nbDims; ++i) elements *= w.d[i] > 0 ? w.d[i] : wMax.d[i];
+        return elements > 0 ? static_cast<size_t>(elements) * sizeof(__half) + kWorkspaceAlignment : 0;
     }
 
     char const* getMetadataString() noexcept override {
@@ -349,7 +371,7 @@ public:
     }
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc, void const* const* inputs,
-                    void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept override {
+                    void* const* outputs, void* workspace, cudaStream_t stream) noexcept override {
         PConvParams const params =
             makeParams(mFields, inputDesc[kFeatures].dims, inputDesc[kWeight].dims, outputDesc[0].dims);
         int32_t status = PCONV_ERR_INVALID_PARAMS;
@@ -358,6 +380,9 @@ public:
                 &params, static_cast<float const*>(inputs[kFeatures]), static_cast<float const*>(inputs[kMask]),
                 static_cast<float const*>(inputs[kWeight]), static_cast<float const*>(inputs[kBias]),
                 static_cast<float*>(outputs[0]), static_cast<float*>(outputs[1]), stream);
+        } else if (inputDesc[kFeatures].type == DataType::kHALF &&
+                   inputDesc[kFeatures].format == TensorFormat::kHWC8) {
+            status = enqueueChannelsLast(params, inputs, outputs, workspace, stream);
         } else if (inputDesc[kFeatures].type == DataType::kHALF) {
             status = pconv_partial_conv2d_fp16(
                 &params, static_cast<__half const*>(inputs[kFeatures]), static_cast<float const*>(inputs[kMask]),
@@ -388,6 +413,31 @@ public:
     }
 
 private:
+    static constexpr size_t kWorkspaceAlignment = 16;  // cp.async reads the reordered weight 16 bytes at a time
+
+    //! kHWC8 is plain NHWC (no channel padding) when C is a known multiple of 8.
+    static bool channelsLastChannels(Dims const& dims) noexcept {
+        return dims.nbDims == 4 && dims.d[1] > 0 && dims.d[1] % 8 == 0;
+    }
+
+    //! FP16 kHWC8 features and output: reorder the weight into the workspace, then the
+    //! channels-last kernel (pconv_kernels.cuh), both on `stream`.
+    static int32_t enqueueChannelsLast(PConvParams const& params, void const* const* inputs, void* const* outputs,
+                                       void* workspace, cudaStream_t stream) noexcept {
+        if (pconv_nhwc_supported(&params) != 1) return PCONV_ERR_UNSUPPORTED;
+        if (workspace == nullptr) return PCONV_ERR_INVALID_PARAMS;
+        auto const address = reinterpret_cast<uintptr_t>(workspace);
+        auto* weight = reinterpret_cast<__half*>((address + kWorkspaceAlignment - 1) / kWorkspaceAlignment *
+                                                 kWorkspaceAlignment);
+        int32_t const status =
+            pconv_reorder_weight_fp16(&params, static_cast<__half const*>(inputs[kWeight]), weight, stream);
+        if (status != PCONV_OK) return status;
+        return pconv_partial_conv2d_fp16_nhwc(&params, static_cast<__half const*>(inputs[kFeatures]),
+                                              static_cast<float const*>(inputs[kMask]), weight,
+                                              static_cast<__half const*>(inputs[kBias]), static_cast<__half*>(outputs[0]),
+                                              static_cast<float*>(outputs[1]), stream);
+    }
+
     //! Checks the dimensions that are known (> 0) against the fields: mask channels = number of
     //! mask weights, weight (C_out, C_in, kh, kw) with C_in = features' channels, bias (C_out).
     bool checkStaticShapes(Dims const& x, Dims const& mask, Dims const& w, Dims const& b) const noexcept {

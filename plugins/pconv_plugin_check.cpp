@@ -14,7 +14,7 @@
 //   declared field types; @io gives the features' NCHW dims, the output channels and mask channels)
 // Output lines (parsed by tests/test_plugin_library.py):
 //   PLUGIN name version namespace | FIELD name type length | CREATED/REJECTED case
-//   SERIALIZED case key=v,... | ROUNDTRIP case ok|mismatch | OUTTYPES case t0,t1 | FORMATS case combos
+//   SERIALIZED case key=v,... | ROUNDTRIP case ok|mismatch | OUTTYPES case t0,t1 | FORMATS case cINoOUT combos
 //   SHAPES case out=d0,d1,d2,d3 new_mask=d0,d1,d2,d3 status=S (S = getOutputShapes' return value)
 //   CONFIGURE case static=S dynamic=S | ONSHAPECHANGE case S
 #include <NvInferRuntime.h>
@@ -27,6 +27,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace nvinfer1;
@@ -112,11 +113,23 @@ std::vector<PluginField> asFields(std::vector<FieldData> const& data) {
     return out;
 }
 
-//! Every (type, format) assignment of the 6 tensors that supportsFormatCombination accepts.
-std::string acceptedFormats(IPluginV3OneBuild* build) {
+Dims makeDims(std::vector<int64_t> const& values) {
+    Dims d{};
+    d.nbDims = static_cast<int32_t>(values.size());
+    for (size_t i = 0; i < values.size(); ++i) d.d[i] = values[i];
+    return d;
+}
+
+//! Every (type, format) assignment of the 6 tensors that supportsFormatCombination accepts, for
+//! features with `cIn` channels and an output with `cOut` (-1: not known at build time). Each
+//! position is asked with the earlier ones set, as TensorRT does; later positions hold garbage.
+std::string acceptedFormats(IPluginV3OneBuild* build, int64_t cIn, int64_t cOut) {
     DataType const types[] = {DataType::kFLOAT, DataType::kHALF, DataType::kINT8};
-    TensorFormat const formats[] = {TensorFormat::kLINEAR, TensorFormat::kCHW32};
-    int const nChoices = 6;
+    TensorFormat const formats[] = {TensorFormat::kLINEAR, TensorFormat::kCHW32, TensorFormat::kHWC8};
+    int const nFormats = 3;
+    int const nChoices = 3 * nFormats;
+    std::vector<std::vector<int64_t>> const dims = {{2, cIn, 16, 16}, {2, 1, 16, 16}, {cOut, cIn, 3, 3},
+                                                    {cOut},           {2, cOut, 8, 8}, {2, 1, 8, 8}};
     std::string out;
     DynamicPluginTensorDesc desc[6] = {};
     int total = 1;
@@ -124,9 +137,9 @@ std::string acceptedFormats(IPluginV3OneBuild* build) {
     for (int combo = 0; combo < total; ++combo) {
         int c = combo;
         for (int pos = 0; pos < 6; ++pos) {
-            desc[pos].desc.type = types[(c % nChoices) / 2];
-            desc[pos].desc.format = formats[c % 2];
-            desc[pos].desc.dims.nbDims = pos == 3 ? 1 : 4;
+            desc[pos].desc.type = types[(c % nChoices) / nFormats];
+            desc[pos].desc.format = formats[c % nFormats];
+            desc[pos].desc.dims = makeDims(dims[pos]);
             c /= nChoices;
         }
         bool ok = true;
@@ -135,7 +148,9 @@ std::string acceptedFormats(IPluginV3OneBuild* build) {
         std::string item;
         for (int pos = 0; pos < 6; ++pos) {
             item += desc[pos].desc.type == DataType::kFLOAT ? "f32" : desc[pos].desc.type == DataType::kHALF ? "f16" : "i8";
-            item += desc[pos].desc.format == TensorFormat::kLINEAR ? "" : "/chw32";
+            item += desc[pos].desc.format == TensorFormat::kLINEAR ? ""
+                    : desc[pos].desc.format == TensorFormat::kHWC8 ? "/hwc8"
+                                                                   : "/chw32";
             item += pos < 5 ? "," : "";
         }
         out += (out.empty() ? "" : ";") + item;
@@ -220,13 +235,6 @@ private:
     } mOps;
 };
 
-Dims makeDims(std::vector<int64_t> const& values) {
-    Dims d{};
-    d.nbDims = static_cast<int32_t>(values.size());
-    for (size_t i = 0; i < values.size(); ++i) d.d[i] = values[i];
-    return d;
-}
-
 std::string dimsText(DimsExprs const& e) {
     std::string out;
     for (int32_t i = 0; i < e.nbDims; ++i) {
@@ -272,6 +280,12 @@ void checkShapes(std::string const& name, IPluginV3OneBuild* build, IPluginV3One
         for (int j : {0, 2, 3}) dynOut[i].desc.dims.d[j] = -1;
     int32_t const configuredDynamic = build->configurePlugin(dynIn, 4, dynOut, 2);
     std::printf("CONFIGURE %s static=%d dynamic=%d\n", name.c_str(), configuredStatic, configuredDynamic);
+    // Workspace (the channels-last kernel's reordered weight) for FP32 and for FP16, dynamic N/H/W.
+    size_t const workspace32 = build->getWorkspaceSize(dynIn, 4, dynOut, 2);
+    for (int i : {0, 2, 3}) dynIn[i].desc.type = DataType::kHALF;
+    dynOut[0].desc.type = DataType::kHALF;
+    size_t const workspace16 = build->getWorkspaceSize(dynIn, 4, dynOut, 2);
+    std::printf("WORKSPACE %s f32=%zu f16=%zu\n", name.c_str(), workspace32, workspace16);
     std::printf("ONSHAPECHANGE %s %d\n", name.c_str(), runtime->onShapeChange(in, 4, out, 2));
 }
 
@@ -384,7 +398,10 @@ int main(int argc, char** argv) {
             std::printf("OUTTYPES %s %s -> %s,%s status=%d\n", name.c_str(), typeText(t).c_str(),
                         typeText(outTypes[0]).c_str(), typeText(outTypes[1]).c_str(), status);
         }
-        std::printf("FORMATS %s %s\n", name.c_str(), acceptedFormats(build).c_str());
+        // Channel counts: both multiples of 8; 3 in (enc1); 3 out (dec1); unknown at build time.
+        for (auto const& [cIn, cOut] : {std::pair<int64_t, int64_t>{16, 64}, {3, 64}, {16, 3}, {-1, -1}})
+            std::printf("FORMATS %s c%lldo%lld %s\n", name.c_str(), static_cast<long long>(cIn),
+                        static_cast<long long>(cOut), acceptedFormats(build, cIn, cOut).c_str());
         if (io.size() == 6) {
             std::vector<int64_t> kernel;
             for (FieldData const& d : data)

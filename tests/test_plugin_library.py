@@ -129,8 +129,12 @@ def test_every_layer_creates_serialises_and_round_trips(built: BuildResult) -> N
             assert values == pytest.approx([float(v) for v in want]), field.name
         assert f"OUTTYPES {name} f32 -> f32,f32 status=0" in lines
         assert f"OUTTYPES {name} f16 -> f16,f32 status=0" in lines
-        # features/weight/bias/output FP32 or FP16 together; masks FP32; linear NCHW only.
-        assert f"FORMATS {name} f32,f32,f32,f32,f32,f32;f16,f32,f16,f16,f16,f32" in lines
+        # features/weight/bias/output FP32 or FP16 together; masks FP32; linear NCHW, and for FP16
+        # with both channel counts known multiples of 8 also kHWC8 features and output.
+        linear = "f32,f32,f32,f32,f32,f32;f16,f32,f16,f16,f16,f32"
+        assert f"FORMATS {name} c16o64 {linear};f16/hwc8,f32,f16,f16,f16/hwc8,f32" in lines
+        for channels in ("c3o64", "c16o3", "c-1o-1"):
+            assert f"FORMATS {name} {channels} {linear}" in lines
 
 
 def _onnx_conv_extent(size: int, pad_a: int, pad_b: int, dilation: int, kernel: int, stride: int) -> int:
@@ -182,6 +186,12 @@ def test_output_shapes_configure_and_shape_change(built: BuildResult) -> None:
     for name, (n, c_out, oh, ow) in expected.items():
         assert f"SHAPES {name} out={n},{c_out},{oh},{ow} new_mask={n},1,{oh},{ow} status=0" in lines, name
         assert f"CONFIGURE {name} static=0 dynamic=0" in lines, name
+    # FP16 layers the channels-last kernel takes need room for the reordered weight (+16 to align).
+    for i, spec in enumerate(specs):
+        name = f"{i}_{spec.name}_37x41"
+        eligible = spec.in_channels % 8 == 0 and spec.out_channels % 8 == 0
+        weight_bytes = 2 * spec.out_channels * spec.in_channels * spec.kernel**2
+        assert f"WORKSPACE {name} f32=0 f16={weight_bytes + 16 if eligible else 0}" in lines, name
         assert f"ONSHAPECHANGE {name} 0" in lines, name
     assert "CONFIGURE mask_channels_mismatch static=-1 dynamic=-1" in lines
     assert "ONSHAPECHANGE mask_channels_mismatch -1" in lines
