@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "pconv_tile.h"
+#include "pconv_tile_narrow.h"
 #include "pconv_tile_nhwc.h"
 
 namespace {
@@ -253,6 +254,35 @@ int emulate_nhwc_launch(const PConvParams& p, const Tensors<__half>& t) {
     return PCONV_OK;
 }
 
+//! The narrow kernel's launch on the CPU (what the FP32/FP16 launchers run for C_out <= 8).
+struct HostNarrowExecutor {
+    template <typename F>
+    void for_each_thread(F&& f) {
+        for (int tid = 0; tid < pconv::narrow::kThreads; ++tid) f(tid);
+    }
+    void barrier() {}
+};
+
+template <typename T, int OutPad>
+int emulate_narrow_launch(const PConvParams& p, const Tensors<T>& t) {
+    const Geometry g = make_geometry(p);
+    auto sh = std::make_unique<pconv::narrow::SharedWeights<OutPad>>();
+    HostNarrowExecutor ex;
+    for (int64_t bm = 0; bm < pconv::narrow::grid_pixels(g); ++bm) {
+        std::memset(static_cast<void*>(sh.get()), 0xFF, sizeof(*sh));  // NaN everywhere
+        pconv::narrow::run_block<T, OutPad>(ex, g, t, bm, *sh);
+    }
+    return PCONV_OK;
+}
+
+//! What the C launchers run for these parameters: the narrow kernel for C_out <= 8, else the tiles.
+template <typename T, typename TiledExec>
+int emulate_dispatch(const PConvParams& p, const Tensors<T>& t) {
+    if (pconv::narrow::supported(p))
+        return pconv::narrow::padded_out(p) == 4 ? emulate_narrow_launch<T, 4>(p, t) : emulate_narrow_launch<T, 8>(p, t);
+    return emulate_launch<T, TiledExec>(p, t);
+}
+
 struct Case {
     PConvParams p{};
     int hole_mode = 0;  // 0 random, 1 all holes, 2 all valid, 3 random with a large hole block
@@ -391,12 +421,12 @@ int run_emulated(const PConvParams& p, const Inputs& in, bool fp16, std::vector<
     if (!fp16) {
         y.assign(y_size(p), std::nanf(""));
         const Tensors<float> t{in.x.data(), in.mask.data(), in.w.data(), in.b.data(), y.data(), new_mask.data()};
-        return emulate_launch<float, HostSimtExecutor<float>>(p, t);
+        return emulate_dispatch<float, HostSimtExecutor<float>>(p, t);
     }
     const std::vector<__half> x = to_half(in.x), w = to_half(in.w), b = to_half(in.b);
     std::vector<__half> yh(y_size(p), __float2half_rn(std::nanf("")));
     const Tensors<__half> t{x.data(), in.mask.data(), w.data(), b.data(), yh.data(), new_mask.data()};
-    const int status = emulate_launch<__half, HostWmmaExecutor>(p, t);
+    const int status = emulate_dispatch<__half, HostWmmaExecutor>(p, t);
     y.resize(yh.size());
     for (size_t i = 0; i < yh.size(); ++i) y[i] = __half2float(yh[i]);
     return status;
@@ -514,10 +544,10 @@ int run_cases() {
             ok = ok && nhwc_ok;
         }
         std::printf("%s %s fp32_max_abs=%.3g fp16_max_rel=%.3g out_scale=%.3g finite=%d mask_exact=%d holes_zero=%d "
-                    "nhwc=%d nhwc_ok=%d fp16_nhwc_max_rel=%.3g\n",
+                    "nhwc=%d nhwc_ok=%d fp16_nhwc_max_rel=%.3g narrow=%d\n",
                     ok ? "OK" : "FAIL", c.name.c_str(), e32.max_abs, rel16, e32.scale, e32.finite && e16.finite,
                     e32.mask_exact && e16.mask_exact, e32.holes_zero && e16.holes_zero, nhwc_case ? 1 : 0,
-                    nhwc_ok ? 1 : 0, rel_nhwc);
+                    nhwc_ok ? 1 : 0, rel_nhwc, pconv::narrow::supported(c.p) ? 1 : 0);
         if (!ok) ++failures;
     }
     std::printf("%d cases, %d failures\n", count, failures);

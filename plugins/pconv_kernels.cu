@@ -2,8 +2,10 @@
 //
 // One kernel pass per layer: implicit-GEMM convolution of the already-masked input, the window
 // mask sum of the single-channel masks, renormalisation, bias, output masking, activation and the
-// new mask. The block body is pconv::tile::run_block (pconv_tile.h), shared with the CPU emulator
-// in pconv_host_check.cpp; this file only supplies the two GPU executors:
+// new mask. Layers with at most 8 output channels run the narrow kernel (pconv_tile_narrow.h,
+// one thread per output pixel); channels-last FP16 runs pconv_tile_nhwc.h. The tiled NCHW block
+// body is pconv::tile::run_block (pconv_tile.h), shared with the CPU emulator in
+// pconv_host_check.cpp; this file only supplies the GPU executors:
 //   * SimtExecutor  - FP32: per-thread 4x8 register tile, FP32 FMA (no TF32, so FP32 stays exact).
 //   * WmmaExecutor  - FP16: 4 warps x (2x2) 16x16x16 WMMA fragments, FP16 inputs, FP32 accumulators
 //                     (the warp tiling is WarpTileMma in pconv_tile.h; only the wmma:: calls are here).
@@ -14,6 +16,7 @@
 
 #include "pconv_kernels.cuh"
 #include "pconv_tile.h"
+#include "pconv_tile_narrow.h"
 #include "pconv_tile_nhwc.h"
 
 namespace pconv {
@@ -170,6 +173,40 @@ int32_t launch(const Geometry& g, const Tensors<__half>& t, cudaStream_t stream)
 
 }  // namespace
 }  // namespace nhwc
+
+namespace narrow {
+namespace {
+
+//! A CUDA thread: runs its own thread id; barrier() is __syncthreads().
+struct ThreadExecutor {
+    template <typename F>
+    __device__ __forceinline__ void for_each_thread(F&& f) {
+        f(static_cast<int>(threadIdx.x));
+    }
+    __device__ __forceinline__ void barrier() { __syncthreads(); }
+};
+
+template <typename T, int OutPad>
+__global__ void __launch_bounds__(kThreads) partial_conv2d_narrow_kernel(Geometry g, Tensors<T> t) {
+    __shared__ SharedWeights<OutPad> sh;
+    ThreadExecutor ex;
+    narrow::run_block<T, OutPad>(ex, g, t, static_cast<int64_t>(blockIdx.x), sh);
+}
+
+template <typename T>
+int32_t launch(const PConvParams& p, const Tensors<T>& t, cudaStream_t stream) {
+    const Geometry g = pconv::tile::make_geometry(p);
+    if (g.gemm_m == 0) return PCONV_OK;
+    const dim3 grid(static_cast<unsigned>(grid_pixels(g)), 1, 1);
+    if (padded_out(p) == 4)
+        partial_conv2d_narrow_kernel<T, 4><<<grid, kThreads, 0, stream>>>(g, t);
+    else
+        partial_conv2d_narrow_kernel<T, 8><<<grid, kThreads, 0, stream>>>(g, t);
+    return cudaGetLastError() == cudaSuccess ? PCONV_OK : PCONV_ERR_LAUNCH;
+}
+
+}  // namespace
+}  // namespace narrow
 }  // namespace pconv
 
 extern "C" {
@@ -202,6 +239,7 @@ int32_t pconv_partial_conv2d_fp32(const PConvParams* params, const float* x, con
                                   const float* b, float* y, float* new_mask, cudaStream_t stream) {
     using namespace pconv::tile;
     const Tensors<float> t{x, mask, w, b, y, new_mask};
+    if (params != nullptr && pconv::narrow::supported(*params)) return pconv::narrow::launch(*params, t, stream);
     return launch<float, SimtExecutor<float>>(params, t, stream);
 }
 
@@ -210,6 +248,7 @@ int32_t pconv_partial_conv2d_fp16(const PConvParams* params, const __half* x, co
                                   cudaStream_t stream) {
     using namespace pconv::tile;
     const Tensors<__half> t{x, mask, w, b, y, new_mask};
+    if (params != nullptr && pconv::narrow::supported(*params)) return pconv::narrow::launch(*params, t, stream);
     return launch<__half, WmmaExecutor>(params, t, stream);
 }
 

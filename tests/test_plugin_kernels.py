@@ -164,6 +164,8 @@ def test_kernels_compile_for_sm80_and_sm90(tmp_path: Path) -> None:
         assert any("SimtExecutor" in k for k in kernels), f"no FP32 kernel for {arch}"
         nhwc = [k for k in kernels if "partial_conv2d_nhwc_kernel" in k]
         assert len(nhwc) == 2, f"channels-last kernels (BlockN 64 and 128) for {arch}: {nhwc}"
+        narrow = [k for k in kernels if "partial_conv2d_narrow_kernel" in k]
+        assert len(narrow) == 4, f"narrow kernels (FP32/FP16 x 4/8 channels) for {arch}: {narrow}"
     assert "bytes spill" not in re.sub(r"\b0 bytes spill", "", proc.stdout + proc.stderr)
     # 2 blocks of 256 threads per SM (__launch_bounds__): at most 128 registers per thread.
     usage = re.findall(
@@ -256,9 +258,12 @@ def test_every_layer_shape_of_the_512_network(host_check: Path) -> None:
         lines.append(spec_case(spec, size, batch, holes=0 if i % 2 else 3, seed=i))
     results = run_cases(host_check, lines)
     assert len(results) == 16
-    # The channels-last kernel takes all but enc1 (3 input channels) and dec1 (67 in, 3 out).
+    # The channels-last kernel takes all but enc1 (3 input channels) and dec1 (67 in, 3 out);
+    # the launchers run dec1 on the narrow kernel (one thread per pixel, all 3 channels).
     nhwc = sorted(line.split()[1].split("_")[0] for line in results.values() if " nhwc=1 " in line)
     assert nhwc == sorted(f"{side}{i}" for side in ("enc", "dec") for i in range(2, 9))
+    narrow = [line.split()[1].split("_")[0] for line in results.values() if line.endswith(" narrow=1")]
+    assert narrow == ["dec1"]
 
 
 def test_all_hole_windows_give_exact_zeros(host_check: Path) -> None:
@@ -334,6 +339,28 @@ def test_channels_last_kernel_edges(host_check: Path) -> None:
     ]
     results = run_cases(host_check, lines)
     assert all(" nhwc=1 nhwc_ok=1 " in line for line in results.values())
+
+
+def test_narrow_kernel_edges(host_check: Path) -> None:
+    """C_out <= 8 runs the narrow kernel (4- and 8-wide registers); k up to its 1024 limit, then tiles."""
+    lines = [
+        case_line("narrow_o1", n=1, c=1, h=1, w=1, c_out=1, k=(1, 1)),
+        case_line(
+            "narrow_o3_dec1", n=2, c=11, h=13, w=12, c_out=3, k=(3, 3), pads=(1,) * 4, mask_weights=(8, 3)
+        ),
+        case_line("narrow_o5", n=1, c=6, h=8, w=10, c_out=5, k=(3, 3), pads=(1,) * 4, holes=3, alpha=0.2),
+        case_line(
+            "narrow_o8_strided", n=3, c=5, h=9, w=7, c_out=8, k=(3, 2), stride=(2, 1), pads=(0, 1, 2, 0)
+        ),
+        case_line("narrow_dilated", n=1, c=6, h=15, w=14, c_out=4, k=(3, 3), pads=(2,) * 4, dilation=(2, 2)),
+        case_line("narrow_all_holes", n=2, c=4, h=8, w=8, c_out=7, k=(3, 3), pads=(1,) * 4, holes=1),
+        case_line("narrow_k1017", n=1, c=113, h=5, w=6, c_out=3, k=(3, 3), pads=(1,) * 4, holes=3),
+        case_line("tiled_k1026", n=1, c=114, h=5, w=6, c_out=3, k=(3, 3), pads=(1,) * 4, holes=3),
+        case_line("tiled_o9", n=1, c=6, h=8, w=8, c_out=9, k=(3, 3), pads=(1,) * 4),
+    ]
+    results = run_cases(host_check, lines)
+    for name, line in results.items():
+        assert line.endswith(" narrow=0" if name.startswith("tiled") else " narrow=1"), line
 
 
 def test_empty_output_is_rejected_not_launched(host_check: Path) -> None:
