@@ -37,6 +37,11 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     for stage in ("training", "export", "runtime", "plugins", "eval"):
         assert f"pconv/{stage}/__init__.py" in names
     assert "pconv/plugins/CMakeLists.txt" in names or not (ROOT / "plugins" / "CMakeLists.txt").exists()
+    # Every kernel/plugin source ships: `pconv build-plugin` and the harness compile from the package.
+    sources = [p.name for ext in ("*.cu", "*.cuh", "*.h", "*.cpp") for p in (ROOT / "plugins").glob(ext)]
+    assert "pconv_tile_nhwc.h" in sources and "pconv_tile_narrow.h" in sources
+    missing = [n for n in sources if f"pconv/plugins/{n}" not in names and n != "generated_fields.h"]
+    assert not missing, missing
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "pconv = pconv.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
