@@ -297,8 +297,11 @@ def test_fp16_is_finite_and_close_to_fp32_pytorch(tiny_onnx_factory, model, form
     out, comp = RUNNERS[runner](path, image, mask)
     assert out.dtype == np.float32  # I/O stays FP32 by default
     assert np.isfinite(out).all() and np.isfinite(comp).all()
-    # onnx.reference runs FP16 convolutions with FP16 accumulation (numpy): allow twice the margin.
-    assert np.abs(out - want_out).max() <= FP16_ATOL * (1 if runner == "ort" else 2)
+    # The untrained model's outputs reach |x| ~ 10, where one FP16 step is ~0.008: 1e-2 of the output
+    # scale, not absolute (the absolute 1e-2 is held at image scale, above). onnx.reference runs FP16
+    # convolutions with FP16 accumulation (numpy): allow twice the margin.
+    scale = max(1.0, float(np.abs(want_out).max()))
+    assert np.abs(out - want_out).max() <= FP16_ATOL * scale * (1 if runner == "ort" else 2)
     assert np.abs(out[2] - want_out[2]).max() <= 1e-3  # all hole: the output is the bias path only
 
 
