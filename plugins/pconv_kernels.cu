@@ -14,6 +14,9 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include <atomic>
+#include <cstdint>
+
 #include "pconv_kernels.cuh"
 #include "pconv_tile.h"
 #include "pconv_tile_narrow.h"
@@ -160,12 +163,27 @@ __global__ void reorder_weight_kernel(Geometry g, const __half* w, __half* w_khw
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+//! Over 48 KiB of dynamic shared memory needs the per-device opt-in (sm_80: up to 163 KiB, sm_90:
+//! 227 KiB). Done on a device's first launch only: later launches may be inside a CUDA graph
+//! capture (TensorRT engines, the runtime's use_cuda_graph), and the first one never is there
+//! (both run an ordinary launch before capturing).
 template <typename Cfg>
-int32_t launch(const Geometry& g, const Tensors<__half>& t, cudaStream_t stream) {
-    // Over 48 KiB of dynamic shared memory needs the opt-in (sm_80: up to 163 KiB, sm_90: 227 KiB).
+bool allow_dynamic_smem() {
+    static std::atomic<uint64_t> done{0};  // one bit per device ordinal < 64
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+    if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return true;
     if (cudaFuncSetAttribute(partial_conv2d_nhwc_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(Cfg::kSmemBytes)) != cudaSuccess)
-        return PCONV_ERR_LAUNCH;
+        return false;
+    done.fetch_or(bit, std::memory_order_acq_rel);
+    return true;
+}
+
+template <typename Cfg>
+int32_t launch(const Geometry& g, const Tensors<__half>& t, cudaStream_t stream) {
+    if (!allow_dynamic_smem<Cfg>()) return PCONV_ERR_LAUNCH;
     const dim3 grid(static_cast<unsigned>(grid_pixels(g)), static_cast<unsigned>(grid_channels<Cfg>(g)), 1);
     partial_conv2d_nhwc_kernel<Cfg><<<grid, kThreads, Cfg::kSmemBytes, stream>>>(g, t);
     return cudaGetLastError() == cudaSuccess ? PCONV_OK : PCONV_ERR_LAUNCH;
