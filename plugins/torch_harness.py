@@ -91,13 +91,9 @@ def fused_partial_conv(
     ext = load_kernels()
     p = spec.padding
     alpha = effective_slope(spec.activation, spec.negative_slope) if activate else 1.0
-    if channels_last:
-        if not channels_last_supported(spec):
-            raise ValueError(f"{spec.name}: the channels-last kernel needs channel counts divisible by 8")
-        launcher = ext.partial_conv2d_nhwc
-    else:
-        launcher = ext.partial_conv2d
-    y, new_mask = launcher(
+    if channels_last and not channels_last_supported(spec):
+        raise ValueError(f"{spec.name}: the channels-last kernel needs channel counts divisible by 8")
+    y, new_mask = ext.partial_conv2d(
         x,
         mask,
         weight,
@@ -107,6 +103,7 @@ def fused_partial_conv(
         [spec.dilation, spec.dilation],
         [float(w) for w in spec.mask_channel_weights],
         float(alpha),
+        channels_last,
     )
     return y, new_mask
 

@@ -96,18 +96,20 @@ def test_layer_fp32_matches_reference(ext: ModuleType, spec: LayerSpec, size: in
     assert (y - y_layer).abs().max().item() <= 1e-4
 
 
-@pytest.mark.parametrize("masks", ["random", "all_hole"])
-@pytest.mark.parametrize(("spec", "size"), LAYERS, ids=[f"{s.name}@{n}" for s, n in LAYERS])
-def test_layer_fp16_matches_reference(ext: ModuleType, spec: LayerSpec, size: int, masks: str) -> None:
+def _check_fp16_layer(
+    spec: LayerSpec, size: int, masks: str, batch: int, seed: int, channels_last: bool
+) -> None:
+    """One FP16 fused layer vs the FP32 reference on the same half-rounded inputs (1e-2 of scale)."""
     import torch
 
     from pconv.plugins.torch_harness import fused_partial_conv
     from pconv.training.reference import reference_partial_conv
 
-    x, m, full, w, b = layer_inputs(spec, size, 1, masks, seed=size + 1)
+    x, m, full, w, b = layer_inputs(spec, size, batch, masks, seed=seed)
     x16, w16, b16 = x.half(), w.half(), b.half()
-    y16, new_mask = fused_partial_conv(x16, m, w16, b16, spec, activate=False)
+    y16, new_mask = fused_partial_conv(x16, m, w16, b16, spec, activate=False, channels_last=channels_last)
     assert y16.dtype == torch.float16
+    assert y16.is_contiguous(memory_format=torch.channels_last) or not channels_last
     ref, ref_mask = reference_partial_conv(
         x16.float(), full, w16.float(), b16.float(), spec.stride, spec.padding, spec.dilation
     )
@@ -117,6 +119,12 @@ def test_layer_fp16_matches_reference(ext: ModuleType, spec: LayerSpec, size: in
     assert torch.all(y[ref_mask.expand_as(y) == 0] == 0)
     scale = max(ref.abs().max().item(), 1e-6)
     assert (y - ref).abs().max().item() <= 1e-2 * scale
+
+
+@pytest.mark.parametrize("masks", ["random", "all_hole"])
+@pytest.mark.parametrize(("spec", "size"), LAYERS, ids=[f"{s.name}@{n}" for s, n in LAYERS])
+def test_layer_fp16_matches_reference(ext: ModuleType, spec: LayerSpec, size: int, masks: str) -> None:
+    _check_fp16_layer(spec, size, masks, batch=1, seed=size + 1, channels_last=False)
 
 
 CHANNELS_LAST = [(s, n) for s, n in LAYERS if s.in_channels % 8 == 0 and s.out_channels % 8 == 0]
@@ -127,24 +135,7 @@ CHANNELS_LAST = [(s, n) for s, n in LAYERS if s.in_channels % 8 == 0 and s.out_c
 def test_layer_fp16_channels_last_matches_reference(
     ext: ModuleType, spec: LayerSpec, size: int, masks: str
 ) -> None:
-    import torch
-
-    from pconv.plugins.torch_harness import fused_partial_conv
-    from pconv.training.reference import reference_partial_conv
-
-    x, m, full, w, b = layer_inputs(spec, size, 2, masks, seed=size + 2)
-    x16, w16, b16 = x.half(), w.half(), b.half()
-    y16, new_mask = fused_partial_conv(x16, m, w16, b16, spec, activate=False, channels_last=True)
-    assert y16.dtype == torch.float16 and y16.is_contiguous(memory_format=torch.channels_last)
-    ref, ref_mask = reference_partial_conv(
-        x16.float(), full, w16.float(), b16.float(), spec.stride, spec.padding, spec.dilation
-    )
-    y = y16.float()
-    assert torch.isfinite(y).all()
-    assert torch.equal(new_mask, ref_mask)
-    assert torch.all(y[ref_mask.expand_as(y) == 0] == 0)
-    scale = max(ref.abs().max().item(), 1e-6)
-    assert (y - ref).abs().max().item() <= 1e-2 * scale
+    _check_fp16_layer(spec, size, masks, batch=2, seed=size + 2, channels_last=True)
 
 
 def test_weight_reorder_launcher(ext: ModuleType) -> None:
@@ -167,7 +158,7 @@ def test_channels_last_refuses_what_it_cannot_take(ext: ModuleType) -> None:
     with pytest.raises(ValueError, match="divisible by 8"):
         fused_partial_conv(x.half(), m, w.half(), b.half(), spec, channels_last=True)
     with pytest.raises(RuntimeError, match="FP16"):
-        ext.partial_conv2d_nhwc(x, m, w, b, [2, 2], [3] * 4, [1, 1], [3.0], 0.0)
+        ext.partial_conv2d(x, m, w, b, [2, 2], [3] * 4, [1, 1], [3.0], 0.0, True)
     assert x.dtype == torch.float32  # the FP32 call above is what was refused
 
 
