@@ -14,7 +14,6 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
-#include <atomic>
 #include <cstdint>
 
 #include "pconv_kernels.cuh"
@@ -163,22 +162,37 @@ __global__ void reorder_weight_kernel(Geometry g, const __half* w, __half* w_khw
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-//! Over 48 KiB of dynamic shared memory needs the per-device opt-in (sm_80: up to 163 KiB, sm_90:
-//! 227 KiB). Done on a device's first launch only: later launches may be inside a CUDA graph
-//! capture (TensorRT engines, the runtime's use_cuda_graph), and the first one never is there
-//! (both run an ordinary launch before capturing).
+//! Over 48 KiB of dynamic shared memory needs an opt-in, which belongs to the current CUDA context
+//! (so no process-wide cache: a device reset or a second context on the device starts without it).
+//! Reading the kernel's attributes first keeps the common case to one query; both calls are legal
+//! inside a CUDA graph capture (neither is a stream operation). A failure's sticky-free error is
+//! cleared so that the next, unrelated launch check does not report it.
 template <typename Cfg>
 bool allow_dynamic_smem() {
-    static std::atomic<uint64_t> done{0};  // one bit per device ordinal < 64
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return false;
-    const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
-    if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return true;
-    if (cudaFuncSetAttribute(partial_conv2d_nhwc_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(Cfg::kSmemBytes)) != cudaSuccess)
+    cudaFuncAttributes attributes{};
+    if (cudaFuncGetAttributes(&attributes, partial_conv2d_nhwc_kernel<Cfg>) != cudaSuccess) {
+        (void)cudaGetLastError();
         return false;
-    done.fetch_or(bit, std::memory_order_acq_rel);
+    }
+    if (static_cast<size_t>(attributes.maxDynamicSharedSizeBytes) >= Cfg::kSmemBytes) return true;
+    if (cudaFuncSetAttribute(partial_conv2d_nhwc_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(Cfg::kSmemBytes)) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
     return true;
+}
+
+//! Whether the current device lets one block have `bytes` of shared memory (with the opt-in):
+//! 163 KiB on sm_80, 227 KiB on sm_90, 99 KiB on sm_86/89, 64 KiB on sm_75.
+bool device_fits(size_t bytes) {
+    int device = 0, optin = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return static_cast<size_t>(optin) >= bytes;
 }
 
 template <typename Cfg>
@@ -301,7 +315,10 @@ int32_t pconv_partial_conv2d_fp16_nhwc(const PConvParams* params, const __half* 
     const pconv::tile::Geometry g = pconv::tile::make_geometry(*params);
     if (g.gemm_m == 0) return PCONV_OK;
     const Tensors<__half> t{x_nhwc, mask, w_khwc, b, y_nhwc, new_mask};
-    return block_n_for(*params) == 128 ? launch<Config<128>>(g, t, stream) : launch<Config<64>>(g, t, stream);
+    // 128-channel tiles where the layer is that wide and the device's shared memory holds them.
+    if (block_n_for(*params) == 128 && device_fits(Config<128>::kSmemBytes)) return launch<Config<128>>(g, t, stream);
+    if (!device_fits(Config<64>::kSmemBytes)) return PCONV_ERR_UNSUPPORTED;
+    return launch<Config<64>>(g, t, stream);
 }
 
 }  // extern "C"

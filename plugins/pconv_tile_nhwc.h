@@ -69,7 +69,7 @@ struct Config {
     static_assert(kWarpM % kFrag == 0 && kWarpN % kFrag == 0, "warp tile is whole fragments");
     static_assert(kBlockM % kRowStep == 0 && BlockN % kRowStep == 0, "copies split evenly over threads");
     static_assert(kStageBytes % 128 == 0 && kStageA % 128 == 0, "stages keep WMMA/cp.async alignment");
-    static_assert((kFrag * kLdC * 4) % 32 == 0 && kLdC % 4 == 0, "accumulator rows keep WMMA alignment");
+    static_assert((kFrag * kLdC * 4) % 32 == 0 && kLdC % 4 == 0, "accumulator rows keep WMMA and Float4 alignment");
 };
 
 //! Typed views of the block's dynamic shared memory (base aligned to 128 bytes).
@@ -88,7 +88,8 @@ inline bool supported(const PConvParams& p) {
     return tile::validate_params(&p) == PCONV_OK && p.in_channels % kChunk == 0 && p.out_channels % kChunk == 0;
 }
 
-//! Output channels per block: 128 when the layer has that many, else 64 (less padding waste).
+//! Output channels per block: 128 when the layer has that many, else 64 (less padding waste). The
+//! launcher also falls back to 64 where the device cannot give a block Config<128>'s shared memory.
 inline int block_n_for(const PConvParams& p) { return p.out_channels >= 128 ? 128 : 64; }
 
 //! Weight reorder (C_out, C_in, kh, kw) -> (C_out, kh, kw, C_in): source index of destination `i`.
@@ -220,6 +221,12 @@ struct alignas(16) Half8 {
     __half v[kChunk];
 };
 
+//! Four consecutive floats: one 16-byte shared-memory read.
+struct alignas(16) Float4 {
+    float v[4];
+};
+static_assert(kChunk == 8, "the epilogue reads a group's accumulators as two Float4");
+
 //! Rows' pixels and window mask sums (threads < kBlockM; read only after later barriers).
 template <typename Cfg>
 PCONV_HD void phase_rows(int tid, const Geometry& g, const float* mask, int64_t m0, const Smem<Cfg>& sm) {
@@ -243,11 +250,13 @@ PCONV_HD void phase_epilogue(int tid, const Geometry& g, const Tensors<__half>& 
         const int32_t co = n0 + group * kChunk;
         const RowInfo& row = rows[i];
         if (!row.valid || co >= g.out_channels) continue;  // C_out % 8 == 0: a group is all in or all out
+        // Two 16-byte reads of the 8 accumulators (scalar reads would be 4-way bank conflicts).
+        const Float4* raw = reinterpret_cast<const Float4*>(acc + i * Cfg::kLdC + group * kChunk);
+        const Float4 halves[2] = {raw[0], raw[1]};
         Half8 out;
         for (int e = 0; e < kChunk; ++e) {
             const float b = t.b != nullptr ? tile::to_float(t.b[co + e]) : 0.0f;  // b needs no alignment
-            const float y = tile::epilogue(acc[i * Cfg::kLdC + group * kChunk + e], mask_sum[i], g.window_size, b,
-                                           g.activation_alpha);
+            const float y = tile::epilogue(halves[e / 4].v[e % 4], mask_sum[i], g.window_size, b, g.activation_alpha);
             out.v[e] = tile::from_float<__half>(y);
         }
         const int64_t pixel = static_cast<int64_t>(row.n) * g.out_plane + row.out_pixel;

@@ -201,6 +201,7 @@ def test_channels_last_kernel_uses_cp_async_and_tensor_cores(tmp_path: Path) -> 
         assert "cp.async.wait_group" in body
         assert "wmma.mma.sync" in body
         assert "st.global.v4" in body  # 16-byte epilogue stores of 8 channels
+        assert "ld.shared.v4.f32" in body  # 16-byte accumulator reads (no 4-way bank conflicts)
 
 
 def test_torch_harness_binding_compiles_against_installed_torch(tmp_path: Path) -> None:
