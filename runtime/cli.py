@@ -137,6 +137,9 @@ def register(sub: Any) -> None:
     d.add_argument("--json", action="store_true", help="print the checks as JSON")
     d.set_defaults(func=run_doctor)
 
+    from pconv.runtime.demo import DemoOptions  # numpy only, already loaded by pconv.runtime
+
+    defaults = DemoOptions()  # the one place the demo's defaults are written
     m = sub.add_parser(
         "demo",
         help="the whole pipeline on the built-in photos, on CPU, in a few minutes",
@@ -147,31 +150,40 @@ def register(sub: Any) -> None:
     )
     m.add_argument(
         "--out",
-        default="demo_out",
+        default=defaults.out,
         metavar="DIR",
         help="output folder; its train/ subfolder is replaced (default: %(default)s)",
     )
-    m.add_argument("--steps", type=int, default=1500, help="training steps (default: %(default)s)")
+    m.add_argument("--steps", type=int, default=defaults.steps, help="training steps (default: %(default)s)")
     m.add_argument(
         "--size",
         type=int,
-        default=64,
+        default=defaults.size,
         help="training crop size, a multiple of 2^depth (default: %(default)s)",
     )
-    m.add_argument("--depth", type=int, default=4, help="U-Net depth (default: %(default)s)")
+    m.add_argument("--depth", type=int, default=defaults.depth, help="U-Net depth (default: %(default)s)")
     m.add_argument(
-        "--width", type=float, default=0.25, help="channel width multiplier (default: %(default)s)"
+        "--width", type=float, default=defaults.width, help="channel width multiplier (default: %(default)s)"
     )
-    m.add_argument("--batch", type=int, default=4, help="training batch size (default: %(default)s)")
-    m.add_argument("--crops", type=int, default=6, help="held-out crops to inpaint (default: %(default)s)")
-    m.add_argument("--crop-size", type=int, default=128, help="held-out crop size (default: %(default)s)")
     m.add_argument(
-        "--seed", type=int, default=0, help="seed for training, crops and masks (default: %(default)s)"
+        "--batch", type=int, default=defaults.batch, help="training batch size (default: %(default)s)"
+    )
+    m.add_argument(
+        "--crops", type=int, default=defaults.crops, help="held-out crops to inpaint (default: %(default)s)"
+    )
+    m.add_argument(
+        "--crop-size", type=int, default=defaults.crop_size, help="held-out crop size (default: %(default)s)"
+    )
+    m.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="seed for training, crops and masks (default: %(default)s)",
     )
     m.add_argument(
         "--threads",
         type=int,
-        default=1,
+        default=defaults.threads,
         help="torch CPU threads for training (0 = torch's default); the demo model is tiny, so one "
         "thread is nearly as fast and does not slow down on a busy machine (default: %(default)s)",
     )
