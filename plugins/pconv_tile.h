@@ -303,14 +303,33 @@ struct Tensors {
 
 // ---- phases: each is what thread `tid` does between two barriers --------------------------
 
+//! Decode a block's `BlockM` output pixels from m0 on and their window mask sums into `rows` and
+//! `mask_sum` (thread `tid` of `Threads`). Shared by the NCHW and the channels-last tiles.
+template <int BlockM, int Threads>
+PCONV_HD void decode_rows(int tid, const Geometry& g, const float* mask, int64_t m0, RowInfo* rows,
+                          float* mask_sum) {
+    for (int i = tid; i < BlockM; i += Threads) {
+        const RowInfo row = decode_row(g, m0 + i);
+        rows[i] = row;
+        mask_sum[i] = row.valid ? window_mask_sum(g, mask, row) : 0.0f;
+    }
+}
+
+//! The new mask of the block's valid pixels (thread `tid` of `Threads`); one channel tile does it.
+template <int BlockM, int Threads>
+PCONV_HD void write_new_masks(int tid, const Geometry& g, float* new_mask, const RowInfo* rows,
+                              const float* mask_sum) {
+    for (int i = tid; i < BlockM; i += Threads) {
+        const RowInfo& row = rows[i];
+        if (!row.valid) continue;
+        new_mask[static_cast<int64_t>(row.n) * g.out_plane + row.out_pixel] = new_mask_value(mask_sum[i]);
+    }
+}
+
 //! Decode the tile's output pixels and their window mask sums (once per block).
 template <typename T>
 PCONV_HD void phase_rows(int tid, const Geometry& g, const float* mask, int64_t m0, SharedTile<T>& sh) {
-    for (int i = tid; i < kBlockM; i += kThreads) {
-        const RowInfo row = decode_row(g, m0 + i);
-        sh.rows[i] = row;
-        sh.mask_sum[i] = row.valid ? window_mask_sum(g, mask, row) : 0.0f;
-    }
+    decode_rows<kBlockM, kThreads>(tid, g, mask, m0, sh.rows, sh.mask_sum);
 }
 
 //! Thread-to-element mapping of the slice loads: thread `tid` owns column kk = tid % kBlockK of
@@ -417,12 +436,7 @@ PCONV_HD void phase_epilogue(int tid, const Geometry& g, const Tensors<T>& t, in
         const int64_t plane = static_cast<int64_t>(row.n) * g.out_channels + co;
         t.y[plane * g.out_plane + row.out_pixel] = from_float<T>(y);
     }
-    if (!write_mask) return;
-    for (int i = tid; i < kBlockM; i += kThreads) {
-        const RowInfo& row = sh.rows[i];
-        if (!row.valid) continue;
-        t.new_mask[static_cast<int64_t>(row.n) * g.out_plane + row.out_pixel] = new_mask_value(sh.mask_sum[i]);
-    }
+    if (write_mask) write_new_masks<kBlockM, kThreads>(tid, g, t.new_mask, sh.rows, sh.mask_sum);
 }
 
 // ---- FP16 tensor-core tiling -----------------------------------------------------------------

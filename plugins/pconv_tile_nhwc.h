@@ -227,16 +227,6 @@ struct alignas(16) Float4 {
 };
 static_assert(kChunk == 8, "the epilogue reads a group's accumulators as two Float4");
 
-//! Rows' pixels and window mask sums (threads < kBlockM; read only after later barriers).
-template <typename Cfg>
-PCONV_HD void phase_rows(int tid, const Geometry& g, const float* mask, int64_t m0, const Smem<Cfg>& sm) {
-    for (int i = tid; i < kBlockM; i += kThreads) {
-        const RowInfo row = tile::decode_row(g, m0 + i);
-        sm.rows()[i] = row;
-        sm.mask_sum()[i] = row.valid ? tile::window_mask_sum(g, mask, row) : 0.0f;
-    }
-}
-
 //! Epilogue: 8 channels of one pixel per step, 16-byte stores to NHWC y; the new mask once.
 template <typename Cfg>
 PCONV_HD void phase_epilogue(int tid, const Geometry& g, const Tensors<__half>& t, int32_t n0, bool write_mask,
@@ -262,12 +252,7 @@ PCONV_HD void phase_epilogue(int tid, const Geometry& g, const Tensors<__half>& 
         const int64_t pixel = static_cast<int64_t>(row.n) * g.out_plane + row.out_pixel;
         *reinterpret_cast<Half8*>(t.y + pixel * g.out_channels + co) = out;
     }
-    if (!write_mask) return;
-    for (int i = tid; i < kBlockM; i += kThreads) {
-        const RowInfo& row = rows[i];
-        if (!row.valid) continue;
-        t.new_mask[static_cast<int64_t>(row.n) * g.out_plane + row.out_pixel] = tile::new_mask_value(mask_sum[i]);
-    }
+    if (write_mask) tile::write_new_masks<kBlockM, kThreads>(tid, g, t.new_mask, rows, mask_sum);
 }
 
 //! The whole block, for the GPU kernel and the CPU emulator alike.
@@ -292,7 +277,8 @@ PCONV_HD void run_block(Ex& ex, const Geometry& g, const Tensors<__half>& t, int
             if (s < slices) nhwc::issue_slice(ex, tid, g, t, n0, s * kBlockK, sm, s, ex.state(tid));
             ex.commit(tid);
         }
-        nhwc::phase_rows(tid, g, t.mask, m0, sm);  // overlaps the first copies
+        // Rows' pixels and window mask sums (read only after later barriers): overlaps the first copies.
+        tile::decode_rows<kBlockM, kThreads>(tid, g, t.mask, m0, sm.rows(), sm.mask_sum());
     });
     ex.zero_acc();
     for (int32_t s = 0; s < slices; ++s) {
