@@ -233,15 +233,23 @@ int emulate_launch(const PConvParams& p, const Tensors<T>& t) {
     return PCONV_OK;
 }
 
+//! `count` elements of T at an `alignment`-byte boundary (as cudaMalloc'd and dynamic shared
+//! memory are; std::vector guarantees only alignof(T)), freed with std::free.
+struct FreeAligned {
+    void operator()(void* q) const { std::free(q); }
+};
+template <typename T>
+std::unique_ptr<T, FreeAligned> aligned_buffer(size_t count, size_t alignment) {
+    const size_t bytes = (count * sizeof(T) + alignment - 1) / alignment * alignment;  // aligned_alloc's rule
+    return std::unique_ptr<T, FreeAligned>(static_cast<T*>(std::aligned_alloc(alignment, bytes)));
+}
+
 //! The channels-last launch on the CPU: x, w and y as the C API takes them (NHWC, reordered weight).
 template <typename Cfg>
 int emulate_nhwc_launch(const PConvParams& p, const Tensors<__half>& t) {
     const Geometry g = make_geometry(p);
-    struct FreeAligned {
-        void operator()(unsigned char* q) const { std::free(q); }
-    };
     const size_t bytes = (Cfg::kSmemBytes + 127) / 128 * 128;
-    std::unique_ptr<unsigned char, FreeAligned> smem(static_cast<unsigned char*>(std::aligned_alloc(128, bytes)));
+    auto smem = aligned_buffer<unsigned char>(bytes, 128);
     auto ex = std::make_unique<HostNhwcExecutor<Cfg>>();
     const nhwc::Smem<Cfg> sm{smem.get()};
     for (int64_t bm = 0; bm < nhwc::grid_pixels(g); ++bm) {
@@ -438,14 +446,7 @@ int run_emulated_nhwc(const PConvParams& p, const Inputs& in, std::vector<float>
     if (!nhwc::supported(p)) return PCONV_ERR_UNSUPPORTED;
     const Geometry g = make_geometry(p);
     const size_t hw = size_t(p.height) * p.width, out_hw = size_t(p.out_height) * p.out_width;
-    // 16-byte aligned storage, as cudaMalloc'd buffers are (std::vector<__half> guarantees 2).
-    auto aligned_halves = [](size_t n) {
-        struct FreeAligned {
-            void operator()(__half* q) const { std::free(q); }
-        };
-        const size_t bytes = (n * sizeof(__half) + 15) / 16 * 16 + 16;
-        return std::unique_ptr<__half, FreeAligned>(static_cast<__half*>(std::aligned_alloc(16, bytes)));
-    };
+    auto aligned_halves = [](size_t n) { return aligned_buffer<__half>(n, 16); };
     auto x = aligned_halves(x_size(p));
     for (int n = 0; n < p.batch; ++n)
         for (int c = 0; c < p.in_channels; ++c)

@@ -183,16 +183,16 @@ bool allow_dynamic_smem() {
     return true;
 }
 
-//! Whether the current device lets one block have `bytes` of shared memory (with the opt-in):
+//! Shared memory one block may have on the current device with the opt-in (0 if unknown):
 //! 163 KiB on sm_80, 227 KiB on sm_90, 99 KiB on sm_86/89, 64 KiB on sm_75.
-bool device_fits(size_t bytes) {
+size_t block_smem_optin() {
     int device = 0, optin = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
         (void)cudaGetLastError();
-        return false;
+        return 0;
     }
-    return static_cast<size_t>(optin) >= bytes;
+    return static_cast<size_t>(optin);
 }
 
 template <typename Cfg>
@@ -316,8 +316,9 @@ int32_t pconv_partial_conv2d_fp16_nhwc(const PConvParams* params, const __half* 
     if (g.gemm_m == 0) return PCONV_OK;
     const Tensors<__half> t{x_nhwc, mask, w_khwc, b, y_nhwc, new_mask};
     // 128-channel tiles where the layer is that wide and the device's shared memory holds them.
-    if (block_n_for(*params) == 128 && device_fits(Config<128>::kSmemBytes)) return launch<Config<128>>(g, t, stream);
-    if (!device_fits(Config<64>::kSmemBytes)) return PCONV_ERR_UNSUPPORTED;
+    const size_t optin = block_smem_optin();
+    if (block_n_for(*params) == 128 && optin >= Config<128>::kSmemBytes) return launch<Config<128>>(g, t, stream);
+    if (optin < Config<64>::kSmemBytes) return PCONV_ERR_UNSUPPORTED;
     return launch<Config<64>>(g, t, stream);
 }
 
