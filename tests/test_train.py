@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from PIL import Image
 from pconv.cli import main as pconv_main
 from pconv.errors import PconvError
 from pconv.training import PConvUNet, load_checkpoint, save_checkpoint
-from pconv.training.train import TrainOptions, TrainResult, train
+from pconv.training.train import TrainOptions, TrainResult, learning_rate, train
 
 TINY = {"size": 64, "depth": 4, "width": 0.125, "batch": 4}
 
@@ -69,7 +70,10 @@ def test_run_folder_contents(base_run: TrainResult) -> None:
     assert (model.config.depth, model.config.width) == (4, 0.125)
     rows = log_rows(run)
     assert [int(float(r["step"])) for r in rows] == list(range(1, 31))
-    assert float(rows[0]["lr"]) == pytest.approx(2e-4)
+    # The default cosine schedule: warm-up (capped at 10% of the run) to the paper's 2e-4, then decay.
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs == pytest.approx([learning_rate(s, 30, 2e-4, "cosine", 100) for s in range(30)])
+    assert max(lrs) == pytest.approx(2e-4) and lrs[-1] < 0.05 * 2e-4
     state = torch.load(run / "train_state.pt", weights_only=True)
     assert state["step"] == 30 and state["finetune"] is False
     grids = sorted((run / "samples").glob("*.png"))
@@ -79,10 +83,12 @@ def test_run_folder_contents(base_run: TrainResult) -> None:
 
 
 def test_resume_continues_at_the_exact_step(tmp_path: Path) -> None:
-    straight = train(options(tmp_path / "straight", steps=8))
-    first = train(options(tmp_path / "split", steps=4))
+    # Constant lr: a 4-step run extended to 8 has the schedule of an 8-step run (a cosine decay is
+    # planned for --steps, so extending a cosine run re-plans it).
+    straight = train(options(tmp_path / "straight", steps=8, schedule="constant"))
+    first = train(options(tmp_path / "split", steps=4, schedule="constant"))
     assert first.steps == 4
-    resumed = train(options(tmp_path / "split", steps=8, resume=True))
+    resumed = train(options(tmp_path / "split", steps=8, resume=True, schedule="constant"))
     assert resumed.steps == 8
     assert [int(r["step"]) for r in resumed.history] == [5, 6, 7, 8]
     assert [int(float(r["step"])) for r in log_rows(tmp_path / "split")] == list(range(1, 9))
@@ -98,19 +104,23 @@ def test_resume_continues_at_the_exact_step(tmp_path: Path) -> None:
 
 def test_resume_keeps_the_runs_lr_and_refuses_other_data(tmp_path: Path) -> None:
     run = tmp_path / "lr"
-    train(options(run, steps=1, lr=1e-3, seed=4))
+    train(options(run, schedule="constant", steps=1, lr=1e-3, seed=4))
     with pytest.raises(PconvError, match=r"--size \(run: 64; now: 32\).*--seed \(run: 4; now: 0\)"):
-        train(options(run, steps=2, resume=True, size=32))
+        train(options(run, schedule="constant", steps=2, resume=True, size=32))
     with pytest.raises(PconvError, match=r"--hole-ratio \(run: 0.1,0.5; now: 0.2,0.3\)"):
-        train(options(run, steps=2, resume=True, seed=4, hole_ratio=(0.2, 0.3)))
-    resumed = train(options(run, steps=2, resume=True, seed=4))  # no lr given: the run's 1e-3
+        train(options(run, schedule="constant", steps=2, resume=True, seed=4, hole_ratio=(0.2, 0.3)))
+    resumed = train(
+        options(run, schedule="constant", steps=2, resume=True, seed=4)
+    )  # no lr given: the run's 1e-3
     assert [r["lr"] for r in resumed.history] == [pytest.approx(1e-3)]
-    again = train(options(run, steps=3, resume=True, seed=4, lr=5e-4))  # an explicit lr wins
+    again = train(
+        options(run, schedule="constant", steps=3, resume=True, seed=4, lr=5e-4)
+    )  # an explicit lr wins
     assert [r["lr"] for r in again.history] == [pytest.approx(5e-4)]
     # Weights saved, then a crash before the state: resuming would pair step-9 weights with step-3 Adam.
     save_checkpoint(load_checkpoint(again.checkpoint), again.checkpoint, metadata={"pconv_step": "9"})
     with pytest.raises(PconvError, match=r"at step 9 but train_state\.pt at step 3"):
-        train(options(run, steps=4, resume=True, seed=4))
+        train(options(run, schedule="constant", steps=4, resume=True, seed=4))
 
 
 def test_progress_bar_shows_every_active_loss_term(
@@ -227,3 +237,22 @@ def test_amp_on_cuda(tmp_path: Path, amp: str) -> None:
     result = train(options(tmp_path / amp, steps=5, amp=amp, device="cuda", random_init_vgg=True))
     assert result.steps == 5
     assert all(np.isfinite(r["total"]) for r in result.history)
+
+
+def test_learning_rate_schedules() -> None:
+    """Constant stays put; cosine warms up linearly, peaks at --lr, ends at 1% of it, never rises after."""
+    assert {learning_rate(s, 1000, 1e-3, "constant", 100) for s in range(1000)} == {1e-3}
+    cosine = [learning_rate(s, 1000, 1e-3, "cosine", 100) for s in range(1000)]
+    assert cosine[:100] == pytest.approx([1e-3 * (s + 1) / 100 for s in range(100)])
+    assert max(cosine) == pytest.approx(1e-3)
+    assert all(b <= a for a, b in itertools.pairwise(cosine[100:]))
+    assert cosine[-1] == pytest.approx(1e-5, rel=0.01)
+    # A run shorter than 10x the warm-up warms up for a tenth of its steps.
+    assert learning_rate(9, 100, 1e-3, "cosine", 100) == pytest.approx(1e-3)
+
+
+def test_bad_schedule_and_augment_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(PconvError, match="--schedule must be one of constant, cosine"):
+        train(options(tmp_path / "a", steps=1, schedule="linear"))
+    with pytest.raises(PconvError, match="--augment must be one of none, geometric, full"):
+        train(options(tmp_path / "b", steps=1, augment="colour"))

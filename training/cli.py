@@ -8,6 +8,8 @@ import sys
 import warnings
 from typing import Any, TextIO
 
+from pconv.training.options import AUGMENT_LEVELS, SCHEDULES, TrainOptions
+
 PAPER_NOTE = (
     "Paper settings: --size 512 --depth 8 --width 1 --batch 6 --vgg-weights vgg16.pth, then a second "
     "run with --finetune RUN/checkpoint.safetensors (lr 5e-5, encoder BatchNorm frozen). "
@@ -149,6 +151,35 @@ def register(sub: Any) -> None:
         metavar="N",
         help="checkpoint every N steps (the last step is always saved)",
     )
+    p.add_argument(
+        "--augment",
+        choices=AUGMENT_LEVELS,
+        default=TrainOptions.augment,
+        help="training-crop augmentation: none (random scale and flip only), geometric (+ all flips and "
+        "90° turns), full (+ hue rotation, channel permutation, saturation/brightness/contrast jitter; "
+        "grey images tinted with random colours)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=TrainOptions.schedule,
+        help="learning-rate schedule: constant, or cosine (linear warm-up, then cosine decay to 1%% of "
+        "--lr at --steps)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=TrainOptions.warmup,
+        metavar="N",
+        help="warm-up steps of --schedule cosine (at most 10%% of --steps)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: torch's choice; on a busy machine fewer can be much faster)",
+    )
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
@@ -191,6 +222,10 @@ def run_train(args: argparse.Namespace) -> int:
         workers=args.workers,
         hole_ratio=args.hole_ratio,
         mask_white_is_hole=not args.masks_black_is_hole,
+        augment=args.augment,
+        schedule=args.schedule,
+        warmup=args.warmup,
+        threads=args.threads,
         progress=not args.no_progress,
     )
     with warnings.catch_warnings():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,30 +24,68 @@ import numpy as np
 from PIL import Image
 
 from pconv.errors import PconvError
+from pconv.training.augment import AugmentLevel, ColourJitter, augment_crop, check_level
 from pconv.training.masks import FileMaskSource, ProceduralMaskSource, to_valid_mask
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+#: PIL modes of single-channel files (tinted like the grey builtin images under ``--augment full``).
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 
-#: Natural colour photos that ship inside the scikit-image wheel (no download: these are read as
-#: files from the installed package, never through ``skimage.data``'s pooch fetcher).
-BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle_left", "motorcycle_right")
-#: Held back from training so demos and evaluations can run on photos the model never saw.
-BUILTIN_HELDOUT = ("chelsea",)
-_BUILTIN_FILES = {
-    "astronaut": "astronaut.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
-    "motorcycle_left": "motorcycle_left.png",
-    "motorcycle_right": "motorcycle_right.png",
-    "chelsea": "chelsea.png",
-}
+
+@dataclass(frozen=True)
+class BuiltinImage:
+    """One image file shipped inside an installed package (read from disk, never downloaded)."""
+
+    name: str
+    package: str  # the importable package whose folder holds it
+    file: str  # path inside that package
+    grey: bool = False  # a grey photo or texture: tinted with a random colour ramp in training
+
+
+def _skimage(name: str, file: str, grey: bool = False) -> BuiltinImage:
+    return BuiltinImage(name, "skimage", f"data/{file}", grey)
+
+
+#: The default training data: every natural photo and texture in the scikit-image wheel except
+#: chelsea (held out). Grey ones add structure and texture; training tints them with random colours.
+BUILTIN_TRAIN_IMAGES = (
+    _skimage("astronaut", "astronaut.png"),
+    _skimage("coffee", "coffee.png"),
+    _skimage("rocket", "rocket.jpg"),
+    _skimage("motorcycle_left", "motorcycle_left.png"),
+    _skimage("motorcycle_right", "motorcycle_right.png"),
+    _skimage("hubble_deep_field", "hubble_deep_field.jpg"),
+    _skimage("immunohistochemistry", "ihc.png"),
+    _skimage("retina", "retina.jpg"),
+    _skimage("camera", "camera.png", grey=True),
+    _skimage("moon", "moon.png", grey=True),
+    _skimage("coins", "coins.png", grey=True),
+    _skimage("cell", "cell.png", grey=True),
+    _skimage("clock", "clock_motion.png", grey=True),
+    _skimage("brick", "brick.png", grey=True),
+    _skimage("grass", "grass.png", grey=True),
+    _skimage("gravel", "gravel.png", grey=True),
+)
+#: Held back from every training run: natural photos for demos and evaluation. chelsea ships with
+#: scikit-image, grace_hopper with matplotlib, china and flower with scikit-learn (the last three
+#: are used when their package is installed: the ``eval`` extra installs them).
+BUILTIN_HELDOUT_IMAGES = (
+    _skimage("chelsea", "chelsea.png"),
+    BuiltinImage("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    BuiltinImage("china", "sklearn", "datasets/images/china.jpg"),
+    BuiltinImage("flower", "sklearn", "datasets/images/flower.jpg"),
+)
+BUILTIN_TRAIN = tuple(b.name for b in BUILTIN_TRAIN_IMAGES)
+BUILTIN_HELDOUT = tuple(b.name for b in BUILTIN_HELDOUT_IMAGES)
+_BUILTIN = {b.name: b for b in BUILTIN_TRAIN_IMAGES + BUILTIN_HELDOUT_IMAGES}
+_INSTALL_HINT = {"skimage": "pconv[train]", "matplotlib": "pconv[eval]", "sklearn": "pconv[eval]"}
 
 Split = Literal["train", "heldout", "all"]
 MaskFn = Callable[[np.random.Generator], np.ndarray]
 
 
 def builtin_image_names(split: Split = "train") -> tuple[str, ...]:
-    """Names of the bundled photos in ``split`` ("train", "heldout" or "all")."""
+    """Names of the bundled images in ``split`` ("train", "heldout" or "all")."""
     if split == "train":
         return BUILTIN_TRAIN
     if split == "heldout":
@@ -56,36 +95,59 @@ def builtin_image_names(split: Split = "train") -> tuple[str, ...]:
     raise ValueError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
 
 
-def _skimage_data_dir() -> Path:
-    spec = importlib.util.find_spec("skimage")
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise PconvError(
-            "the builtin images come from scikit-image, which is not installed: "
-            "run `pip install 'pconv[train]'` or pass --data DIR"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def builtin_image_available(name: str) -> bool:
+    """Whether the package that ships ``name`` is installed and holds the file."""
+    image = _BUILTIN[name]
+    root = _package_dir(image.package)
+    return root is not None and (root / image.file).is_file()
 
 
 def builtin_image_path(name: str) -> Path:
-    """Path of one bundled photo inside the installed scikit-image package."""
-    if name not in _BUILTIN_FILES:
-        raise ValueError(f"unknown builtin image {name!r}; known: {sorted(_BUILTIN_FILES)}")
-    path = _skimage_data_dir() / _BUILTIN_FILES[name]
+    """Path of one bundled image inside its installed package."""
+    if name not in _BUILTIN:
+        raise ValueError(f"unknown builtin image {name!r}; known: {sorted(_BUILTIN)}")
+    image = _BUILTIN[name]
+    root = _package_dir(image.package)
+    if root is None:
+        raise PconvError(
+            f"the builtin image {name!r} comes with {image.package}, which is not installed: "
+            f"run `pip install '{_INSTALL_HINT[image.package]}'` or pass a folder of images"
+        )
+    path = root / image.file
     if not path.is_file():
         raise PconvError(
-            f"builtin image {name!r} is missing from the scikit-image install ({path}); "
-            "reinstall scikit-image or pass --data DIR"
+            f"builtin image {name!r} is missing from the {image.package} install ({path}); "
+            f"reinstall {image.package} or pass a folder of images"
         )
     return path
 
 
+def builtin_is_grey(name: str) -> bool:
+    return _BUILTIN[name].grey
+
+
+def available_heldout_names() -> tuple[str, ...]:
+    """The held-out images whose packages are installed (chelsea always, with scikit-image)."""
+    return tuple(n for n in BUILTIN_HELDOUT if builtin_image_available(n))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def builtin_images(split: Split = "train") -> list[np.ndarray]:
-    """The bundled photos of ``split`` as (H, W, 3) uint8 RGB arrays (read from disk, no download)."""
-    out = []
-    for name in builtin_image_names(split):
-        with Image.open(builtin_image_path(name)) as im:
-            out.append(np.asarray(im.convert("RGB")))
-    return out
+    """The bundled images of ``split`` as (H, W, 3) uint8 RGB arrays (held-out: those installed)."""
+    names = available_heldout_names() if split == "heldout" else builtin_image_names(split)
+    return [read_rgb(builtin_image_path(name)) for name in names]
 
 
 def find_images(root: str | Path) -> list[Path]:
@@ -146,8 +208,9 @@ class InpaintingDataset:
     """Map-style dataset of ``(image, mask)`` pairs; sample ``i`` is a pure function of (seed, i).
 
     ``images`` is a list of in-memory uint8 arrays (the builtin photos) or of file paths (an image
-    folder, read lazily). Indices are unbounded: the training loop asks for global sample numbers.
-    Duck-typed for ``torch.utils.data.DataLoader`` (no torch import at module level).
+    folder, read lazily); ``grey[i]`` marks grey sources (tinted under ``augment="full"``). Indices
+    are unbounded: the training loop asks for global sample numbers. Duck-typed for
+    ``torch.utils.data.DataLoader`` (no torch import at module level).
     """
 
     def __init__(
@@ -157,6 +220,8 @@ class InpaintingDataset:
         mask_source: MaskFn,
         seed: int = 0,
         flip: bool = True,
+        augment: AugmentLevel = "none",
+        grey: list[bool] | None = None,
     ) -> None:
         if not images:
             raise PconvError("no training images")
@@ -165,6 +230,9 @@ class InpaintingDataset:
         self.mask_source = mask_source
         self.seed = seed
         self.flip = flip
+        self.augment = check_level(augment)
+        self.grey = grey if grey is not None else [False] * len(images)
+        self.jitter = ColourJitter()
 
     def __len__(self) -> int:
         """Number of source images (the dataset itself is unbounded: any index is valid)."""
@@ -173,12 +241,16 @@ class InpaintingDataset:
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``index`` as numpy: (size, size, 3) uint8 image and (size, size) bool hole array."""
         rng = np.random.default_rng([self.seed, index])
-        source = self.images[int(rng.integers(len(self.images)))]
+        which = int(rng.integers(len(self.images)))
+        source = self.images[which]
+        grey = self.grey[which]
         if isinstance(source, np.ndarray):
             crop = random_crop(Image.fromarray(source), self.size, rng, self.flip)
         else:
             with Image.open(source) as im:
+                grey = grey or im.mode in GREY_MODES
                 crop = random_crop(im, self.size, rng, self.flip)
+        crop = augment_crop(crop, grey, self.augment, rng, self.jitter)
         return crop, self.mask_source(rng)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
@@ -197,12 +269,18 @@ def make_dataset(
     seed: int = 0,
     hole_ratio: tuple[float, float] = (0.1, 0.5),
     white_is_hole: bool = True,
+    augment: AugmentLevel = "none",
 ) -> InpaintingDataset:
-    """Dataset for ``--data DIR|builtin`` and ``--masks DIR|procedural``."""
+    """Dataset for ``--data DIR|builtin``, ``--masks DIR|procedural`` and ``--augment``."""
     images: list[np.ndarray] | list[Path]
-    images = builtin_images("train") if data == "builtin" else find_images(data)
+    if data == "builtin":
+        images = builtin_images("train")
+        grey = [builtin_is_grey(n) for n in BUILTIN_TRAIN]
+    else:
+        images = find_images(data)
+        grey = None  # grey files are recognised by their PIL mode when read
     mask_source = make_mask_source(masks, size, hole_ratio=hole_ratio, white_is_hole=white_is_hole)
-    return InpaintingDataset(images, size, mask_source, seed=seed)
+    return InpaintingDataset(images, size, mask_source, seed=seed, augment=augment, grey=grey)
 
 
 def heldout_crops(size: int, count: int = 4, seed: int = 0) -> list[np.ndarray]:
@@ -212,6 +290,35 @@ def heldout_crops(size: int, count: int = 4, seed: int = 0) -> list[np.ndarray]:
     return [
         random_crop(Image.fromarray(photos[i % len(photos)]), size, rng, flip=False) for i in range(count)
     ]
+
+
+#: Short side (in multiples of the view size) each held-out photo is scaled to: 1 = the whole
+#: scene, larger = closer views; and how many crops are taken along each axis at that scale.
+HELDOUT_SCALES = ((1.0, (1, 3)), (1.5, (2, 2)), (2.0, (2, 3)))
+
+
+def heldout_views(size: int = 256) -> list[tuple[str, np.ndarray]]:
+    """Deterministic ``size`` x ``size`` views of every installed held-out photo: ``(name, uint8 RGB)``.
+
+    Why views and not whole photos: only four natural photos can be held out without a download;
+    whole-scene and closer crops give 13 test images per photo with different content and detail
+    scales. None of these photos is ever training data.
+    """
+    views: list[tuple[str, np.ndarray]] = []
+    for name in available_heldout_names():
+        photo = Image.fromarray(read_rgb(builtin_image_path(name)))
+        for factor, (rows, cols) in HELDOUT_SCALES:
+            scale = factor * size / min(photo.size)
+            w, h = max(size, round(photo.width * scale)), max(size, round(photo.height * scale))
+            scaled = photo.resize((w, h), Image.Resampling.LANCZOS)
+            grid_r, grid_c = (rows, cols) if h <= w else (cols, rows)
+            for r in range(grid_r):
+                for c in range(grid_c):
+                    top = round(r * (h - size) / max(1, grid_r - 1)) if grid_r > 1 else (h - size) // 2
+                    left = round(c * (w - size) / max(1, grid_c - 1)) if grid_c > 1 else (w - size) // 2
+                    crop = np.asarray(scaled.crop((left, top, left + size, top + size)))
+                    views.append((f"{name}_s{factor:g}_{r}{c}", np.ascontiguousarray(crop)))
+    return views
 
 
 class StepIndexSampler:

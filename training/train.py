@@ -50,9 +50,11 @@ from torch import Tensor, nn
 from pconv.config import ModelConfig
 from pconv.errors import PconvError
 from pconv.fileio import atomic_write
+from pconv.training.augment import check_level
 from pconv.training.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from pconv.training.data import StepIndexSampler, make_dataset
 from pconv.training.losses import LOSS_TERMS, build_loss
+from pconv.training.options import SCHEDULES, TrainOptions
 from pconv.training.unet import PConvUNet, composite
 
 PAPER_LR = 2e-4
@@ -62,42 +64,6 @@ STATE_NAME = "train_state.pt"
 LOG_NAME = "log.csv"
 STEP_META = "pconv_step"  # checkpoint metadata: the step its weights belong to
 LOG_FIELDS = ("step", "total", *LOSS_TERMS, "lr", "sec_per_step")
-
-
-@dataclass
-class TrainOptions:
-    """Every ``pconv train`` option. Defaults: a quick CPU run on the builtin photos.
-
-    Paper settings: ``size=512, depth=8, width=1.0, batch=6`` (or ``size=256, depth=7``),
-    ``vgg_weights`` set, then a second run with ``finetune=<first checkpoint>``.
-    """
-
-    data: str = "builtin"  # a folder of images, or "builtin" (photos bundled with scikit-image)
-    masks: str = "procedural"  # a folder of mask images, or "procedural"
-    size: int = 64
-    depth: int | None = None  # None: 4 (or the fine-tuned checkpoint's / resumed run's config)
-    width: float | None = None  # None: 0.25 (or from the checkpoint)
-    batch: int = 4
-    steps: int = 200  # total steps of this run (resume continues up to it)
-    lr: float | None = None  # None: 2e-4, or 5e-5 with finetune
-    out: str = "runs/pconv"
-    resume: bool = False
-    finetune: str | None = None  # checkpoint to fine-tune from (encoder BN frozen)
-    vgg_weights: str | None = None
-    random_init_vgg: bool = False
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "off"  # off | bf16 | fp16 (CUDA only)
-    log_every: int = 10
-    sample_every: int = 100  # 0 = never
-    checkpoint_every: int = 100  # a final checkpoint is always written
-    workers: int = 0
-    hole_ratio: tuple[float, float] = (0.1, 0.5)
-    mask_white_is_hole: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.hole_ratio = (float(self.hole_ratio[0]), float(self.hole_ratio[1]))
 
 
 @dataclass
@@ -190,7 +156,27 @@ def resolve_config(opts: TrainOptions, state: dict[str, Any] | None) -> ModelCon
 
 #: Options that decide which samples a run sees: a resumed run must keep them, or it would not
 #: continue the run it claims to continue (batch, lr, logging and the device may change).
-RUN_DEFINING_OPTIONS = ("data", "masks", "size", "seed", "hole_ratio", "mask_white_is_hole")
+RUN_DEFINING_OPTIONS = ("data", "masks", "size", "seed", "hole_ratio", "mask_white_is_hole", "augment")
+#: What runs saved before an option existed used (so resuming one keeps its data).
+_OPTION_BEFORE_IT_EXISTED = {"augment": "none"}
+#: The cosine schedule ends at this fraction of --lr.
+FINAL_LR_FRACTION = 0.01
+
+
+def learning_rate(step: int, total: int, base: float, schedule: str, warmup: int) -> float:
+    """The learning rate for ``step`` (0-based) of a ``total``-step run.
+
+    Why cosine: short CPU runs end far from convergence at a constant rate; decaying it lets the
+    last steps settle (measured in benchmarks/results/quality_*.json).
+    """
+    if schedule == "constant":
+        return base
+    warmup = min(warmup, total // 10)  # a short run must not spend itself warming up
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return base * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
@@ -198,9 +184,9 @@ def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
     saved: dict[str, Any] = state.get("options", {})
     wrong = []
     for key in RUN_DEFINING_OPTIONS:
-        if key not in saved:
+        if key not in saved and key not in _OPTION_BEFORE_IT_EXISTED:
             continue
-        given, had = getattr(opts, key), saved[key]
+        given, had = getattr(opts, key), saved.get(key, _OPTION_BEFORE_IT_EXISTED.get(key))
         if key == "hole_ratio":
             given, had = list(given), [float(v) for v in had]
         if given == had:
@@ -315,6 +301,16 @@ def train(opts: TrainOptions) -> TrainResult:
         )
     if opts.amp not in ("off", "bf16", "fp16"):
         raise PconvError(f"--amp must be off, bf16 or fp16; got {opts.amp!r}")
+    if opts.schedule not in SCHEDULES:
+        raise PconvError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {opts.schedule!r}")
+    if opts.warmup < 0 or (opts.threads is not None and opts.threads < 1):
+        raise PconvError("--warmup must be >= 0 and --threads >= 1")
+    try:
+        check_level(opts.augment)
+    except ValueError as exc:
+        raise PconvError(str(exc)) from exc
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)
     run = Path(opts.out)
     device_kind = (
         "cuda"
@@ -394,6 +390,7 @@ def train(opts: TrainOptions) -> TrainResult:
         seed=opts.seed,
         hole_ratio=opts.hole_ratio,
         white_is_hole=opts.mask_white_is_hole,
+        augment=check_level(opts.augment),
     )
     sampler = StepIndexSampler(opts.batch, start_step, dist_info.rank, dist_info.world_size)
     loader = torch.utils.data.DataLoader(
@@ -423,6 +420,9 @@ def train(opts: TrainOptions) -> TrainResult:
     batches = iter(loader)
     while step < opts.steps:
         image, mask = next(batches)
+        step_lr = learning_rate(step, opts.steps, lr, opts.schedule, opts.warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = step_lr
         image = image.to(device, non_blocking=True)
         mask = mask.to(device, non_blocking=True)
         with torch.autocast(
@@ -454,7 +454,7 @@ def train(opts: TrainOptions) -> TrainResult:
         if step % opts.log_every == 0 or step == opts.steps:
             elapsed = time.perf_counter() - window_start
             row = {"step": step, **{k: s / count for k, s in sums.items()}}
-            row.update(lr=lr, sec_per_step=elapsed / count)
+            row.update(lr=step_lr, sec_per_step=elapsed / count)
             history.append(row)
             if is_main:
                 append_log(run, row)

@@ -48,6 +48,8 @@ KEY_FIELDS = ("image", "mask", "method", "bin", "border", "hole_ratio")
 RESULT_FIELDS = (*KEY_FIELDS, *METRIC_NAMES)
 LPIPS_METRIC = "lpips"
 BUILTIN = "builtin"
+#: Side of the held-out views ``--images builtin`` scores (fitted to each mask like any image).
+HELDOUT_VIEW_SIZE = 256
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -60,11 +62,15 @@ class ImageRef:
     """One test image: a stable key for the results table and where to read it."""
 
     key: str
-    path: Path
+    path: Path | None
+    pixels: np.ndarray | None = field(default=None, compare=False, repr=False)  # in-memory views
 
     def load(self) -> np.ndarray:
         from PIL import Image
 
+        if self.pixels is not None:
+            return self.pixels
+        assert self.path is not None
         try:
             with Image.open(self.path) as im:
                 return np.asarray(im.convert("RGB"))
@@ -73,12 +79,15 @@ class ImageRef:
 
 
 def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
-    """``"builtin"`` (scikit-image's bundled photos, held-out one first) or a folder of images."""
+    """``"builtin"`` or a folder of images.
+
+    ``builtin`` is the held-out set (:func:`pconv.training.data.heldout_views`: 256² views of the
+    photos no builtin training run uses), never the training photos.
+    """
     from pconv.training import data
 
     if spec == BUILTIN:
-        names = data.builtin_image_names("heldout") + data.builtin_image_names("train")
-        refs = [ImageRef(f"builtin:{n}", data.builtin_image_path(n)) for n in names]
+        refs = [ImageRef(f"heldout:{n}", None, view) for n, view in data.heldout_views(HELDOUT_VIEW_SIZE)]
     else:
         root = Path(spec)
         if not root.is_dir():

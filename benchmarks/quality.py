@@ -1,0 +1,161 @@
+"""Inpainting quality on the held-out set: one experiment = train -> export -> eval vs OpenCV.
+
+Trains with ``pconv train`` (the arguments after ``--`` are passed to it verbatim, so every recipe
+is a real CLI command), exports FP32 ONNX, and scores it with ``pconv eval --images builtin``
+(the held-out views, never training data) against OpenCV Telea and Navier-Stokes on the same
+image/mask pairs, at 256². Writes ``benchmarks/results/quality_<name>.json``: the command, the
+machine, training seconds, and PSNR/SSIM (whole image, composite) per hole-ratio bin per method,
+with the per-bin margin of pconv over the better of the two baselines.
+
+    python benchmarks/quality.py --name augment_full --per-bin 6 -- --size 128 --depth 6 --steps 2000
+    python benchmarks/quality.py --name default --checkpoint pconv/models/default.safetensors
+
+A run folder that already holds a finished training is reused (rerun = re-evaluate); an
+interrupted one is resumed by pconv train itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METRICS = ("psnr", "ssim")
+BASELINES = ("telea", "ns")
+
+
+def machine() -> dict[str, Any]:
+    from cpu_inference import cpu_model  # same folder: run as a script
+
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def per_bin_table(rows: list[dict[str, str]]) -> dict[str, dict[str, dict[str, float]]]:
+    """{bin label: {method: {psnr, ssim, n}}}, both border flags together."""
+    from pconv.eval.masksets import bin_label
+
+    sums: dict[tuple[int, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in rows:
+        cell = sums[(int(row["bin"]), row["method"])]
+        cell["n"] += 1
+        for m in METRICS:
+            cell[m] += min(float(row[m]), 100.0)  # identical fills give inf PSNR; cap as the report does
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for (b, method), cell in sorted(sums.items()):
+        n = cell["n"]
+        table.setdefault(bin_label(b), {})[method] = {
+            **{m: round(cell[m] / n, 4) for m in METRICS},
+            "n": int(n),
+        }
+    return table
+
+
+def margins(table: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """pconv minus the better of Telea and NS, per bin and metric (> 0: pconv wins)."""
+    out: dict[str, dict[str, float]] = {}
+    for label, methods in table.items():
+        if "pconv" not in methods:
+            continue
+        out[label] = {
+            m: round(methods["pconv"][m] - max(methods[b][m] for b in BASELINES if b in methods), 4)
+            for m in METRICS
+        }
+    return out
+
+
+def train(run: Path, train_args: list[str]) -> float:
+    """Run ``pconv train`` into ``run`` (resume when a run is there); returns wall seconds."""
+    command = [sys.executable, "-m", "pconv", "train", "--out", str(run), "--no-progress", *train_args]
+    if (run / "train_state.pt").is_file():
+        command.append("--resume")
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def evaluate(onnx: Path, out: Path, per_bin: int, size: int) -> list[dict[str, str]]:
+    from pconv.eval.evaluate import EvalOptions, run_evaluation
+
+    result = run_evaluation(
+        EvalOptions(
+            out=out,
+            images="builtin",
+            model=onnx,
+            per_bin=per_bin,
+            size=size,
+            baselines=BASELINES,
+            progress=sys.stderr.isatty(),
+        )
+    )
+    return result.rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--name", required=True, help="experiment name (results/quality_<name>.json)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="evaluate this checkpoint, no training")
+    parser.add_argument("--per-bin", type=int, default=6, help="masks per (bin, border) cell (default 6)")
+    parser.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="parent of the run folders")
+    parser.add_argument("--note", default="", help="what this experiment tests (stored in the JSON)")
+    parser.add_argument("train_args", nargs="*", help="after --: arguments for pconv train")
+    args = parser.parse_args()
+
+    from pconv.export import export_onnx
+
+    work = args.runs / args.name
+    seconds = None
+    if args.checkpoint is None:
+        seconds = train(work, args.train_args)
+        checkpoint = work / "checkpoint.safetensors"
+    else:
+        checkpoint = args.checkpoint
+    work.mkdir(parents=True, exist_ok=True)
+    onnx = export_onnx(checkpoint, work / "model.onnx")
+    rows = evaluate(onnx, work / "eval", args.per_bin, args.size)
+    table = per_bin_table(rows)
+    record = {
+        "benchmark": "quality",
+        "name": args.name,
+        "note": args.note,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "train_command": None if args.checkpoint else ["pconv", "train", *args.train_args],
+        "checkpoint": str(checkpoint),
+        "train_seconds": None if seconds is None else round(seconds, 1),
+        "eval": {
+            "images": "builtin (held-out views)",
+            "size": args.size,
+            "per_bin": args.per_bin,
+            "metric": "whole image, composite",
+        },
+        "per_bin": table,
+        "pconv_minus_best_baseline": margins(table),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"quality_{args.name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    for label, methods in table.items():
+        cells = "  ".join(f"{m} {v['psnr']:.2f}/{v['ssim']:.3f}" for m, v in methods.items())
+        print(f"{label:>12}  {cells}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
