@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= train,export,eval,test
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup demo test lint typecheck pytest clean default-model
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,16 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(VENV)/bin/pconv demo --out demo_out
+
+# The shipped default model (pconv/models/default.*): train on scikit-image's data with the fixed
+# recipe (2-core CPU, about an hour), score it on the held-out set against OpenCV, package it.
+DEFAULT_RUN ?= default
+DEFAULT_RECIPE = --size 128 --depth 6 --width 0.25 --batch 8 --steps 12000 --lr 5e-4 --schedule cosine \
+	--augment full --hole-ratio 0.01,0.6 --threads 1 --checkpoint-every 500 --sample-every 1000 --log-every 50
+default-model: setup
+	$(PY) benchmarks/quality.py --name $(DEFAULT_RUN) --per-bin 6 -- $(DEFAULT_RECIPE)
+	$(PY) scripts/ship_default_model.py runs/quality/$(DEFAULT_RUN) \
+		--quality benchmarks/results/quality_$(DEFAULT_RUN).json
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from pconv.models import resolve_model
 from pconv.runtime import strategy as strategies
 from pconv.runtime.backend import Backend, ModelInfo
 from pconv.runtime.errors import DeviceInputError, InputError
@@ -51,7 +52,8 @@ class Inpainter:
     """Inpaint images with an exported pconv model (ONNX Runtime or TensorRT).
 
     ``model_path``: a ``.onnx`` model from ``pconv export`` or a ``.engine``/``.plan`` from
-    ``pconv build``; its metadata gives the size multiple and conventions. ``backend``:
+    ``pconv build``; its metadata gives the size multiple and conventions. ``None`` or
+    ``"default"``: the model that ships with pconv (:mod:`pconv.models`). ``backend``:
     ``"auto"`` (by file suffix), ``"onnxruntime"`` or ``"tensorrt"``. ``providers``: ONNX Runtime
     execution providers (default: TensorRT EP, CUDA EP, CPU, whichever are installed).
     ``plugin_library``: the pconv TensorRT plugin ``.so`` (default: the packaged one).
@@ -63,7 +65,7 @@ class Inpainter:
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | None = None,
         backend: str = "auto",
         device: int = 0,
         providers: Sequence[str] | None = None,
@@ -72,9 +74,13 @@ class Inpainter:
         pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
         margin: int = strategies.DEFAULT_MARGIN,
     ) -> None:
-        self.model_path = Path(model_path)
+        self.model_path = resolve_model(model_path)
         self.backend: Backend = open_backend(
-            model_path, backend=backend, device=device, providers=providers, plugin_library=plugin_library
+            self.model_path,
+            backend=backend,
+            device=device,
+            providers=providers,
+            plugin_library=plugin_library,
         )
         self.pixel_budget = int(pixel_budget)
         self.margin = int(margin)

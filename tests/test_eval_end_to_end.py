@@ -38,7 +38,8 @@ def test_eval_writes_table_plot_grids_and_resumes(tiny_onnx_factory, tmp_path: P
     rows = _rows(out / "results.csv")
     assert len(rows) == 12 * 3  # 12 cells x 1 mask, each with one image, 3 methods
     assert {r["method"] for r in rows} == set(methods)
-    assert {r["image"] for r in rows} == {"builtin:chelsea", "builtin:astronaut"}
+    # builtin = the held-out views only (chelsea first), never a training photo
+    assert {r["image"] for r in rows} == {"heldout:chelsea_s1_00", "heldout:chelsea_s1_01"}
     for r in rows:
         # composites keep valid pixels, so the whole-image L1 is the hole L1 diluted by the hole ratio
         assert float(r["l1"]) == pytest.approx(float(r["l1_hole"]) * float(r["hole_ratio"]), abs=2e-5)
@@ -183,3 +184,14 @@ def test_rerun_with_other_radius_or_mask_polarity_is_refused(tmp_path: Path) -> 
         with pytest.raises(PconvError, match=f"other settings \\({next(iter(change))} differ"):
             run_evaluation(EvalOptions(**{**opts.__dict__, **change}))
     assert run_evaluation(opts).resumed_rows == 12  # the same settings still resume
+
+
+def test_builtin_images_are_held_out_views_only() -> None:
+    from pconv.training.data import BUILTIN_HELDOUT, BUILTIN_TRAIN
+
+    refs = evaluate.resolve_images("builtin")
+    photos = {ref.key.removeprefix("heldout:").split("_s")[0] for ref in refs}
+    assert photos <= set(BUILTIN_HELDOUT) and "chelsea" in photos
+    assert not photos & set(BUILTIN_TRAIN)
+    assert all(ref.load().shape == (256, 256, 3) for ref in refs)
+    assert len({ref.key for ref in refs}) == len(refs) == 13 * len(photos)

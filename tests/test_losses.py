@@ -143,6 +143,10 @@ def test_without_vgg_the_terms_are_off_and_warned_once(monkeypatch: pytest.Monke
     assert terms["perceptual"].item() == terms["style_out"].item() == 0.0
     expected = terms["valid"] + 6 * terms["hole"] + 0.1 * terms["tv"]
     assert terms["total"].item() == pytest.approx(expected.item())
+    # --tv-weight replaces the paper's 0.1 and nothing else.
+    heavy = build_loss(None, tv_weight=3.0)(gt, mask, out)
+    expected = terms["valid"] + 6 * terms["hole"] + 3.0 * terms["tv"]
+    assert heavy["total"].item() == pytest.approx(expected.item()) and terms["tv"].item() > 0
 
 
 def fake_vgg16_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -256,3 +256,12 @@ def test_bad_schedule_and_augment_are_one_line_errors(tmp_path: Path) -> None:
         train(options(tmp_path / "a", steps=1, schedule="linear"))
     with pytest.raises(PconvError, match="--augment must be one of none, geometric, full"):
         train(options(tmp_path / "b", steps=1, augment="colour"))
+
+
+def test_resuming_a_run_saved_before_augment_existed_needs_augment_none() -> None:
+    from pconv.training.train import check_resume_options
+
+    old_run = {"options": {"data": "builtin", "size": 64}}  # no "augment": such runs trained without it
+    check_resume_options(TrainOptions(size=64, augment="none"), old_run)
+    with pytest.raises(PconvError, match=r"--augment \(run: none; now: full\)"):
+        check_resume_options(TrainOptions(size=64, augment="full"), old_run)

@@ -112,8 +112,8 @@ def register(sub: Any) -> None:
         "--finetune",
         default=None,
         metavar="CKPT",
-        help="fine-tune from this checkpoint in a new run (encoder BatchNorm frozen, lr 5e-5); "
-        "with --resume, continue that fine-tuning run",
+        help="fine-tune from this checkpoint in a new run (encoder BatchNorm frozen, lr 5e-5), or "
+        "'default' for the model shipped with pconv; with --resume, continue that fine-tuning run",
     )
     p.add_argument(
         "--vgg-weights",
@@ -174,6 +174,13 @@ def register(sub: Any) -> None:
         help="warm-up steps of --schedule cosine (at most 10%% of --steps)",
     )
     p.add_argument(
+        "--tv-weight",
+        type=float,
+        default=TrainOptions.tv_weight,
+        metavar="W",
+        help="weight of the total-variation loss over the holes (the paper's 0.1; larger = smoother fills)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -225,6 +232,7 @@ def run_train(args: argparse.Namespace) -> int:
         augment=args.augment,
         schedule=args.schedule,
         warmup=args.warmup,
+        tv_weight=args.tv_weight,
         threads=args.threads,
         progress=not args.no_progress,
     )

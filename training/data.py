@@ -82,6 +82,8 @@ _INSTALL_HINT = {"skimage": "pconv[train]", "matplotlib": "pconv[eval]", "sklear
 
 Split = Literal["train", "heldout", "all"]
 MaskFn = Callable[[np.random.Generator], np.ndarray]
+#: Third seed word of the augmentation's random stream (the crop and mask use ``[seed, index]``).
+AUGMENT_STREAM = 1
 
 
 def builtin_image_names(split: Split = "train") -> tuple[str, ...]:
@@ -250,8 +252,11 @@ class InpaintingDataset:
             with Image.open(source) as im:
                 grey = grey or im.mode in GREY_MODES
                 crop = random_crop(im, self.size, rng, self.flip)
-        crop = augment_crop(crop, grey, self.augment, rng, self.jitter)
-        return crop, self.mask_source(rng)
+        hole = self.mask_source(rng)
+        # Augmentation draws from its own stream: a sample's crop position and mask are the same
+        # whatever --augment is, so recipes are compared on identical holes.
+        augment_rng = np.random.default_rng([self.seed, index, AUGMENT_STREAM])
+        return augment_crop(crop, grey, self.augment, augment_rng, self.jitter), hole
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         import torch

@@ -144,24 +144,28 @@ class InpaintingLoss(nn.Module):
 _warned_no_vgg = False
 
 
-def build_loss(vgg_weights: str | Path | None = None, random_init_vgg: bool = False) -> InpaintingLoss:
+def build_loss(
+    vgg_weights: str | Path | None = None, random_init_vgg: bool = False, tv_weight: float = LossWeights.tv
+) -> InpaintingLoss:
     """The training loss: with VGG terms when weights are given (or random features explicitly).
 
     Without ``vgg_weights`` (and without ``random_init_vgg``) the perceptual and style terms are
-    off and a warning says so, once per process.
+    off and a warning says so, once per process. ``tv_weight`` replaces the paper's 0.1.
     """
     global _warned_no_vgg
+    weights = LossWeights(tv=tv_weight)
     if vgg_weights is None and not random_init_vgg:
         if not _warned_no_vgg:
             warnings.warn(
                 "no --vgg-weights given: training WITHOUT the perceptual and style losses "
-                "(L_total = L_valid + 6 L_hole + 0.1 L_tv). Pass a torchvision vgg16 state dict "
+                f"(L_total = L_valid + 6 L_hole + {tv_weight:g} L_tv). Pass a torchvision vgg16 state dict "
                 "with --vgg-weights FILE for the paper's full loss, or --random-init-vgg to use "
                 "randomly initialised VGG features.",
                 stacklevel=2,
             )
             _warned_no_vgg = True
-        return InpaintingLoss(None)
+        return InpaintingLoss(None, weights)
     from pconv.training.vgg import VGG16Features
 
-    return InpaintingLoss(VGG16Features(vgg_weights, random_init=random_init_vgg and vgg_weights is None))
+    features = VGG16Features(vgg_weights, random_init=random_init_vgg and vgg_weights is None)
+    return InpaintingLoss(features, weights)

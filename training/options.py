@@ -43,6 +43,7 @@ class TrainOptions:
     augment: str = "full"  # none | geometric (flips, 90° turns) | full (geometric + colour, grey tint)
     schedule: str = "cosine"  # constant | cosine (warm-up, then cosine decay to 1% of --lr)
     warmup: int = 100  # linear warm-up steps of the cosine schedule
+    tv_weight: float = 0.1  # weight of the total-variation term (the paper's 0.1)
     threads: int | None = None  # torch CPU threads (None: torch's default)
     progress: bool = True
 

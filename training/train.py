@@ -37,7 +37,7 @@ import csv
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from pconv.config import ModelConfig
 from pconv.errors import PconvError
 from pconv.fileio import atomic_write
+from pconv.models import resolve_checkpoint
 from pconv.training.augment import check_level
 from pconv.training.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from pconv.training.data import StepIndexSampler, make_dataset
@@ -158,7 +159,7 @@ def resolve_config(opts: TrainOptions, state: dict[str, Any] | None) -> ModelCon
 #: continue the run it claims to continue (batch, lr, logging and the device may change).
 RUN_DEFINING_OPTIONS = ("data", "masks", "size", "seed", "hole_ratio", "mask_white_is_hole", "augment")
 #: What runs saved before an option existed used (so resuming one keeps its data).
-_OPTION_BEFORE_IT_EXISTED = {"augment": "none"}
+_OPTION_BEFORE_IT_EXISTED: dict[str, Any] = {"augment": "none"}
 #: The cosine schedule ends at this fraction of --lr.
 FINAL_LR_FRACTION = 0.01
 
@@ -186,7 +187,7 @@ def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
     for key in RUN_DEFINING_OPTIONS:
         if key not in saved and key not in _OPTION_BEFORE_IT_EXISTED:
             continue
-        given, had = getattr(opts, key), saved.get(key, _OPTION_BEFORE_IT_EXISTED.get(key))
+        given, had = getattr(opts, key), saved[key] if key in saved else _OPTION_BEFORE_IT_EXISTED[key]
         if key == "hole_ratio":
             given, had = list(given), [float(v) for v in had]
         if given == had:
@@ -311,6 +312,8 @@ def train(opts: TrainOptions) -> TrainResult:
         raise PconvError(str(exc)) from exc
     if opts.threads is not None:
         torch.set_num_threads(opts.threads)
+    if opts.finetune:  # "default": the checkpoint shipped with pconv
+        opts = replace(opts, finetune=str(resolve_checkpoint(opts.finetune)))
     run = Path(opts.out)
     device_kind = (
         "cuda"
@@ -372,13 +375,13 @@ def train(opts: TrainOptions) -> TrainResult:
         )
 
     is_main = dist_info.is_main
-    criterion = build_loss(opts.vgg_weights, opts.random_init_vgg) if is_main else None
+    criterion = build_loss(opts.vgg_weights, opts.random_init_vgg, opts.tv_weight) if is_main else None
     if not is_main:  # other ranks build the same loss quietly
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            criterion = build_loss(opts.vgg_weights, opts.random_init_vgg)
+            criterion = build_loss(opts.vgg_weights, opts.random_init_vgg, opts.tv_weight)
     assert criterion is not None
     criterion.to(device)
     shown_terms = ("total", *(t for t in LOSS_TERMS if criterion.uses_vgg or t in ("valid", "hole", "tv")))
