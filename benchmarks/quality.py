@@ -76,6 +76,46 @@ def margins(table: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str
     return out
 
 
+#: The goal's bins (issue 11): pconv must beat both baselines in every one of them.
+GOAL_BINS = ("(0.1, 0.2]", "(0.2, 0.3]", "(0.3, 0.4]", "(0.4, 0.5]", "(0.5, 0.6]")
+
+
+def experiments_markdown(paths: list[Path]) -> str:
+    """One row per experiment JSON: recipe note, training time, margin over the best baseline."""
+    lines = [
+        "| experiment | what it tests | train s | PSNR margin (dB), bins 0.1–0.6 | SSIM margin | bins won |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        r = json.loads(path.read_text())
+        m = r["pconv_minus_best_baseline"]
+        psnr = [m[b]["psnr"] for b in GOAL_BINS if b in m]
+        ssim = [m[b]["ssim"] for b in GOAL_BINS if b in m]
+        won = sum(1 for b in GOAL_BINS if b in m and m[b]["psnr"] > 0 and m[b]["ssim"] > 0)
+        seconds = "–" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
+        lines.append(
+            f"| `{r['name']}` | {r['note']} | {seconds} | {min(psnr):+.2f} … {max(psnr):+.2f} | "
+            f"{min(ssim):+.3f} … {max(ssim):+.3f} | {won}/{len(GOAL_BINS)} |"
+        )
+    return "\n".join(lines)
+
+
+def per_bin_markdown(path: Path) -> str:
+    """The per-bin PSNR/SSIM table of one experiment (pconv, Telea, NS)."""
+    r = json.loads(path.read_text())
+    lines = [
+        "| hole ratio | pconv PSNR | Telea PSNR | NS PSNR | pconv SSIM | Telea SSIM | NS SSIM | n |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, methods in r["per_bin"].items():
+        p, t, n = methods["pconv"], methods["telea"], methods["ns"]
+        lines.append(
+            f"| {label} | {p['psnr']:.2f} | {t['psnr']:.2f} | {n['psnr']:.2f} | {p['ssim']:.3f} | "
+            f"{t['ssim']:.3f} | {n['ssim']:.3f} | {p['n']} |"
+        )
+    return "\n".join(lines)
+
+
 def train(run: Path, train_args: list[str]) -> float:
     """Run ``pconv train`` into ``run`` (resume when a run is there); returns wall seconds."""
     command = [sys.executable, "-m", "pconv", "train", "--out", str(run), "--no-progress", *train_args]
@@ -107,15 +147,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--name", required=True, help="experiment name (results/quality_<name>.json)")
+    parser.add_argument("--name", default=None, help="experiment name (results/quality_<name>.json)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="evaluate this checkpoint, no training")
     parser.add_argument("--per-bin", type=int, default=6, help="masks per (bin, border) cell (default 6)")
     parser.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="parent of the run folders")
     parser.add_argument("--note", default="", help="what this experiment tests (stored in the JSON)")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="print the Markdown tables (every results/quality_*.json, then JSON's per-bin table) and exit",
+    )
     parser.add_argument("train_args", nargs="*", help="after --: arguments for pconv train")
     args = parser.parse_args()
+    if args.summarise is not None:
+        print(experiments_markdown(sorted(RESULTS.glob("quality_*.json"), key=lambda p: p.stat().st_mtime)))
+        print()
+        print(per_bin_markdown(args.summarise))
+        return 0
 
+    if args.name is None:
+        parser.error("--name is required (or --summarise JSON)")
     from pconv.export import export_onnx
 
     work = args.runs / args.name

@@ -1,12 +1,13 @@
 """Package a finished training run as the default model (``pconv/models/default.*``).
 
-    python scripts/ship_default_model.py RUN --quality benchmarks/results/quality_default.json
+    python scripts/ship_default_model.py RUN [--stage1 RUN1] --quality benchmarks/results/quality_X.json
 
-Copies RUN's checkpoint, exports it to FP32 ONNX, and writes ``default.json``: the training
-command and options (from RUN's own state file), steps, seconds (from RUN's log), the data, the
-held-out scores (from the quality benchmark JSON of the same checkpoint) and the sha256 of both
-model files, which ``pconv.models.verify_default_model`` and the tests check. ``make
-default-model`` runs training, the benchmark and this script in one command.
+Copies RUN's checkpoint, exports it to FP32 ONNX, and writes ``default.json``: per training stage
+(RUN1 from scratch, then RUN fine-tuned from it, or RUN alone) the options from the run's own state
+file, steps and seconds (from its log); the data; the held-out scores (from the quality benchmark
+JSON of RUN's checkpoint) and the sha256 of both model files, which
+``pconv.models.verify_default_model`` and the tests check. ``make default-model`` runs both
+training stages, their benchmarks and this script in one command.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run", type=Path, help="a finished pconv train run folder")
+    parser.add_argument("--stage1", type=Path, default=None, help="the run RUN was fine-tuned from")
     parser.add_argument("--quality", type=Path, required=True, help="quality benchmark JSON of this run")
     parser.add_argument("--command", default="make default-model", help="the documented training command")
     args = parser.parse_args()
@@ -46,27 +48,37 @@ def main() -> int:
     from pconv.models import DEFAULT_CHECKPOINT, DEFAULT_ONNX, DEFAULT_RECORD, MODELS_DIR, sha256_file
     from pconv.training.data import BUILTIN_HELDOUT, BUILTIN_TRAIN
 
-    state: dict[str, Any] = torch.load(args.run / "train_state.pt", map_location="cpu", weights_only=True)
+    def stage(run: Path) -> dict[str, Any]:
+        state: dict[str, Any] = torch.load(run / "train_state.pt", map_location="cpu", weights_only=True)
+        return {
+            "run": run.name,
+            "options": state["options"],
+            "steps": int(state["step"]),
+            "seconds": round(training_seconds(run), 1),
+            "model_config": json.loads(state["model_config"]),
+        }
+
+    stages = ([stage(args.stage1)] if args.stage1 else []) + [stage(args.run)]
     quality = json.loads(args.quality.read_text())
     shutil.copyfile(args.run / "checkpoint.safetensors", DEFAULT_CHECKPOINT)
     export_onnx(DEFAULT_CHECKPOINT, DEFAULT_ONNX)
     DEFAULT_ONNX.chmod(0o644)  # shipped files are world-readable (the atomic writer makes 0600)
-    options = state["options"]
+    config = stages[-1]["model_config"]
+    steps = sum(s["steps"] for s in stages)
     record = {
         "summary": (
-            f"depth {json.loads(state['model_config'])['depth']}, width "
-            f"{json.loads(state['model_config'])['width']}, {state['step']} steps at "
-            f"{options['size']}² on scikit-image's photos and textures, CPU"
+            f"depth {config['depth']}, width {config['width']}, {steps} steps in {len(stages)} stage(s) at "
+            f"{stages[-1]['options']['size']}² on scikit-image's photos and textures, 2-core CPU"
         ),
         "command": args.command,
-        "train_command": quality.get("train_command"),
-        "options": options,
-        "model_config": json.loads(state["model_config"]),
-        "steps": int(state["step"]),
-        "train_seconds": round(training_seconds(args.run), 1),
+        "stages": stages,
+        "model_config": config,
+        "steps": steps,
+        "train_seconds": round(sum(s["seconds"] for s in stages), 1),
         "machine": quality.get("machine"),
         "data": {"train": list(BUILTIN_TRAIN), "held_out_never_trained_on": list(BUILTIN_HELDOUT)},
         "held_out_scores": {
+            "benchmark": args.quality.name,
             "eval": quality["eval"],
             "per_bin": quality["per_bin"],
             "pconv_minus_best_baseline": quality["pconv_minus_best_baseline"],

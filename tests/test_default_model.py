@@ -51,13 +51,15 @@ def test_a_changed_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_record_says_how_it_was_trained_on_builtin_data_only() -> None:
     record = json.loads(DEFAULT_RECORD.read_text())
-    for key in ("command", "train_command", "options", "steps", "train_seconds", "held_out_scores"):
+    for key in ("command", "stages", "steps", "train_seconds", "held_out_scores"):
         assert record[key], key
-    assert record["options"]["data"] == "builtin"
+    for stage in record["stages"]:
+        assert stage["options"]["data"] == "builtin" and stage["steps"] == stage["options"]["steps"]
     assert record["data"]["train"] == list(BUILTIN_TRAIN)
     assert not set(record["data"]["train"]) & set(BUILTIN_HELDOUT)
-    assert record["steps"] == record["options"]["steps"]
+    assert record["steps"] == sum(stage["steps"] for stage in record["stages"])
     assert record["train_seconds"] <= 2 * 3600  # trained within the 2-hour CPU budget
+    assert set(record["held_out_scores"]["per_bin"]) >= {"(0.1, 0.2]", "(0.5, 0.6]"}
 
 
 def test_default_model_loads_with_numpy_and_onnxruntime_only() -> None:
