@@ -143,8 +143,9 @@ def plan_full(item: int, size: tuple[int, int], info: ModelInfo) -> Tile:
         _, hi = _limits(info)
         raise InputError(
             f"image {height}x{width} is larger than the model accepts ({hi[0] if hi else '?'}x"
-            f"{hi[1] if hi else '?'} max); use strategy='crop' or 'auto', or rebuild the engine "
-            "with a larger profile"
+            f"{hi[1] if hi else '?'} max); use the crop or auto strategy (--strategy in pconv inpaint, "
+            "strategy= in Python), or give the model larger shapes (pconv export without fixed "
+            "--height/--width for ONNX, a larger --max profile in pconv build for an engine)"
         )
     whole = Box(0, 0, height, width)
     return Tile(item, whole, whole, (height, width), net)

@@ -66,16 +66,13 @@ class ImageRef:
     pixels: np.ndarray | None = field(default=None, compare=False, repr=False)  # in-memory views
 
     def load(self) -> np.ndarray:
-        from PIL import Image
+        """The pixels, read as a viewer shows them (EXIF orientation, bit depth: pconv.imagefiles)."""
+        from pconv.imagefiles import read_rgb
 
         if self.pixels is not None:
             return self.pixels
         assert self.path is not None
-        try:
-            with Image.open(self.path) as im:
-                return np.asarray(im.convert("RGB"))
-        except OSError as exc:
-            raise PconvError(f"cannot read image {self.path}: {exc}") from exc
+        return read_rgb(self.path)
 
 
 def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
