@@ -293,6 +293,8 @@ def train(opts: TrainOptions) -> TrainResult:
     """Train (or resume / fine-tune) a PConvUNet; returns the checkpoint path, final step and log."""
     from tqdm import tqdm
 
+    from pconv.terminal import show_progress
+
     if opts.steps < 0 or opts.batch < 1 or opts.size < 1 or opts.log_every < 1:
         raise PconvError("--steps must be >= 0; --batch, --size and --log-every >= 1")
     if opts.checkpoint_every < 0 or opts.sample_every < 0:
@@ -413,7 +415,7 @@ def train(opts: TrainOptions) -> TrainResult:
         initial=min(start_step, opts.steps),
         desc="train" + (" (finetune)" if opts.finetune else ""),
         unit="step",
-        disable=not (is_main and opts.progress),
+        disable=not (is_main and show_progress(opts.progress)),
         dynamic_ncols=True,
     )
     step = start_step

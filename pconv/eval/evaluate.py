@@ -420,6 +420,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     from tqdm import tqdm
 
     from pconv.eval import report
+    from pconv.terminal import show_progress
 
     if opts.model is not None and not opts.model.is_file():
         raise PconvError(
@@ -458,7 +459,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     close: Callable[[], None] = lambda: None  # noqa: E731
     result = EvalResult([], method_names, {"results": log.path}, 0, len(pairs) * len(method_names) - todo)
     try:
-        with tqdm(total=todo, desc="eval", unit="result", disable=not opts.progress) as bar:
+        with tqdm(total=todo, desc="eval", unit="result", disable=not show_progress(opts.progress)) as bar:
             for pair in pairs:
                 pending = [m for m in method_names if not log.done(pair.image.key, pair.mask.file, m)]
                 if pending:
