@@ -113,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pconv {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"pconv {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        said = f": {exc}" if str(exc) else ""  # e.g. training: where it saved a resumable checkpoint
+        print(f"pconv {args.command}: interrupted{said}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return _quiet_broken_pipe()
