@@ -79,6 +79,35 @@ def check_header(path: str | Path) -> str | None:
     return None
 
 
+#: How many bad files a warning names before it says "and N more".
+NAMED_BAD_FILES = 5
+
+
+def drop_unreadable(files: list[Path], what: str) -> list[Path]:
+    """``files`` without those whose header is not a readable image, reported once in one warning.
+
+    Why up front: a long job (training) must not die hours in when it first meets a broken file.
+    Only headers are read, so this is fast. ``what`` names the option in messages (``--data``).
+    """
+    import warnings
+
+    bad = [(path, why) for path in files if (why := check_header(path)) is not None]
+    if not bad:
+        return files
+    if len(bad) == len(files):
+        raise ImageReadError(
+            f"{what}: none of its {len(files)} image files is readable (first: {bad[0][0]}: {bad[0][1]})"
+        )
+    named = ", ".join(p.name for p, _ in bad[:NAMED_BAD_FILES])
+    more = f" and {len(bad) - NAMED_BAD_FILES} more" if len(bad) > NAMED_BAD_FILES else ""
+    warnings.warn(
+        f"{what}: skipping {len(bad)} of {len(files)} files that are not readable images: {named}{more}",
+        stacklevel=3,
+    )
+    bad_set = {p for p, _ in bad}
+    return [p for p in files if p not in bad_set]
+
+
 def _scaled_grey(img: Any, what: str) -> np.ndarray | None:
     """Single-channel 16-bit / 32-bit / float pixels as float32 in [0, 1]; None for other modes."""
     if img.mode in SIXTEEN_BIT_MODES:

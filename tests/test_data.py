@@ -116,3 +116,22 @@ def test_a_file_that_breaks_while_decoding_is_replaced_not_fatal(tmp_path) -> No
     with pytest.warns(UserWarning, match="torn.png from now on"):
         crops = [dataset.sample(i)[0] for i in range(6)]
     assert all((c == 90).all() for c in crops)  # every sample came from the readable file
+
+
+def test_mask_folder_skips_hidden_and_broken_files(tmp_path) -> None:
+    from pconv.training.masks import FileMaskSource
+
+    hole = np.zeros((32, 32), bool)
+    hole[8:20, 8:20] = True
+    save_mask_file(hole, tmp_path / "m.png")
+    (tmp_path / "._m.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    full = (tmp_path / "m.png").read_bytes()
+    (tmp_path / "torn.png").write_bytes(full[: len(full) // 2])
+    with pytest.warns(UserWarning, match=r"--masks: skipping 1 of 3 files .*bad\.png"):
+        source = FileMaskSource(tmp_path, 32)
+    assert sorted(p.name for p in source.files) == ["m.png", "torn.png"]
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match="torn.png from now on"):
+        masks = [source(rng) for _ in range(8)]
+    assert all(m.shape == (32, 32) and m.any() for m in masks)

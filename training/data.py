@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from pconv.errors import PconvError
-from pconv.imagefiles import ImageReadError, check_header, is_hidden, open_image, rgb_array
+from pconv.imagefiles import ImageReadError, drop_unreadable, is_hidden, open_image, rgb_array
 from pconv.imagefiles import read_rgb as _read_file_rgb
 from pconv.training.augment import AugmentLevel, ColourJitter, augment_crop, check_level
 from pconv.training.masks import FileMaskSource, ProceduralMaskSource, to_valid_mask
@@ -172,32 +172,13 @@ def find_images(root: str | Path) -> list[Path]:
     return files
 
 
-#: How many bad files a warning names before it says "and N more".
-NAMED_BAD_FILES = 5
-
-
 def usable_images(files: list[Path], what: str = "--data") -> list[Path]:
-    """``files`` without those whose header is not a readable image, reported once in one warning.
+    """``files`` without unreadable ones, reported once (:func:`pconv.imagefiles.drop_unreadable`).
 
-    Why up front: a run must not die hours in when it first samples a broken file. Reading headers
-    only keeps this fast (no decoding); a file that breaks later, while decoding, is replaced by
-    another image (see :meth:`InpaintingDataset.sample`).
+    A file that passes this header check but breaks while decoding is replaced by another image
+    (see :meth:`InpaintingDataset.sample`).
     """
-    bad = [(path, why) for path in files if (why := check_header(path)) is not None]
-    if not bad:
-        return files
-    if len(bad) == len(files):
-        raise PconvError(
-            f"{what}: none of its {len(files)} image files is readable (first: {bad[0][0]}: {bad[0][1]})"
-        )
-    named = "; ".join(f"{p.name}" for p, _ in bad[:NAMED_BAD_FILES])
-    more = f" and {len(bad) - NAMED_BAD_FILES} more" if len(bad) > NAMED_BAD_FILES else ""
-    warnings.warn(
-        f"{what}: skipping {len(bad)} of {len(files)} files that are not readable images: {named}{more}",
-        stacklevel=2,
-    )
-    bad_set = {p for p, _ in bad}
-    return [p for p in files if p not in bad_set]
+    return drop_unreadable(files, what)
 
 
 def random_crop(image: Image.Image, size: int, rng: np.random.Generator, flip: bool = True) -> np.ndarray:

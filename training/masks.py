@@ -16,13 +16,21 @@ and the evaluation tools can use it without torch (a test checks this in a subpr
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pconv.imagefiles import MASK_THRESHOLD, dilate_square, is_hidden, read_mask_file
+from pconv.imagefiles import (
+    MASK_THRESHOLD,
+    ImageReadError,
+    dilate_square,
+    drop_unreadable,
+    is_hidden,
+    read_mask_file,
+)
 
 #: Grey level (in [0, 1]) above which a mask-file pixel counts as white: the one threshold every
 #: stage uses (mid-grey; NVIDIA's masks are antialiased, JPEG masks are noisy).
@@ -157,12 +165,23 @@ class FileMaskSource:
                 f"no mask images ({', '.join(MASK_EXTENSIONS)}) found under {root}; "
                 "point --masks at a folder of mask files or use --masks procedural"
             )
+        self.files = drop_unreadable(self.files, "--masks")  # headers only: fast, reported once
         self.white_is_hole = white_is_hole
         self.augmenter = augmenter or MaskAugmenter(size)
+        self._broken: set[Path] = set()  # files that failed to decode (warned about once)
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
-        path = self.files[int(rng.integers(len(self.files)))]
-        return augment_mask_file(path, self.augmenter.size, rng, self.white_is_hole, self.augmenter)
+        which = int(rng.integers(len(self.files)))
+        for offset in range(len(self.files)):  # a file that breaks while decoding: the next one instead
+            path = self.files[(which + offset) % len(self.files)]
+            if path in self._broken:
+                continue
+            try:
+                return augment_mask_file(path, self.augmenter.size, rng, self.white_is_hole, self.augmenter)
+            except ImageReadError as exc:
+                self._broken.add(path)
+                warnings.warn(f"--masks: skipping {path} from now on: {exc}", stacklevel=2)
+        raise ImageReadError("--masks: no readable mask file left (every file failed to decode)")
 
 
 # -- (b) procedural irregular masks ------------------------------------------------------------
