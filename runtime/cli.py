@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt")
-STRATEGY_CHOICES = ("auto", "full", "crop")
+STRATEGY_CHOICES = ("auto", "full", "crop", "resize")
 #: A mask file named IMG_mask.png belongs to IMG.png (in the mask folder, or in the image folder itself).
 MASK_SUFFIX = "_mask"
 #: Mirrors of pconv.imagefiles.MASK_THRESHOLD and pconv.runtime.imageio's output settings, so that
@@ -129,8 +129,10 @@ def register(sub: Any) -> None:
         "--strategy",
         choices=STRATEGY_CHOICES,
         default="auto",
-        help="full: whole image, padded; crop: only boxes around holes (faster on big images, "
-        "less context); auto (default): crop when the image is too big for the model or the pixel budget",
+        help="full: whole image, padded; crop: only boxes around holes, in tiles of at most 2048x2048 "
+        "(faster on big images, less context); resize: the whole image downscaled to the pixel budget, "
+        "only the fill upscaled (whole-image context, softer fill); auto (default): crop when the image "
+        "is too big for the model or the pixel budget",
     )
     p.add_argument(
         "--concat", action="store_true", help="also write OUT/<stem>_concat.png: image | mask | result"

@@ -184,8 +184,10 @@ class Inpainter:
                 continue
             if chosen == "full":
                 tiles.append(strategies.plan_full(index, item.size, info))
+            elif chosen == "resize":
+                tiles.append(strategies.plan_resize(index, item.holes, info, self.pixel_budget))
             else:
-                tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin))
+                tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin, self.pixel_budget))
         fills: dict[int, np.ndarray] = {}
         for tile, fill in self._run_tiles(batch, tiles, batch_size):
             item = batch.items[tile.item]

@@ -19,6 +19,17 @@
     both (they are always the input's own pixels). For small holes in large images it is much
     faster and uses far less memory, and it is the only way past a TensorRT profile's maximum size.
 
+    Memory stays bounded: a hole group whose tile would exceed ``pixel_budget`` (scattered specks
+    merged into one group, a frame-shaped hole) is split on a grid into pieces whose tiles fit it;
+    each piece keeps ``margin`` pixels of real context on every side, pieces without hole pixels
+    are dropped, and each hole pixel is written by exactly one piece.
+
+``resize``
+    The whole image is downscaled (aspect kept) until it fits ``pixel_budget`` and the model's
+    limits, inpainted once, and only the fill is upscaled (bilinear) into the holes; valid pixels
+    stay the input's. The whole picture is context at a fraction of the cost; fills are softer
+    (lower resolution). As IOPaint's "resize" strategy.
+
 ``auto``
     ``full`` when the padded image fits the model's shape limits and ``pixel_budget``; otherwise
     ``crop``.
@@ -35,8 +46,8 @@ import numpy as np
 from pconv.runtime.backend import ModelInfo
 from pconv.runtime.errors import InputError
 
-Strategy = Literal["full", "crop", "auto"]
-STRATEGIES: tuple[str, ...] = ("full", "crop", "auto")
+Strategy = Literal["full", "crop", "resize", "auto"]
+STRATEGIES: tuple[str, ...] = ("full", "crop", "resize", "auto")
 #: Default crop context around each hole region, in pixels.
 DEFAULT_MARGIN = 64
 #: Default pixel budget: above this many padded pixels per image, ``auto`` switches to ``crop``.
@@ -272,12 +283,71 @@ def _grow_to(start: int, stop: int, length: int, limit: int) -> tuple[int, int]:
     return lo, hi
 
 
-def plan_crop(item: int, holes: np.ndarray, info: ModelInfo, margin: int = DEFAULT_MARGIN) -> list[Tile]:
-    """One tile per group of hole regions (see the module docstring)."""
+def _tile_side(info: ModelInfo, budget: int | None) -> tuple[int, int] | None:
+    """Largest tile (H, W) a piece may use: within ``budget`` pixels and the model's maximum."""
+    _, hi = _limits(info)
+    m = info.size_multiple
+    sides: list[int] = []
+    if budget is not None:
+        sides.append(max(m, (math.isqrt(max(1, budget)) // m) * m))
+    if not sides and hi is None:
+        return None
+    side = min(sides) if sides else None
+    if hi is None:
+        assert side is not None
+        return side, side
+    return (min(side, hi[0]) if side else hi[0]), (min(side, hi[1]) if side else hi[1])
+
+
+def split_region(
+    core: Box, holes: np.ndarray, margin: int, limit: tuple[int, int] | None, info: ModelInfo
+) -> list[Box]:
+    """``core`` cut on a grid into tight hole boxes whose margin-grown tiles fit ``limit`` (H, W).
+
+    Pieces partition ``core``, so every hole pixel is in exactly one; pieces with no hole are dropped.
+    """
+    height, width = holes.shape
+    if limit is None:
+        return [core]
+    ctx = core.grown(margin, height, width)
+    net = padded_size(ctx.height, ctx.width, info)
+    if net is not None and net[0] <= limit[0] and net[1] <= limit[1]:
+        return [core]
+    # Piece side: the tile minus context on both sides (plan_crop keeps the margin below a quarter).
+    step_h, step_w = max(1, limit[0] - 2 * margin), max(1, limit[1] - 2 * margin)
+    pieces: list[Box] = []
+    for y0 in range(core.y0, core.y1, step_h):
+        for x0 in range(core.x0, core.x1, step_w):
+            y1, x1 = min(core.y1, y0 + step_h), min(core.x1, x0 + step_w)
+            sub = holes[y0:y1, x0:x1]
+            rows, cols = np.nonzero(sub.any(axis=1))[0], np.nonzero(sub.any(axis=0))[0]
+            if rows.size:
+                pieces.append(
+                    Box(y0 + int(rows[0]), x0 + int(cols[0]), y0 + int(rows[-1]) + 1, x0 + int(cols[-1]) + 1)
+                )
+    return pieces
+
+
+def plan_crop(
+    item: int,
+    holes: np.ndarray,
+    info: ModelInfo,
+    margin: int = DEFAULT_MARGIN,
+    pixel_budget: int | None = None,
+) -> list[Tile]:
+    """One tile per group of hole regions, split so each tile fits ``pixel_budget`` (module docstring)."""
     height, width = holes.shape
     _, hi = _limits(info)
+    limit = _tile_side(info, pixel_budget)
+    if limit is not None:  # the context must leave room for the hole in a tile (tiny budgets)
+        margin = min(margin, max(0, (min(limit) // 2 - info.size_multiple) // 2))
+    cores = [
+        piece
+        for region in hole_regions(holes, margin)
+        for piece in split_region(region, holes, margin, limit, info)
+    ]
     tiles = []
-    for core in hole_regions(holes, margin):
+    for core in cores:
         ctx = core.grown(margin, height, width)
         net = padded_size(ctx.height, ctx.width, info)
         if net is not None:
@@ -293,6 +363,25 @@ def plan_crop(item: int, holes: np.ndarray, info: ModelInfo, margin: int = DEFAU
         assert net is not None
         tiles.append(Tile(item, ctx, core, scaled, net))
     return tiles
+
+
+def plan_resize(item: int, holes: np.ndarray, info: ModelInfo, pixel_budget: int) -> Tile:
+    """The whole image downscaled to fit ``pixel_budget`` and the model; writes the holes' bounding box."""
+    height, width = holes.shape
+    _, hi = _limits(info)
+    m = info.size_multiple
+    scale = min(1.0, math.sqrt(max(1, pixel_budget) / (height * width)))
+    if hi is not None:
+        scale = min(scale, hi[0] / height, hi[1] / width)
+    while True:
+        scaled = (max(1, math.floor(height * scale)), max(1, math.floor(width * scale)))
+        net = padded_size(*scaled, info)
+        if net is not None and (net[0] * net[1] <= max(pixel_budget, m * m) or scale <= 0):
+            break
+        scale *= 0.95  # padding to the size multiple went over the budget: a little smaller
+    rows, cols = np.nonzero(holes.any(axis=1))[0], np.nonzero(holes.any(axis=0))[0]
+    write = Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    return Tile(item, Box(0, 0, height, width), write, scaled, net)
 
 
 def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
