@@ -127,8 +127,9 @@ class Inpainter:
 
         ``image``: HWC uint8 / float in [0, 1], a PIL RGB image, a list of those (sizes may
         differ), or an NHWC array. ``mask``: 2-D (or a list / NHW array), non-zero = hole unless
-        ``mask_is_hole=False``; one 2-D mask is shared by all images of a batch. ``strategy``:
-        ``"full"``, ``"crop"`` or ``"auto"`` (see :mod:`pconv.runtime.strategy`). ``batch_size``:
+        ``mask_is_hole=False`` (PIL masks: above mid-grey); one 2-D mask is shared by all images of a
+        batch. ``strategy``: ``"full"``, ``"crop"``, ``"resize"`` or ``"auto"`` (see
+        :mod:`pconv.runtime.strategy`). ``batch_size``:
         most tiles per backend call.
 
         GPU arrays (anything with ``__cuda_array_interface__``) go to :meth:`run_device`.

@@ -92,3 +92,13 @@ def test_disk_errors_of_any_command_are_one_line(
     err = capsys.readouterr().err
     assert "No space left on device" in err and "free some disk space" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_out_naming_an_existing_file_is_one_line(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    argv = ["train", "--size", "32", "--depth", "3", "--width", "0.125", "--batch", "1", "--steps", "0"]
+    assert main([*argv, "--out", str(mine), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {mine} is an existing file; pass a folder" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("pconv train: error:") and mine.read_text() == "mine"

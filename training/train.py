@@ -407,6 +407,8 @@ def train(opts: TrainOptions) -> TrainResult:
     # Run folder: resume, or refuse to overwrite an existing run.
     state: dict[str, Any] | None = None
     resume_weights = run / CHECKPOINT_NAME
+    if run.exists() and not run.is_dir():
+        raise PconvError(f"--out {run} is an existing file; pass a folder for the run (it is created)")
     if opts.resume:
         state, resume_weights = load_train_state(run)
         check_resume_steps(opts, state)
