@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,33 +189,35 @@ class Inpainter:
                 tiles.append(strategies.plan_resize(index, item.holes, info, self.pixel_budget))
             else:
                 tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin, self.pixel_budget))
-        fills: dict[int, np.ndarray] = {}
-        for tile, fill in self._run_tiles(batch, tiles, batch_size):
-            item = batch.items[tile.item]
-            if tile.item not in fills:
-                fills[tile.item] = np.zeros(item.original.shape, dtype=np.float32)
-            target = fills[tile.item][tile.write.slices]
-            w = tile.write
-            b = tile.box
-            target[...] = fill[w.y0 - b.y0 : w.y1 - b.y0, w.x0 - b.x0 : w.x1 - b.x0]
+        # Each tile's fill is pasted into its write box as it arrives (hole pixels only), so host memory
+        # is the images plus one backend call, never a float copy of every image or every tile.
         for index, item in enumerate(batch.items):
             if results[index] is None:
-                results[index] = composite(item.original, item.holes, fills[index])
+                results[index] = item.original.copy()
+        for tile, fill in self._run_tiles(batch, tiles, batch_size):
+            item = batch.items[tile.item]
+            where = tile.write.slices
+            out = results[tile.item]
+            assert out is not None
+            out[where] = composite(item.original[where], item.holes[where], fill)
         return [r for r in results if r is not None]
 
     def _run_tiles(
         self, batch: Batch, tiles: list[strategies.Tile], batch_size: int
-    ) -> list[tuple[strategies.Tile, np.ndarray]]:
-        """Run tiles grouped by network size; return each tile's fill for its box (HWC float32)."""
+    ) -> Iterator[tuple[strategies.Tile, np.ndarray]]:
+        """Run tiles grouped by network size; yield each tile's fill of its write box (HWC float32).
+
+        A call holds at most ``batch_size`` tiles and, beyond one tile, at most ``pixel_budget``
+        network pixels, so batching never multiplies the memory a big tile needs.
+        """
         info = self.info
         min_n, max_n = batch_limits(info)
-        per_call = max(min_n, min(batch_size, max_n))
         groups: dict[tuple[int, int], list[strategies.Tile]] = defaultdict(list)
         for tile in tiles:
             groups[tile.net].append(tile)
-        done: list[tuple[strategies.Tile, np.ndarray]] = []
-        images_cache: dict[int, np.ndarray] = {}
         for (net_h, net_w), group in groups.items():
+            by_budget = max(1, self.pixel_budget // (net_h * net_w))
+            per_call = max(min_n, min(batch_size, max_n, by_budget))
             for start in range(0, len(group), per_call):
                 chunk = group[start : start + per_call]
                 n = max(len(chunk), min_n)  # unused slots stay all-hole (a valid input, ignored)
@@ -223,9 +225,7 @@ class Inpainter:
                 mask = np.zeros((n, 1, net_h, net_w), dtype=np.float32)  # 0 = hole: padding is hole
                 for slot, tile in enumerate(chunk):
                     item = batch.items[tile.item]
-                    if tile.item not in images_cache:
-                        images_cache[tile.item] = to_float01(item.original)
-                    region = images_cache[tile.item][tile.box.slices]
+                    region = to_float01(item.original[tile.box.slices])
                     valid = (~item.holes[tile.box.slices]).astype(np.float32)
                     if tile.scaled != (tile.box.height, tile.box.width):
                         region = strategies.resize_bilinear(region, *tile.scaled)
@@ -237,15 +237,21 @@ class Inpainter:
                     image[slot, :, :sh, :sw] = (region * valid[..., None]).transpose(2, 0, 1)
                     mask[slot, 0, :sh, :sw] = valid
                 output = np.asarray(self.backend.run(image, mask)["output"], dtype=np.float32)
+                del image, mask
                 for slot, tile in enumerate(chunk):
                     sh, sw = tile.scaled
                     fill = output[slot, :, :sh, :sw].transpose(1, 2, 0)
-                    if tile.scaled != (tile.box.height, tile.box.width):
-                        fill = strategies.resize_bilinear(
-                            np.ascontiguousarray(fill), tile.box.height, tile.box.width
+                    b, w = tile.box, tile.write
+                    rows, cols = slice(w.y0 - b.y0, w.y1 - b.y0), slice(w.x0 - b.x0, w.x1 - b.x0)
+                    if tile.scaled != (b.height, b.width):  # upscale only the written part
+                        yield (
+                            tile,
+                            strategies.resize_bilinear(
+                                np.ascontiguousarray(fill), b.height, b.width, rows=rows, cols=cols
+                            ),
                         )
-                    done.append((tile, fill))
-        return done
+                    else:
+                        yield tile, fill[rows, cols]
 
 
 def batch_limits(info: ModelInfo) -> tuple[int, int]:

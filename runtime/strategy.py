@@ -384,20 +384,27 @@ def plan_resize(item: int, holes: np.ndarray, info: ModelInfo, pixel_budget: int
     return Tile(item, Box(0, 0, height, width), write, scaled, net)
 
 
-def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize (half-pixel centres) of an HW or HWC float array, numpy only."""
+def resize_bilinear(
+    array: np.ndarray, height: int, width: int, rows: slice | None = None, cols: slice | None = None
+) -> np.ndarray:
+    """Bilinear resize (half-pixel centres) of an HW or HWC float array, numpy only.
+
+    ``rows``/``cols`` (of the ``height`` x ``width`` result) compute only that window: upscaling a
+    fill for its holes must not allocate the whole upscaled image.
+    """
     in_h, in_w = array.shape[:2]
     if (in_h, in_w) == (height, width):
-        return array
+        return array if rows is None and cols is None else array[rows or slice(None), cols or slice(None)]
 
-    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    def axis(n_in: int, n_out: int, part: slice | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        start, stop, _ = (part or slice(None)).indices(n_out)
+        pos = np.clip((np.arange(start, stop) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
         lo = np.floor(pos).astype(np.int64)
         hi = np.minimum(lo + 1, n_in - 1)
         return lo, hi, (pos - lo).astype(np.float32)
 
-    y_lo, y_hi, fy = axis(in_h, height)
-    x_lo, x_hi, fx = axis(in_w, width)
+    y_lo, y_hi, fy = axis(in_h, height, rows)
+    x_lo, x_hi, fx = axis(in_w, width, cols)
     if array.ndim == 3:
         fy, fx = fy[:, None, None], fx[None, :, None]
     else:

@@ -59,6 +59,10 @@ def test_resize_bilinear_is_identity_at_same_size_and_preserves_constants() -> N
     const = np.full((31, 17), 0.25, np.float32)
     assert np.allclose(resize_bilinear(const, 8, 40), 0.25)
     assert resize_bilinear(a, 5, 7).shape == (5, 7, 3)
+    whole = resize_bilinear(a, 25, 33)  # a window is exactly that part of the whole result
+    assert np.array_equal(
+        resize_bilinear(a, 25, 33, rows=slice(3, 20), cols=slice(10, 31)), whole[3:20, 10:31]
+    )
 
 
 @settings(max_examples=25, deadline=None)
