@@ -56,6 +56,9 @@ class Inpainter:
     execution providers (default: TensorRT EP, CUDA EP, CPU, whichever are installed).
     ``plugin_library``: the pconv TensorRT plugin ``.so`` (default: the packaged one).
     ``pixel_budget``: above this many padded pixels, ``strategy="auto"`` uses ``crop``.
+    ``tile_pixels``: most network pixels of one ``crop`` tile, one ``resize`` input and one backend
+    call (beyond a single full image), which bounds memory on big photos (about 1.8 GB RSS with the
+    paper-size model on CPU at the default 1024²; benchmarks/big_photo_memory.py).
     ``margin``: context in pixels around each hole region for ``crop``.
 
     Thread-safe: calls on one instance are serialised (backends keep per-shape buffers).
@@ -71,6 +74,7 @@ class Inpainter:
         *,
         pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
         margin: int = strategies.DEFAULT_MARGIN,
+        tile_pixels: int = strategies.DEFAULT_TILE_PIXELS,
     ) -> None:
         self.model_path = Path(model_path)
         self.backend: Backend = open_backend(
@@ -78,6 +82,7 @@ class Inpainter:
         )
         self.pixel_budget = int(pixel_budget)
         self.margin = int(margin)
+        self.tile_pixels = int(tile_pixels)
         self._lock = threading.Lock()
 
     @classmethod
@@ -87,6 +92,7 @@ class Inpainter:
         *,
         pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
         margin: int = strategies.DEFAULT_MARGIN,
+        tile_pixels: int = strategies.DEFAULT_TILE_PIXELS,
     ) -> Inpainter:
         """Wrap an already-open backend (for custom backends, or sharing one session)."""
         self = cls.__new__(cls)
@@ -94,6 +100,7 @@ class Inpainter:
         self.backend = backend
         self.pixel_budget = int(pixel_budget)
         self.margin = int(margin)
+        self.tile_pixels = int(tile_pixels)
         self._lock = threading.Lock()
         return self
 
@@ -186,9 +193,9 @@ class Inpainter:
             if chosen == "full":
                 tiles.append(strategies.plan_full(index, item.size, info))
             elif chosen == "resize":
-                tiles.append(strategies.plan_resize(index, item.holes, info, self.pixel_budget))
+                tiles.append(strategies.plan_resize(index, item.holes, info, self.tile_pixels))
             else:
-                tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin, self.pixel_budget))
+                tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin, self.tile_pixels))
         # Each tile's fill is pasted into its write box as it arrives (hole pixels only), so host memory
         # is the images plus one backend call, never a float copy of every image or every tile.
         for index, item in enumerate(batch.items):
@@ -207,7 +214,7 @@ class Inpainter:
     ) -> Iterator[tuple[strategies.Tile, np.ndarray]]:
         """Run tiles grouped by network size; yield each tile's fill of its write box (HWC float32).
 
-        A call holds at most ``batch_size`` tiles and, beyond one tile, at most ``pixel_budget``
+        A call holds at most ``batch_size`` tiles and, beyond one tile, at most ``tile_pixels``
         network pixels, so batching never multiplies the memory a big tile needs.
         """
         info = self.info
@@ -216,7 +223,7 @@ class Inpainter:
         for tile in tiles:
             groups[tile.net].append(tile)
         for (net_h, net_w), group in groups.items():
-            by_budget = max(1, self.pixel_budget // (net_h * net_w))
+            by_budget = max(1, self.tile_pixels // (net_h * net_w))
             per_call = max(min_n, min(batch_size, max_n, by_budget))
             for start in range(0, len(group), per_call):
                 chunk = group[start : start + per_call]

@@ -19,13 +19,13 @@
     both (they are always the input's own pixels). For small holes in large images it is much
     faster and uses far less memory, and it is the only way past a TensorRT profile's maximum size.
 
-    Memory stays bounded: a hole group whose tile would exceed ``pixel_budget`` (scattered specks
+    Memory stays bounded: a hole group whose tile would exceed ``tile_pixels`` (scattered specks
     merged into one group, a frame-shaped hole) is split on a grid into pieces whose tiles fit it;
     each piece keeps ``margin`` pixels of real context on every side, pieces without hole pixels
     are dropped, and each hole pixel is written by exactly one piece.
 
 ``resize``
-    The whole image is downscaled (aspect kept) until it fits ``pixel_budget`` and the model's
+    The whole image is downscaled (aspect kept) until it fits ``tile_pixels`` and the model's
     limits, inpainted once, and only the fill is upscaled (bilinear) into the holes; valid pixels
     stay the input's. The whole picture is context at a fraction of the cost; fills are softer
     (lower resolution). As IOPaint's "resize" strategy.
@@ -52,6 +52,8 @@ STRATEGIES: tuple[str, ...] = ("full", "crop", "resize", "auto")
 DEFAULT_MARGIN = 64
 #: Default pixel budget: above this many padded pixels per image, ``auto`` switches to ``crop``.
 DEFAULT_PIXEL_BUDGET = 2048 * 2048
+#: Default most network pixels of one crop tile / resize input / backend call: what bounds memory.
+DEFAULT_TILE_PIXELS = 1024 * 1024
 #: Most separate crop regions per image before hole groups are merged more coarsely.
 MAX_REGIONS = 256
 #: Cell size of the coarse grid on which hole regions are labelled (speed over exact outlines).
@@ -333,12 +335,12 @@ def plan_crop(
     holes: np.ndarray,
     info: ModelInfo,
     margin: int = DEFAULT_MARGIN,
-    pixel_budget: int | None = None,
+    tile_pixels: int | None = None,
 ) -> list[Tile]:
-    """One tile per group of hole regions, split so each tile fits ``pixel_budget`` (module docstring)."""
+    """One tile per group of hole regions, split so each tile fits ``tile_pixels`` (module docstring)."""
     height, width = holes.shape
     _, hi = _limits(info)
-    limit = _tile_side(info, pixel_budget)
+    limit = _tile_side(info, tile_pixels)
     if limit is not None:  # the context must leave room for the hole in a tile (tiny budgets)
         margin = min(margin, max(0, (min(limit) // 2 - info.size_multiple) // 2))
     cores = [
@@ -365,18 +367,18 @@ def plan_crop(
     return tiles
 
 
-def plan_resize(item: int, holes: np.ndarray, info: ModelInfo, pixel_budget: int) -> Tile:
-    """The whole image downscaled to fit ``pixel_budget`` and the model; writes the holes' bounding box."""
+def plan_resize(item: int, holes: np.ndarray, info: ModelInfo, tile_pixels: int) -> Tile:
+    """The whole image downscaled to fit ``tile_pixels`` and the model; writes the holes' bounding box."""
     height, width = holes.shape
     _, hi = _limits(info)
     m = info.size_multiple
-    scale = min(1.0, math.sqrt(max(1, pixel_budget) / (height * width)))
+    scale = min(1.0, math.sqrt(max(1, tile_pixels) / (height * width)))
     if hi is not None:
         scale = min(scale, hi[0] / height, hi[1] / width)
     while True:
         scaled = (max(1, math.floor(height * scale)), max(1, math.floor(width * scale)))
         net = padded_size(*scaled, info)
-        if net is not None and (net[0] * net[1] <= max(pixel_budget, m * m) or scale <= 0):
+        if net is not None and (net[0] * net[1] <= max(tile_pixels, m * m) or scale <= 0):
             break
         scale *= 0.95  # padding to the size multiple went over the budget: a little smaller
     rows, cols = np.nonzero(holes.any(axis=1))[0], np.nonzero(holes.any(axis=0))[0]

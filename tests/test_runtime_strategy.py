@@ -190,7 +190,36 @@ def test_resize_and_budgeted_crop_end_to_end(inpainter) -> None:
     image = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
     holes = np.zeros((120, 200), bool)
     holes[:6], holes[-6:], holes[:, :6], holes[:, -6:] = True, True, True, True  # a frame
-    small = Inpainter.from_backend(inpainter.backend, pixel_budget=64 * 64, margin=8)
+    small = Inpainter.from_backend(inpainter.backend, pixel_budget=64 * 64, margin=8, tile_pixels=64 * 64)
     for strategy in ("resize", "crop", "auto"):
         out = small(image, holes, strategy=strategy)
         assert np.array_equal(out[~holes], image[~holes]) and not np.array_equal(out[holes], image[holes])
+
+
+def test_backend_calls_stay_within_the_pixel_budget(inpainter) -> None:
+    """Batching must not multiply the memory of big tiles: a call holds at most tile_pixels pixels."""
+
+    class Recording:
+        name = "recording"
+
+        def __init__(self, inner) -> None:
+            self.inner, self.info, self.shapes = inner, inner.info, []
+
+        def run(self, image, mask):
+            self.shapes.append(image.shape)
+            return self.inner.run(image, mask)
+
+        def close(self) -> None:
+            pass
+
+    backend = Recording(inpainter.backend)
+    budget = 64 * 64
+    small = Inpainter.from_backend(backend, margin=8, tile_pixels=budget)  # type: ignore[arg-type]
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    holes = np.zeros((150, 230), bool)
+    holes[::37, ::41] = True  # specks everywhere: one merged group, split into many tiles
+    out = small(image, holes, strategy="crop", batch_size=8)
+    assert np.array_equal(out[~holes], image[~holes])
+    assert len(backend.shapes) > 1
+    assert all(n * h * w <= budget for n, _, h, w in backend.shapes)
