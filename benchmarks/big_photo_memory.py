@@ -127,10 +127,10 @@ def main() -> None:
         "results": results,
     }
     text = json.dumps(report, indent=2)
-    print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

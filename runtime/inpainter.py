@@ -25,6 +25,7 @@ smooth guess, not a picture).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from collections import defaultdict
@@ -41,6 +42,8 @@ from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, 
 from pconv.runtime.loader import open_backend
 
 DEFAULT_BATCH_SIZE = 4
+#: Rows of an upscaled fill made at a time (a whole 24 MP fill in float32 is 288 MB, plus temporaries).
+UPSCALE_ROWS = 256
 
 
 class NoHoleWarning(UserWarning):
@@ -249,16 +252,18 @@ class Inpainter:
                     sh, sw = tile.scaled
                     fill = output[slot, :, :sh, :sw].transpose(1, 2, 0)
                     b, w = tile.box, tile.write
-                    rows, cols = slice(w.y0 - b.y0, w.y1 - b.y0), slice(w.x0 - b.x0, w.x1 - b.x0)
-                    if tile.scaled != (b.height, b.width):  # upscale only the written part
+                    cols = slice(w.x0 - b.x0, w.x1 - b.x0)
+                    if tile.scaled == (b.height, b.width):
+                        yield tile, fill[w.y0 - b.y0 : w.y1 - b.y0, cols]
+                        continue
+                    small = np.ascontiguousarray(fill)
+                    for y0 in range(w.y0, w.y1, UPSCALE_ROWS):  # upscale only the written part, in bands
+                        band = strategies.Box(y0, w.x0, min(w.y1, y0 + UPSCALE_ROWS), w.x1)
+                        rows = slice(band.y0 - b.y0, band.y1 - b.y0)
                         yield (
-                            tile,
-                            strategies.resize_bilinear(
-                                np.ascontiguousarray(fill), b.height, b.width, rows=rows, cols=cols
-                            ),
+                            dataclasses.replace(tile, write=band),
+                            strategies.resize_bilinear(small, b.height, b.width, rows=rows, cols=cols),
                         )
-                    else:
-                        yield tile, fill[rows, cols]
 
 
 def batch_limits(info: ModelInfo) -> tuple[int, int]:

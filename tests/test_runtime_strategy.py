@@ -185,7 +185,7 @@ def test_resize_plan_fits_the_budget_and_writes_the_holes() -> None:
     assert small.net[0] <= 64 and small.net[1] <= 96
 
 
-def test_resize_and_budgeted_crop_end_to_end(inpainter) -> None:
+def test_resize_and_budgeted_crop_end_to_end(inpainter, monkeypatch) -> None:
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
     holes = np.zeros((120, 200), bool)
@@ -194,6 +194,11 @@ def test_resize_and_budgeted_crop_end_to_end(inpainter) -> None:
     for strategy in ("resize", "crop", "auto"):
         out = small(image, holes, strategy=strategy)
         assert np.array_equal(out[~holes], image[~holes]) and not np.array_equal(out[holes], image[holes])
+    from pconv.runtime import inpainter as inpainter_module
+
+    whole = small(image, holes, strategy="resize")
+    monkeypatch.setattr(inpainter_module, "UPSCALE_ROWS", 7)  # the fill upscaled in bands: the same result
+    assert np.array_equal(small(image, holes, strategy="resize"), whole)
 
 
 def test_backend_calls_stay_within_the_pixel_budget(inpainter) -> None:
