@@ -12,7 +12,9 @@ import errno
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from pconv._version import __version__
 from pconv.errors import PconvError
@@ -103,11 +105,29 @@ def _quiet_broken_pipe() -> int:
     return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
+def _one_line_warnings(command: str) -> Callable[..., None]:
+    """``warnings.showwarning`` printing ``pconv COMMAND: warning: MESSAGE`` (no source-line echo)."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"pconv {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        result = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command)
+            result = args.func(args)
     except PconvError as exc:
         if os.environ.get("PCONV_DEBUG"):
             raise

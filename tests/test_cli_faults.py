@@ -102,3 +102,21 @@ def test_out_naming_an_existing_file_is_one_line(tmp_path: Path, capsys) -> None
     err = capsys.readouterr().err
     assert f"--out {mine} is an existing file; pass a folder" in err and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("pconv train: error:") and mine.read_text() == "mine"
+
+
+def test_warnings_of_any_command_are_one_line(tmp_path: Path, tiny_onnx_factory, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(images / "ok.png")
+    (images / "broken.png").write_bytes(b"junk")
+    argv = ["eval", "--model", str(tiny_onnx_factory()), "--images", str(images), "--per-bin", "1"]
+    assert (
+        main([*argv, "--size", "64", "--baselines", "mean", "--out", str(tmp_path / "o"), "--no-progress"])
+        == 0
+    )
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    said = f"--images {images}: skipping 1 of 2 files that are not readable images: broken.png"
+    assert warned == [f"pconv eval: warning: {said}"]

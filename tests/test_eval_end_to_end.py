@@ -184,3 +184,13 @@ def test_rerun_with_other_radius_or_mask_polarity_is_refused(tmp_path: Path) -> 
         with pytest.raises(PconvError, match=f"other settings \\({next(iter(change))} differ"):
             run_evaluation(EvalOptions(**{**opts.__dict__, **change}))
     assert run_evaluation(opts).resumed_rows == 12  # the same settings still resume
+
+
+def test_image_folder_skips_hidden_and_unreadable_files_up_front(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "._ok.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match=r"skipping 1 of 2 files that are not readable images: broken\.jpg"):
+        refs = evaluate.resolve_images(str(tmp_path))
+    assert [r.key for r in refs] == ["ok.png"] and refs[0].load().shape == (40, 40, 3)

@@ -93,6 +93,9 @@ def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
             files = data.find_images(root)
         except PconvError as exc:  # its message names the training option; say it in eval's terms
             raise PconvError(f"--images {spec}: no images (jpg, jpeg, png, webp) found below it") from exc
+        from pconv.imagefiles import drop_unreadable
+
+        files = drop_unreadable(files, f"--images {spec}")  # headers only: a bad file is named once, up front
         refs = [ImageRef(p.relative_to(root).as_posix(), p) for p in files]
     if limit is not None:
         if limit < 1:
