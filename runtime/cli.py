@@ -608,8 +608,9 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(text + "\n")
+            from pconv.fileio import atomic_write_bytes
+
+            atomic_write_bytes(args.json, (text + "\n").encode())
             print(f"wrote {args.json}")
         return 0
     where = backend.name + (f" ({', '.join(result['providers'])})" if result["providers"] else "")
