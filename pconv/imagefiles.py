@@ -59,6 +59,11 @@ def open_image(path: str | Path, what: str = "image") -> Any:
         img = Image.open(path)
         img.load()
         upright = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(
+            f"{what} file {path} is larger than PIL's safety limit ({exc}); if you trust it, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS"
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"{what} file {path} is not a readable image ({exc})") from exc
     upright.format = img.format  # exif_transpose returns a copy without it
@@ -72,6 +77,8 @@ def check_header(path: str | Path) -> str | None:
     try:
         with Image.open(path) as img:
             width, height = img.size
+    except Image.DecompressionBombError as exc:
+        return f"larger than PIL's safety limit ({exc})"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         return f"not a readable image ({exc})"
     if width < 1 or height < 1:

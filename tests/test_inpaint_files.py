@@ -212,3 +212,10 @@ def test_a_failed_write_is_one_line_and_leaves_no_partial_file(
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert list(out.iterdir()) == []  # no truncated result, no temp file
+
+
+def test_a_decompression_bomb_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    Image.fromarray(_photo(40, 40)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 px is more than twice the limit
+    with pytest.raises(ImageFileError, match="larger than PIL's safety limit"):
+        imageio.read_image(tmp_path / "big.png")
