@@ -336,22 +336,31 @@ def test_resume_compares_resolved_folders_and_refuses_fewer_steps(
         train(options(run, steps=1, resume=True, data=str(tmp_path / "a" / "imgs"), schedule="constant"))
 
 
-def test_sigterm_to_the_cli_saves_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGTERM, "0"), (signal.SIGINT, "1")])
+def test_a_stop_signal_to_the_cli_saves_and_exits_130(tmp_path: Path, sig: int, workers: str) -> None:
+    """SIGTERM to the trainer; Ctrl-C to the whole process group (as a terminal does), workers included."""
     import time
 
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "pconv", "train", "--size", "32", "--depth", "3", "--width", "0.125",
            "--batch", "1", "--steps", "100000", "--log-every", "1", "--checkpoint-every", "0",
-           "--sample-every", "0", "--threads", "1", "--no-progress", "--out", str(run)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--sample-every", "0", "--threads", "1", "--no-progress", "--out", str(run),
+           "--workers", workers]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (
         (run / "log.csv").is_file() and len((run / "log.csv").read_text().splitlines()) > 2
     ):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "SIGTERM at step" in err and "saved a resumable checkpoint" in err and "Traceback" not in err
+    assert (
+        f"{signal.Signals(sig).name} at step" in err
+        and "saved a resumable checkpoint" in err
+        and "Traceback" not in err
+    )
     step = torch.load(run / "train_state.pt", weights_only=True)["step"]
     assert step >= 2 and f"at step {step}:" in err

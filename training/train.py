@@ -295,6 +295,14 @@ def save_run(
     )
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C / SIGTERM (a terminal sends them to every process): the main
+    process decides when to stop, saves, and then ends its workers; a dead worker would abort the save.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C / SIGTERM: the run saved a resumable checkpoint at the step it reached, then stopped."""
 
@@ -486,6 +494,7 @@ def train(opts: TrainOptions) -> TrainResult:
         num_workers=opts.workers,
         pin_memory=device.type == "cuda",
         drop_last=True,
+        worker_init_fn=ignore_stop_signals if opts.workers > 0 else None,
     )
 
     if is_main:
