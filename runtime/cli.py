@@ -385,6 +385,35 @@ def _check_inpaint_args(args: argparse.Namespace) -> None:
         raise InputError(f"--quality must be 1..100; got {args.quality}")
 
 
+def _inpaint_loaded(
+    inpainter: Any, loaded: list[tuple[Path, Path, Any, Any]], args: argparse.Namespace, fail: Any
+) -> list[Any]:
+    """Results for ``loaded`` (image path, output path, ImageFile, holes), one call for the chunk.
+
+    If the chunk fails, its images run one by one so only the bad one is skipped (``fail`` is told
+    why; its result is None).
+    """
+    from pconv.errors import PconvError
+    from pconv.runtime.inpainter import NoHoleWarning
+
+    if not loaded:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoHoleWarning)  # reported by run_inpaint, one line per file
+        try:
+            images, holes = [item[2].pixels for item in loaded], [item[3] for item in loaded]
+            return list(inpainter(images, holes, strategy=args.strategy, batch_size=args.batch))
+        except PconvError:
+            results: list[Any] = []
+            for image_path, _, image, hole in loaded:
+                try:
+                    results.append(inpainter(image.pixels, hole, strategy=args.strategy))
+                except PconvError as exc:
+                    fail(image_path, str(exc))
+                    results.append(None)
+            return results
+
+
 def run_inpaint(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
@@ -392,7 +421,6 @@ def run_inpaint(args: argparse.Namespace) -> int:
     from pconv.errors import PconvError
     from pconv.runtime.errors import ImageFileError
     from pconv.runtime.imageio import list_images, write_image
-    from pconv.runtime.inpainter import NoHoleWarning
     from pconv.terminal import show_progress
 
     _check_inpaint_args(args)
@@ -454,30 +482,7 @@ def run_inpaint(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                 loaded.append((image_path, out_path, image, holes))
-            results: list[Any] = []
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NoHoleWarning)  # reported above, one line per file
-                try:
-                    results = (
-                        list(
-                            inpainter(
-                                [item[2].pixels for item in loaded],
-                                [item[3] for item in loaded],
-                                strategy=args.strategy,
-                                batch_size=args.batch,
-                            )
-                        )
-                        if loaded
-                        else []
-                    )
-                except PconvError:  # find which image it was: run them one by one
-                    results = []
-                    for image_path, _, image, holes in loaded:
-                        try:
-                            results.append(inpainter(image.pixels, holes, strategy=args.strategy))
-                        except PconvError as exc:
-                            fail(bar, image_path, str(exc))
-                            results.append(None)
+            results = _inpaint_loaded(inpainter, loaded, args, lambda path, why: fail(bar, path, why))
             for (_, out_path, image, holes), result in zip(loaded, results):
                 if result is None:
                     continue

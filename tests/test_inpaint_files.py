@@ -219,3 +219,19 @@ def test_a_decompression_bomb_is_one_line(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 px is more than twice the limit
     with pytest.raises(ImageFileError, match="larger than PIL's safety limit"):
         imageio.read_image(tmp_path / "big.png")
+
+
+def test_an_image_the_model_cannot_take_is_skipped_not_fatal(
+    tmp_path: Path, tiny_onnx_factory, capsys
+) -> None:
+    img = tmp_path / "img"
+    img.mkdir()
+    for stem, (h, w) in {"a": (40, 50), "big": (100, 100), "c": (48, 64)}.items():
+        Image.fromarray(_photo(h, w)).save(img / f"{stem}.png")
+        Image.fromarray(_hole_mask(h, w)).save(img / f"{stem}_mask.png")
+    fixed = tiny_onnx_factory(batch=1, height=64, width=64)
+    out = tmp_path / "out"
+    assert _inpaint(fixed, img, img, out, "--strategy", "full", "--batch", "3") == 1
+    err = capsys.readouterr().err
+    assert "skipped big.png:" in err and "larger than the model accepts" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
