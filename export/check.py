@@ -88,6 +88,11 @@ def _num(value: float) -> str:
     return f"{'-':>11}" if np.isnan(value) else f"{value:>11.3e}"
 
 
+#: The graph contract every check needs (see the README's export section).
+GRAPH_INPUTS = ("image", "mask")
+GRAPH_OUTPUTS = ("output", "composite")
+
+
 def read_onnx_info(path: Path) -> tuple[ModelConfig, dict[str, str], dict[str, Any]]:
     """The config, metadata and input description (dims, dtype) of one of our ONNX files."""
     onnx = require("onnx", "export")
@@ -103,7 +108,19 @@ def read_onnx_info(path: Path) -> tuple[ModelConfig, dict[str, str], dict[str, A
             f"{path} is an ONNX model but not a pconv export (no '{META_FORMAT}' metadata); "
             "export one with `pconv export CKPT -o model.onnx`"
         )
-    image = next(i for i in model.graph.input if i.name == "image")
+    have_inputs = {i.name: i for i in model.graph.input}
+    have_outputs = {o.name for o in model.graph.output}
+    missing = [n for n in GRAPH_INPUTS if n not in have_inputs] + [
+        n for n in GRAPH_OUTPUTS if n not in have_outputs
+    ]
+    if missing:
+        kind = "input" if missing[0] in GRAPH_INPUTS else "output"
+        contract = f"inputs {', '.join(GRAPH_INPUTS)} and outputs {', '.join(GRAPH_OUTPUTS)}"
+        raise CheckError(
+            f"{path} has pconv metadata but lacks the graph {kind} {missing[0]!r} (a pconv export has "
+            f"{contract}); re-export it with `pconv export CKPT -o model.onnx`"
+        )
+    image = have_inputs["image"]
     dims = [d.dim_value if d.HasField("dim_value") else None for d in image.type.tensor_type.shape.dim]
     elem = image.type.tensor_type.elem_type
     io_dtype = np.float16 if elem == onnx.TensorProto.FLOAT16 else np.float32  # type: ignore[attr-defined]

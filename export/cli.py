@@ -90,8 +90,9 @@ def _run_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pconv.export.onnx_export import DEFAULT_OPSET, export_onnx, load_source, summarize
+    from pconv.terminal import show_progress
 
-    with tqdm(total=3, desc="pconv export", unit="step", leave=False) as bar:
+    with tqdm(total=3, desc="pconv export", unit="step", leave=False, disable=not show_progress()) as bar:
         bar.set_postfix_str("loading checkpoint")
         model = load_source(args.checkpoint)
         bar.update()

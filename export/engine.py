@@ -407,8 +407,9 @@ def build_engine(
     from tqdm import tqdm
 
     output = Path(output)
-    # disable=None: tqdm shows the bar only on a terminal.
-    steps = tqdm(total=6, desc="pconv build", unit="step", disable=None if progress else True, leave=False)
+    from pconv.terminal import show_progress
+
+    steps = tqdm(total=6, desc="pconv build", unit="step", disable=not show_progress(progress), leave=False)
     warnings: list[str] = []
 
     def step(text: str) -> None:

@@ -9,13 +9,38 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    """The process umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def target_mode(path: Path, written: str) -> int:
+    """The mode the finished file gets: the replaced file's, else 0666 (0777 if ``written`` is
+    executable, e.g. a copied shared library) minus the umask, as ``open()`` would give.
+
+    Why: ``mkstemp`` creates 0600 files, so without this every model, engine and checkpoint would be
+    unreadable to an inference server running as another user.
+    """
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        executable = os.stat(written).st_mode & 0o111
+        return (0o777 if executable else 0o666) & ~_current_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
-    """Call ``write(tmp_path)``, sync it to disk, then rename it onto ``path``."""
+    """Call ``write(tmp_path)``, sync it to disk, then rename it onto ``path``.
+
+    The result keeps the mode of the file it replaces, or honours the umask for a new file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -24,6 +49,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
         write(tmp)
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
+        os.chmod(tmp, target_mode(path, tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -119,6 +119,8 @@ def build_plugin(
     """Configure and build with CMake; install ``libpconv_plugin.so`` to ``out`` (or the default path)."""
     from tqdm import tqdm
 
+    from pconv import terminal
+
     start = time.perf_counter()
     archs = parse_archs(archs)
     nvcc = find_nvcc()
@@ -153,7 +155,12 @@ def build_plugin(
 
     env = dict(os.environ)
     steps = ["configure", "compile", "install"]
-    with tqdm(total=len(steps), desc="pconv build-plugin", unit="step", disable=not show_progress) as bar:
+    with tqdm(
+        total=len(steps),
+        desc="pconv build-plugin",
+        unit="step",
+        disable=not terminal.show_progress(show_progress),
+    ) as bar:
         bar.set_postfix_str("cmake configure")
         _run(configure, "CMake configure", env)
         bar.update()

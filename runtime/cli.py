@@ -11,11 +11,16 @@ from pathlib import Path
 from typing import Any
 
 BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt")
-STRATEGY_CHOICES = ("auto", "full", "crop")
+STRATEGY_CHOICES = ("auto", "full", "crop", "resize")
 #: A mask file named IMG_mask.png belongs to IMG.png (in the mask folder, or in the image folder itself).
 MASK_SUFFIX = "_mask"
 #: Mirrors pconv.models.DEFAULT_MODEL (a test checks), so `pconv --help` stays import-light.
 DEFAULT_MODEL = "default"
+#: Mirrors of pconv.imagefiles.MASK_THRESHOLD and pconv.runtime.imageio's output settings, so that
+#: building the parser imports nothing heavy; a test checks they agree.
+MASK_THRESHOLD = 0.5
+OUTPUT_FORMATS = ("png", "jpg", "webp")
+DEFAULT_QUALITY = 95
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -56,19 +61,65 @@ def register(sub: Any) -> None:
         description="Inpaint images with a .onnx model or a TensorRT engine. Masks are paired to images by "
         "file stem (IMG.png <- MASKDIR/IMG.png or IMG_mask.png; --mask may be the image folder itself "
         "when it holds IMG_mask.png next to IMG.png), or one mask file is used for every image. "
-        "By default white (non-zero) mask pixels are holes. Results are written as OUT/<stem>.png; every "
-        "non-hole pixel is exactly the input pixel.",
+        "By default white mask pixels (above --mask-threshold, alpha applied) are holes. Results are written "
+        "as OUT/<stem>.png (or --out FILE for one image); every non-hole pixel is exactly the input pixel. "
+        "A folder run goes on past unreadable files, prints what it skipped and why, and exits 1 if any "
+        "image failed.",
     )
     _add_model_args(p)
     p.add_argument("--image", required=True, metavar="FILE|DIR", help="an image file or a folder of images")
     p.add_argument(
         "--mask", required=True, metavar="FILE|DIR", help="a mask file (used for all images) or a folder"
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR|FILE",
+        help="output folder (created), or for a single --image a file name such as result.png",
+    )
     p.add_argument(
         "--mask-is-valid",
         action="store_true",
-        help="masks mark VALID pixels (non-zero = keep) instead of holes",
+        help="masks mark VALID pixels (white = keep) instead of holes",
+    )
+    p.add_argument(
+        "--mask-threshold",
+        type=float,
+        default=MASK_THRESHOLD,
+        metavar="T",
+        help="a mask pixel is white when its grey level (0..1, alpha applied) is above T; "
+        "0 = any non-zero pixel (default: %(default)s, mid-grey)",
+    )
+    p.add_argument(
+        "--mask-dilate",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="grow every hole by PX pixels (default: %(default)s)",
+    )
+    p.add_argument(
+        "--resize-mask",
+        action="store_true",
+        help="resize a mask whose size differs from its image to the image (nearest neighbour), e.g. one "
+        "watermark mask for photos of several sizes (default: a size difference is an error)",
+    )
+    p.add_argument(
+        "--format",
+        choices=tuple(OUTPUT_FORMATS),
+        default=None,
+        help="output format (default: from --out's suffix, else png)",
+    )
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=DEFAULT_QUALITY,
+        metavar="Q",
+        help="jpg/webp quality 1..100 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave images whose output file already exists (rerun after an interruption)",
     )
     p.add_argument(
         "--batch",
@@ -81,8 +132,10 @@ def register(sub: Any) -> None:
         "--strategy",
         choices=STRATEGY_CHOICES,
         default="auto",
-        help="full: whole image, padded; crop: only boxes around holes (faster on big images, "
-        "less context); auto (default): crop when the image is too big for the model or the pixel budget",
+        help="full: whole image, padded; crop: only boxes around holes, in tiles of at most 2048x2048 "
+        "(faster on big images, less context); resize: the whole image downscaled to the pixel budget, "
+        "only the fill upscaled (whole-image context, softer fill); auto (default): crop when the image "
+        "is too big for the model or the pixel budget",
     )
     p.add_argument(
         "--concat", action="store_true", help="also write OUT/<stem>_concat.png: image | mask | result"
@@ -125,7 +178,8 @@ def register(sub: Any) -> None:
         "doctor",
         help="check what is installed and usable (torch, ONNX Runtime, TensorRT, GPU, plugin, VGG weights)",
         description="Report each piece pconv can use and, for each missing one, the exact command that fixes "
-        "it. Exit code 0 when the CPU runtime (numpy + onnxruntime) works, 1 otherwise.",
+        "it. Exit code 0 when the CPU runtime (numpy + onnxruntime) works and --model (if given) opens, 1 "
+        "otherwise.",
     )
     d.add_argument(
         "--vgg-weights",
@@ -228,9 +282,8 @@ def _open(args: argparse.Namespace) -> Any:
     )
 
 
-def pair_masks(images: list[Path], mask_arg: Path) -> list[Path]:
-    """The mask file for each image: by stem from a folder, or the one file for all."""
-    from pconv.runtime.errors import ImageFileError
+def pair_masks(images: list[Path], mask_arg: Path) -> list[Path | None]:
+    """The mask file for each image (None when it has none): by stem from a folder, or one file for all."""
     from pconv.runtime.imageio import list_images
 
     if not mask_arg.is_dir():
@@ -239,111 +292,239 @@ def pair_masks(images: list[Path], mask_arg: Path) -> list[Path]:
     by_stem: dict[str, Path] = {}
     for path in list_images(mask_arg, "mask"):
         by_stem.setdefault(path.stem, path)
-    pairs, missing = [], []
+    pairs: list[Path | None] = []
     for image in images:
         same = by_stem.get(image.stem)
         if same is not None and same.resolve() == image.resolve():
             same = None  # the image itself (image and mask folder are one): never its own mask
-        match = same or by_stem.get(f"{image.stem}{MASK_SUFFIX}")
-        if match is None:
-            missing.append(image.name)
-        else:
-            pairs.append(match)
-    if missing:
-        raise ImageFileError(
-            f"no mask in {mask_arg} for {len(missing)} image(s): {', '.join(missing[:5])}"
-            f"{' ...' if len(missing) > 5 else ''} (masks are matched by file stem: IMG.png or IMG_mask.png)"
-        )
+        pairs.append(same or by_stem.get(f"{image.stem}{MASK_SUFFIX}"))
     return pairs
 
 
-def _check_outputs(images: list[Path], masks: list[Path], out_dir: Path, concat: bool) -> None:
+def _no_mask(image: Path, mask_arg: Path) -> str:
+    return f"no mask in {mask_arg} for {image.name} (masks are matched by file stem: IMG.png or IMG_mask.png)"
+
+
+def output_paths(
+    images: list[Path], out: Path, fmt: str | None, folder: bool = False
+) -> tuple[list[Path], str]:
+    """Where each result goes and in which format: ``OUT/<stem>.<ext>``, or ``--out FILE`` for one image."""
+    from pconv.runtime.errors import InputError
+    from pconv.runtime.imageio import SUFFIX_FORMATS
+
+    as_file = out.suffix.lower() in SUFFIX_FORMATS and not out.is_dir()
+    if out.exists() and not out.is_dir() and not as_file:
+        raise InputError(f"--out {out} is an existing file; pass a folder, or a .png/.jpg/.webp file name")
+    if as_file:
+        if len(images) != 1 or folder:
+            raise InputError(
+                f"--out {out} is a file name but --image is a folder ({len(images)} image(s)); "
+                "pass a folder as --out"
+            )
+        wanted = SUFFIX_FORMATS[out.suffix.lower()]
+        if fmt is not None and fmt != wanted:
+            raise InputError(f"--format {fmt} does not match --out {out.name}; drop one of them")
+        return [out], wanted
+    fmt = fmt or "png"
+    return [out / f"{image.stem}.{fmt}" for image in images], fmt
+
+
+def _concat_path(result: Path) -> Path:
+    return result.with_name(f"{result.stem}_concat{result.suffix}")
+
+
+def _check_outputs(images: list[Path], masks: list[Path | None], outputs: list[Path], concat: bool) -> None:
     """Refuse outputs that would overwrite an input or each other (``a.png`` and ``a.jpg`` -> ``a.png``)."""
     from pconv.runtime.errors import ImageFileError
 
-    inputs = {p.resolve() for p in [*images, *masks]}
-    seen: dict[str, Path] = {}
-    for image in images:
-        if image.stem in seen:
+    inputs = {p.resolve() for p in [*images, *(m for m in masks if m is not None)]}
+    seen: dict[Path, Path] = {}
+    for image, result in zip(images, outputs):
+        if result in seen:
             raise ImageFileError(
-                f"{seen[image.stem].name} and {image.name} would both be written as {image.stem}.png; "
+                f"{seen[result].name} and {image.name} would both be written as {result.name}; "
                 "rename one of them"
             )
-        seen[image.stem] = image
-        names = [f"{image.stem}.png", *([f"{image.stem}_concat.png"] if concat else [])]
-        for name in names:
-            if (out_dir / name).resolve() in inputs:
+        seen[result] = image
+        for path in [result, *([_concat_path(result)] if concat else [])]:
+            if path.resolve() in inputs:
                 raise ImageFileError(
-                    f"--out {out_dir} would overwrite the input file {name}; choose another output folder"
+                    f"--out {path.parent} would overwrite the input file {path.name}; choose another output"
                 )
+
+
+def _write_error(path: Path, exc: OSError, done: int) -> Exception:
+    """A failed write as one line naming the fix (full disk, read-only or protected folder)."""
+    import errno
+
+    from pconv.errors import PconvError
+
+    if exc.errno == errno.ENOSPC:
+        why = "the disk is full: free some space"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = f"{exc.strerror.lower() if exc.strerror else 'not writable'}: choose another --out"
+    else:
+        why = f"{exc.strerror or exc}: check --out"
+    return PconvError(
+        f"cannot write {path} ({why}); {done} image(s) were written before it, no partial file was left "
+        "(rerun with --skip-existing to continue)"
+    )
+
+
+def _load_pair(image_path: Path, mask_path: Path, args: argparse.Namespace) -> tuple[Any, Any]:
+    """An image file and its hole mask (bool, True = hole) after --mask-threshold/--resize-mask/-dilate."""
+    from pconv.imagefiles import grow, resize_nearest
+    from pconv.runtime.errors import InputError
+    from pconv.runtime.imageio import read_image_file, read_mask
+
+    image = read_image_file(image_path)
+    white = read_mask(mask_path, args.mask_threshold) != 0
+    h, w = image.pixels.shape[:2]
+    if white.shape != (h, w):
+        if not args.resize_mask:
+            raise InputError(
+                f"mask {mask_path.name} is {white.shape[0]}x{white.shape[1]} but image {image_path.name} is "
+                f"{h}x{w} (HxW); they must match (or pass --resize-mask)"
+            )
+        white = resize_nearest(white, h, w)
+    holes = white if not args.mask_is_valid else ~white
+    if args.mask_dilate:
+        holes = grow(holes, args.mask_dilate)
+    return image, holes
+
+
+def _check_inpaint_args(args: argparse.Namespace) -> None:
+    from pconv.imagefiles import check_threshold
+    from pconv.runtime.errors import InputError
+
+    if args.batch < 1:
+        raise InputError(f"--batch must be >= 1; got {args.batch}")
+    check_threshold(args.mask_threshold)
+    if args.mask_dilate < 0:
+        raise InputError(f"--mask-dilate must be >= 0 pixels; got {args.mask_dilate}")
+    if not 1 <= args.quality <= 100:
+        raise InputError(f"--quality must be 1..100; got {args.quality}")
+
+
+def _inpaint_loaded(
+    inpainter: Any, loaded: list[tuple[Path, Path, Any, Any]], args: argparse.Namespace, fail: Any
+) -> list[Any]:
+    """Results for ``loaded`` (image path, output path, ImageFile, holes), one call for the chunk.
+
+    If the chunk fails, its images run one by one so only the bad one is skipped (``fail`` is told
+    why; its result is None).
+    """
+    from pconv.errors import PconvError
+    from pconv.runtime.inpainter import NoHoleWarning
+
+    if not loaded:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoHoleWarning)  # reported by run_inpaint, one line per file
+        try:
+            images, holes = [item[2].pixels for item in loaded], [item[3] for item in loaded]
+            return list(inpainter(images, holes, strategy=args.strategy, batch_size=args.batch))
+        except PconvError:
+            results: list[Any] = []
+            for image_path, _, image, hole in loaded:
+                try:
+                    results.append(inpainter(image.pixels, hole, strategy=args.strategy))
+                except PconvError as exc:
+                    fail(image_path, str(exc))
+                    results.append(None)
+            return results
 
 
 def run_inpaint(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from pconv.runtime.errors import ImageFileError, InputError
-    from pconv.runtime.imageio import list_images, read_image, read_mask, write_png
-    from pconv.runtime.inpainter import NoHoleWarning
+    from pconv.errors import PconvError
+    from pconv.runtime.errors import ImageFileError
+    from pconv.runtime.imageio import list_images, write_image
+    from pconv.terminal import show_progress
 
-    if args.batch < 1:
-        raise InputError(f"--batch must be >= 1; got {args.batch}")
+    _check_inpaint_args(args)
     images = list_images(args.image)
-    if Path(args.mask).is_dir() and Path(args.mask).resolve() == Path(args.image).resolve():
+    mask_arg = Path(args.mask)
+    if mask_arg.is_dir() and mask_arg.resolve() == Path(args.image).resolve():
         # One folder holding IMG.png and IMG_mask.png: the masks are not images to inpaint.
         images = [p for p in images if not p.stem.endswith(MASK_SUFFIX)]
         if not images:
             raise ImageFileError(f"{args.image} holds only *{MASK_SUFFIX} files, no images to inpaint")
-    masks = pair_masks(images, Path(args.mask))
-    out_dir = Path(args.out)
-    _check_outputs(images, masks, out_dir, args.concat)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    masks = pair_masks(images, mask_arg)
+    folder = Path(args.image).is_dir()
+    single = len(images) == 1 and not folder
+    if single and masks[0] is None:
+        raise ImageFileError(_no_mask(images[0], mask_arg))
+    outputs, fmt = output_paths(images, Path(args.out), args.format, folder)
+    _check_outputs(images, masks, outputs, args.concat)
+    try:
+        outputs[0].parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(outputs[0].parent, exc, 0) from exc
     inpainter = _open(args)
-    mask_is_hole = not args.mask_is_valid
-    written = 0
-    with tqdm(total=len(images), unit="img", desc="inpaint", disable=None) as bar:
-        for start in range(0, len(images), args.batch):
-            chunk = list(zip(images[start : start + args.batch], masks[start : start + args.batch]))
-            arrays, mask_arrays = [], []
-            for image_path, mask_path in chunk:
-                image, mask = read_image(image_path), read_mask(mask_path)
-                if image.shape[:2] != mask.shape:
-                    raise InputError(
-                        f"mask {mask_path.name} is {mask.shape[0]}x{mask.shape[1]} but image "
-                        f"{image_path.name} is {image.shape[0]}x{image.shape[1]} (HxW); they must match"
-                    )
-                if not ((mask != 0) if mask_is_hole else (mask == 0)).any():
+    written, existing = 0, 0
+    failed: list[tuple[str, str]] = []
+
+    def fail(bar: Any, image: Path, why: str) -> None:
+        if single:
+            raise ImageFileError(why)
+        failed.append((image.name, why))
+        bar.write(f"pconv inpaint: skipped {image.name}: {why}", file=sys.stderr)
+
+    def save(path: Path, pixels: Any, source: Any) -> None:
+        try:
+            write_image(path, pixels, fmt, args.quality, source.icc_profile, source.exif)
+        except OSError as exc:
+            raise _write_error(path, exc, written) from exc
+
+    jobs = list(zip(images, masks, outputs))
+    with tqdm(total=len(jobs), unit="img", desc="inpaint", disable=not show_progress()) as bar:
+        for start in range(0, len(jobs), args.batch):
+            loaded = []
+            for image_path, mask_path, out_path in jobs[start : start + args.batch]:
+                if args.skip_existing and out_path.exists():
+                    existing += 1
+                    continue
+                if mask_path is None:
+                    fail(bar, image_path, _no_mask(image_path, mask_arg))
+                    continue
+                try:
+                    image, holes = _load_pair(image_path, mask_path, args)
+                except PconvError as exc:
+                    fail(bar, image_path, str(exc))
+                    continue
+                if not holes.any():
                     other = "--mask-is-valid was given" if args.mask_is_valid else "try --mask-is-valid"
                     bar.write(
                         f"pconv inpaint: warning: mask {mask_path.name} marks no hole pixels, so "
-                        f"{image_path.stem}.png is the input unchanged ({other})",
+                        f"{out_path.name} is the input unchanged ({other})",
                         file=sys.stderr,
                     )
-                arrays.append(image)
-                mask_arrays.append(mask)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NoHoleWarning)  # reported above, one line per file
-                results = inpainter(
-                    arrays,
-                    mask_arrays,
-                    mask_is_hole=mask_is_hole,
-                    strategy=args.strategy,
-                    batch_size=args.batch,
-                )
-            for (image_path, _), image, mask, result in zip(chunk, arrays, mask_arrays, results):
-                write_png(out_dir / f"{image_path.stem}.png", result)
+                loaded.append((image_path, out_path, image, holes))
+            results = _inpaint_loaded(inpainter, loaded, args, lambda path, why: fail(bar, path, why))
+            for (_, out_path, image, holes), result in zip(loaded, results):
+                if result is None:
+                    continue
+                save(out_path, result, image)
                 if args.concat:
-                    holes = (mask != 0) if mask_is_hole else (mask == 0)
                     shown = np.repeat((holes * 255).astype(np.uint8)[..., None], 3, axis=-1)
-                    write_png(
-                        out_dir / f"{image_path.stem}_concat.png",
-                        np.concatenate([image, shown, result], axis=1),
-                    )
+                    save(_concat_path(out_path), np.concatenate([image.pixels, shown, result], axis=1), image)
                 written += 1
-            bar.update(len(chunk))
+            bar.update(len(jobs[start : start + args.batch]))
     providers = getattr(inpainter.backend, "providers", None)
     where = inpainter.backend.name + (f" ({', '.join(providers)})" if providers else "")
-    print(f"wrote {written} image(s) to {out_dir} with {where}")
+    target = outputs[0] if len(outputs) == 1 and Path(args.out) == outputs[0] else Path(args.out)
+    extra = f"; {existing} already existed (--skip-existing)" if existing else ""
+    print(f"wrote {written} image(s) to {target} with {where}{extra}")
+    if failed:
+        print(
+            f"pconv inpaint: {len(failed)} image(s) skipped: "
+            + "; ".join(f"{name} ({why})" for name, why in failed),
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -383,6 +564,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from pconv.runtime.errors import InputError
     from pconv.runtime.inpainter import batch_limits
     from pconv.runtime.strategy import padded_size
+    from pconv.terminal import show_progress
 
     n, h, w = parse_shape(args.shape)
     if args.iterations < 1 or args.warmup < 0:
@@ -427,7 +609,9 @@ def run_bench(args: argparse.Namespace) -> int:
     for _ in range(args.warmup):
         step()
     times: list[float] = []
-    for _ in tqdm(range(args.iterations), desc="bench", unit="it", disable=None, file=sys.stderr):
+    for _ in tqdm(
+        range(args.iterations), desc="bench", unit="it", disable=not show_progress(), file=sys.stderr
+    ):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
@@ -450,8 +634,9 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(text + "\n")
+            from pconv.fileio import atomic_write_bytes
+
+            atomic_write_bytes(args.json, (text + "\n").encode())
             print(f"wrote {args.json}")
         return 0
     where = backend.name + (f" ({', '.join(result['providers'])})" if result["providers"] else "")
@@ -475,8 +660,8 @@ def run_doctor(args: argparse.Namespace) -> int:
         print(json.dumps([c.to_dict() for c in checks], indent=2))
     else:
         print(format_checks(checks))
-    core_ok = all(c.ok for c in checks if c.required)
-    return 0 if core_ok else 1
+    ok = all(c.ok for c in checks if c.required or c.asked)  # the CPU runtime, and a --model asked for
+    return 0 if ok else 1
 
 
 def run_demo(args: argparse.Namespace) -> int:

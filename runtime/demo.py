@@ -200,18 +200,21 @@ def _train_export_check(
 
 
 def _remove_demo_run(run_dir: Path) -> None:
-    """Delete the files a previous demo run wrote (its run folder layout), nothing else."""
+    """Delete the files a previous demo run wrote (the training run folder's layout), nothing else."""
     import shutil
 
-    for name in ("checkpoint.safetensors", "train_state.pt", "log.csv", RUN_MARKER):
+    from pconv.errors import PconvError
+    from pconv.training.runfolder import STEPS_DIR
+    from pconv.training.train import CHECKPOINT_NAME, LOG_NAME, STATE_NAME
+
+    for name in (CHECKPOINT_NAME, STATE_NAME, LOG_NAME, RUN_MARKER):
         (run_dir / name).unlink(missing_ok=True)
-    if (run_dir / "samples").is_dir():
-        shutil.rmtree(run_dir / "samples")
+    for folder in ("samples", STEPS_DIR):
+        if (run_dir / folder).is_dir():
+            shutil.rmtree(run_dir / folder)
     try:
         run_dir.rmdir()
     except OSError as exc:
-        from pconv.errors import PconvError
-
         raise PconvError(
             f"{run_dir} holds files pconv demo did not write; move them or choose another --out"
         ) from exc

@@ -30,6 +30,7 @@ class Check:
     detail: str
     fix: str = ""  # the command (or step) that fixes it; empty when ok
     required: bool = False  # required for the CPU runtime
+    asked: bool = False  # the user asked for it (--model): failing it fails the run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,7 +303,7 @@ def check_model(model: str) -> Check:
                 f"{model}: opens with {where}, size multiple {info.size_multiple}, io {info.io_dtype}",
             )
     except PconvError as exc:
-        return Check("model", False, f"{model}: {exc}", "re-export or rebuild the model")
+        return Check("model", False, f"{model}: {exc}", "re-export or rebuild the model", asked=True)
 
 
 def run_checks(
@@ -325,7 +326,7 @@ def format_checks(checks: list[Check]) -> str:
     width = max(len(c.name) for c in checks)
     lines = []
     for c in checks:
-        mark = "ok  " if c.ok else ("FAIL" if c.required else "--  ")
+        mark = "ok  " if c.ok else ("FAIL" if c.required or c.asked else "--  ")
         lines.append(f"[{mark}] {c.name:<{width}}  {c.detail}")
         if not c.ok and c.fix:
             lines.append(f"       {'':<{width}}  fix: {c.fix}")

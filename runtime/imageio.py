@@ -2,9 +2,11 @@
 
 Accepted images: numpy ``HWC`` arrays (``uint8`` 0..255, or ``float16``/``float32``/``float64`` in
 [0, 1]) with 3 channels (RGB), PIL images (mode ``RGB``), and batches: a list of those (sizes may
-differ) or one ``NHWC`` array. Accepted masks: 2-D arrays (``HW``, or ``HW1``) or PIL images, where
-non-zero marks a HOLE (what users paint, as in IOPaint, LaMa and OpenCV's ``inpaint``);
-``mask_is_hole=False`` flips that to non-zero = valid, the convention inside the network.
+differ) or one ``NHWC`` array. Accepted masks: 2-D arrays (``HW``, or ``HW1``), where non-zero marks
+a HOLE (what users paint, as in IOPaint, LaMa and OpenCV's ``inpaint``; an array is already a
+decision), or PIL images, read like mask files: white = hole where the value (alpha applied) is above
+mid-grey (:data:`pconv.imagefiles.MASK_THRESHOLD`). ``mask_is_hole=False`` flips that to
+white / non-zero = valid, the convention inside the network.
 
 Everything is validated here so a bad input gets one :class:`InputError` naming the problem, not a
 traceback from deep inside a backend. Results come back as the type and dtype that went in.
@@ -19,6 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from pconv.imagefiles import (
+    MASK_THRESHOLD,
+    ImageReadError,
+    is_hidden,
+    mask_values,
+    open_image,
+    read_mask_file,
+    rgb_array,
+    white_pixels,
+)
 from pconv.runtime.errors import ImageFileError, InputError
 
 #: dtypes an image may have; floats are in [0, 1], uint8 in [0, 255].
@@ -158,8 +170,8 @@ class DeviceArrayInBatch(InputError):
 
 def hole_mask(mask: object, size: tuple[int, int], mask_is_hole: bool, what: str = "mask") -> np.ndarray:
     """The mask as an HxW bool array, True = hole, checked against the image size."""
-    if is_pil_image(mask):
-        array = np.asarray(mask.convert("L"))  # type: ignore[attr-defined]
+    if is_pil_image(mask):  # an image, like a file: its values (alpha applied) above the threshold
+        array = white_pixels(mask_values(mask, what))
     elif isinstance(mask, np.ndarray):
         array = mask
     elif hasattr(mask, "__array__") and not is_device_array(mask):
@@ -228,52 +240,96 @@ def _per_item_masks(mask: object, count: int) -> list[object]:
 
 
 # -- files ----------------------------------------------------------------------------------------
-def _open_image_file(path: str | Path, what: str) -> Any:
-    from PIL import Image, UnidentifiedImageError
+#: Output formats of ``pconv inpaint --format`` and the PIL writer each one uses.
+OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+#: The output format a file name's suffix asks for (``--out result.jpg``).
+SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+DEFAULT_QUALITY = 95
 
-    path = Path(path)
-    if not path.is_file():
-        raise ImageFileError(f"{what} file not found: {path}")
-    if path.stat().st_size == 0:
-        raise ImageFileError(f"{what} file is empty: {path}")
+
+@dataclass
+class ImageFile:
+    """An image file's upright RGB pixels and the metadata a result keeps (colour profile, EXIF)."""
+
+    pixels: np.ndarray  # HxWx3 uint8, EXIF orientation applied, scaled by its bit depth
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # orientation tag removed: the pixels are already upright
+
+
+def _file_error(exc: ImageReadError) -> ImageFileError:
+    return ImageFileError(str(exc))
+
+
+def read_image_file(path: str | Path) -> ImageFile:
+    """An image file as :class:`ImageFile` (see :mod:`pconv.imagefiles` for how pixels are read)."""
     try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageFileError(f"{what} file {path} is not a readable image ({exc})") from exc
-    return img
+        img = open_image(path, "image")
+        pixels = rgb_array(img, f"image {path}")
+    except ImageReadError as exc:
+        raise _file_error(exc) from exc
+    return ImageFile(pixels, img.info.get("icc_profile") or None, img.info.get("exif") or None)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB (alpha dropped, grayscale expanded)."""
-    return np.asarray(_open_image_file(path, "image").convert("RGB")).copy()
+    """An image file as HxWx3 uint8 RGB, as a viewer shows it (EXIF orientation, 16-bit/float scaled)."""
+    return read_image_file(path).pixels
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """A mask file as HxW uint8 (colour masks: a pixel is non-zero if any channel is)."""
-    img = _open_image_file(path, "mask")
-    if img.mode in ("RGB", "RGBA"):
-        return (np.asarray(img.convert("RGB")).max(axis=-1)).astype(np.uint8)
-    return np.asarray(img.convert("L")).copy()
+def read_mask(path: str | Path, threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """A mask file as HxW uint8, 255 where its value is above ``threshold`` (alpha applied), else 0."""
+    try:
+        white = read_mask_file(path, threshold)
+    except ImageReadError as exc:
+        raise _file_error(exc) from exc
+    return white.astype(np.uint8) * np.uint8(255)
+
+
+def write_image(
+    path: str | Path,
+    image: np.ndarray,
+    fmt: str = "png",
+    quality: int = DEFAULT_QUALITY,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> Path:
+    """Write an HxW or HxWx3 image (uint8, or float in [0, 1]) atomically as ``fmt`` (png | jpg | webp).
+
+    Atomic (temp file + rename, :func:`pconv.fileio.atomic_write`) so a full disk or a kill never
+    leaves a truncated file that looks like a result.
+    """
+    from PIL import Image
+
+    from pconv.fileio import atomic_write
+
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}; got {fmt!r}")
+    if image.dtype != np.uint8:
+        image = np.rint(np.clip(image.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+    options: dict[str, Any] = {}
+    if fmt != "png":
+        options["quality"] = quality
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    if exif:
+        options["exif"] = exif
+    pil = Image.fromarray(image)
+    return atomic_write(path, lambda tmp: pil.save(tmp, format=OUTPUT_FORMATS[fmt], **options))
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write an HxW or HxWx3 uint8 array (floats are scaled from [0, 1]) as PNG."""
-    from PIL import Image
-
-    if image.dtype != np.uint8:
-        image = np.rint(np.clip(image.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="PNG")
-    return path
+    """Write an HxW or HxWx3 uint8 array (floats are scaled from [0, 1]) as PNG, atomically."""
+    return write_image(path, image, "png")
 
 
 def list_images(path: str | Path, what: str = "image") -> list[Path]:
-    """The image files of a directory (sorted), or the file itself (``what`` names it in errors)."""
+    """The image files of a directory (sorted; hidden files skipped), or the file itself."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not is_hidden(p)
+        )
         if not files:
             raise ImageFileError(f"no {what} files ({', '.join(IMAGE_SUFFIXES)}) in directory {path}")
         return files

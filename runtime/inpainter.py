@@ -25,10 +25,11 @@ smooth guess, not a picture).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, 
 from pconv.runtime.loader import open_backend
 
 DEFAULT_BATCH_SIZE = 4
+#: Rows of an upscaled fill made at a time (a whole 24 MP fill in float32 is 288 MB, plus temporaries).
+UPSCALE_ROWS = 256
 
 
 class NoHoleWarning(UserWarning):
@@ -58,6 +61,9 @@ class Inpainter:
     execution providers (default: TensorRT EP, CUDA EP, CPU, whichever are installed).
     ``plugin_library``: the pconv TensorRT plugin ``.so`` (default: the packaged one).
     ``pixel_budget``: above this many padded pixels, ``strategy="auto"`` uses ``crop``.
+    ``tile_pixels``: most network pixels of one ``crop`` tile, one ``resize`` input and one backend
+    call (beyond a single full image), which bounds memory on big photos (about 1.8 GB RSS with the
+    paper-size model on CPU at the default 1024²; benchmarks/big_photo_memory.py).
     ``margin``: context in pixels around each hole region for ``crop``.
 
     Thread-safe: calls on one instance are serialised (backends keep per-shape buffers).
@@ -73,6 +79,7 @@ class Inpainter:
         *,
         pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
         margin: int = strategies.DEFAULT_MARGIN,
+        tile_pixels: int = strategies.DEFAULT_TILE_PIXELS,
     ) -> None:
         self.model_path = resolve_model(model_path)
         self.backend: Backend = open_backend(
@@ -84,6 +91,7 @@ class Inpainter:
         )
         self.pixel_budget = int(pixel_budget)
         self.margin = int(margin)
+        self.tile_pixels = int(tile_pixels)
         self._lock = threading.Lock()
 
     @classmethod
@@ -93,6 +101,7 @@ class Inpainter:
         *,
         pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
         margin: int = strategies.DEFAULT_MARGIN,
+        tile_pixels: int = strategies.DEFAULT_TILE_PIXELS,
     ) -> Inpainter:
         """Wrap an already-open backend (for custom backends, or sharing one session)."""
         self = cls.__new__(cls)
@@ -100,6 +109,7 @@ class Inpainter:
         self.backend = backend
         self.pixel_budget = int(pixel_budget)
         self.margin = int(margin)
+        self.tile_pixels = int(tile_pixels)
         self._lock = threading.Lock()
         return self
 
@@ -133,8 +143,9 @@ class Inpainter:
 
         ``image``: HWC uint8 / float in [0, 1], a PIL RGB image, a list of those (sizes may
         differ), or an NHWC array. ``mask``: 2-D (or a list / NHW array), non-zero = hole unless
-        ``mask_is_hole=False``; one 2-D mask is shared by all images of a batch. ``strategy``:
-        ``"full"``, ``"crop"`` or ``"auto"`` (see :mod:`pconv.runtime.strategy`). ``batch_size``:
+        ``mask_is_hole=False`` (PIL masks: above mid-grey); one 2-D mask is shared by all images of a
+        batch. ``strategy``: ``"full"``, ``"crop"``, ``"resize"`` or ``"auto"`` (see
+        :mod:`pconv.runtime.strategy`). ``batch_size``:
         most tiles per backend call.
 
         GPU arrays (anything with ``__cuda_array_interface__``) go to :meth:`run_device`.
@@ -190,35 +201,39 @@ class Inpainter:
                 continue
             if chosen == "full":
                 tiles.append(strategies.plan_full(index, item.size, info))
+            elif chosen == "resize":
+                tiles.append(strategies.plan_resize(index, item.holes, info, self.tile_pixels))
             else:
-                tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin))
-        fills: dict[int, np.ndarray] = {}
-        for tile, fill in self._run_tiles(batch, tiles, batch_size):
-            item = batch.items[tile.item]
-            if tile.item not in fills:
-                fills[tile.item] = np.zeros(item.original.shape, dtype=np.float32)
-            target = fills[tile.item][tile.write.slices]
-            w = tile.write
-            b = tile.box
-            target[...] = fill[w.y0 - b.y0 : w.y1 - b.y0, w.x0 - b.x0 : w.x1 - b.x0]
+                tiles.extend(strategies.plan_crop(index, item.holes, info, self.margin, self.tile_pixels))
+        # Each tile's fill is pasted into its write box as it arrives (hole pixels only), so host memory
+        # is the images plus one backend call, never a float copy of every image or every tile.
         for index, item in enumerate(batch.items):
             if results[index] is None:
-                results[index] = composite(item.original, item.holes, fills[index])
+                results[index] = item.original.copy()
+        for tile, fill in self._run_tiles(batch, tiles, batch_size):
+            item = batch.items[tile.item]
+            where = tile.write.slices
+            out = results[tile.item]
+            assert out is not None
+            out[where] = composite(item.original[where], item.holes[where], fill)
         return [r for r in results if r is not None]
 
     def _run_tiles(
         self, batch: Batch, tiles: list[strategies.Tile], batch_size: int
-    ) -> list[tuple[strategies.Tile, np.ndarray]]:
-        """Run tiles grouped by network size; return each tile's fill for its box (HWC float32)."""
+    ) -> Iterator[tuple[strategies.Tile, np.ndarray]]:
+        """Run tiles grouped by network size; yield each tile's fill of its write box (HWC float32).
+
+        A call holds at most ``batch_size`` tiles and, beyond one tile, at most ``tile_pixels``
+        network pixels, so batching never multiplies the memory a big tile needs.
+        """
         info = self.info
         min_n, max_n = batch_limits(info)
-        per_call = max(min_n, min(batch_size, max_n))
         groups: dict[tuple[int, int], list[strategies.Tile]] = defaultdict(list)
         for tile in tiles:
             groups[tile.net].append(tile)
-        done: list[tuple[strategies.Tile, np.ndarray]] = []
-        images_cache: dict[int, np.ndarray] = {}
         for (net_h, net_w), group in groups.items():
+            by_budget = max(1, self.tile_pixels // (net_h * net_w))
+            per_call = max(min_n, min(batch_size, max_n, by_budget))
             for start in range(0, len(group), per_call):
                 chunk = group[start : start + per_call]
                 n = max(len(chunk), min_n)  # unused slots stay all-hole (a valid input, ignored)
@@ -226,9 +241,7 @@ class Inpainter:
                 mask = np.zeros((n, 1, net_h, net_w), dtype=np.float32)  # 0 = hole: padding is hole
                 for slot, tile in enumerate(chunk):
                     item = batch.items[tile.item]
-                    if tile.item not in images_cache:
-                        images_cache[tile.item] = to_float01(item.original)
-                    region = images_cache[tile.item][tile.box.slices]
+                    region = to_float01(item.original[tile.box.slices])
                     valid = (~item.holes[tile.box.slices]).astype(np.float32)
                     if tile.scaled != (tile.box.height, tile.box.width):
                         region = strategies.resize_bilinear(region, *tile.scaled)
@@ -240,15 +253,23 @@ class Inpainter:
                     image[slot, :, :sh, :sw] = (region * valid[..., None]).transpose(2, 0, 1)
                     mask[slot, 0, :sh, :sw] = valid
                 output = np.asarray(self.backend.run(image, mask)["output"], dtype=np.float32)
+                del image, mask
                 for slot, tile in enumerate(chunk):
                     sh, sw = tile.scaled
                     fill = output[slot, :, :sh, :sw].transpose(1, 2, 0)
-                    if tile.scaled != (tile.box.height, tile.box.width):
-                        fill = strategies.resize_bilinear(
-                            np.ascontiguousarray(fill), tile.box.height, tile.box.width
+                    b, w = tile.box, tile.write
+                    cols = slice(w.x0 - b.x0, w.x1 - b.x0)
+                    if tile.scaled == (b.height, b.width):
+                        yield tile, fill[w.y0 - b.y0 : w.y1 - b.y0, cols]
+                        continue
+                    small = np.ascontiguousarray(fill)
+                    for y0 in range(w.y0, w.y1, UPSCALE_ROWS):  # upscale only the written part, in bands
+                        band = strategies.Box(y0, w.x0, min(w.y1, y0 + UPSCALE_ROWS), w.x1)
+                        rows = slice(band.y0 - b.y0, band.y1 - b.y0)
+                        yield (
+                            dataclasses.replace(tile, write=band),
+                            strategies.resize_bilinear(small, b.height, b.width, rows=rows, cols=cols),
                         )
-                    done.append((tile, fill))
-        return done
 
 
 def batch_limits(info: ModelInfo) -> tuple[int, int]:

@@ -119,13 +119,16 @@ class OnnxRuntimeBackend:
 
 
 def _shape_limits(shape: Sequence[Any]) -> dict[str, tuple[int, int, int] | None]:
-    """Static dims of the ``image`` input as ModelInfo limits (symbolic dims are unbounded)."""
+    """Static dims of the ``image`` input as ModelInfo limits (symbolic dims are unbounded).
+
+    Each static dim is its own minimum and maximum, so a graph with only H (or only W) fixed is
+    honoured too: images are padded to it in that dimension (or cropped into tiles when larger).
+    """
     dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
     n, h, w = dims[0], dims[2], dims[3]
     if n is not None and h is not None and w is not None:
         return {"fixed_shape": (n, h, w)}
-    if h is not None and w is not None:
-        return {"min_shape": (1, h, w), "max_shape": (1 << 30, h, w)}
-    if n is not None:
-        return {"min_shape": (n, 1, 1), "max_shape": (n, 1 << 30, 1 << 30)}
-    return {}
+    if n is None and h is None and w is None:
+        return {}
+    big = 1 << 30
+    return {"min_shape": (n or 1, h or 1, w or 1), "max_shape": (n or big, h or big, w or big)}

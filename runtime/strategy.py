@@ -19,6 +19,17 @@
     both (they are always the input's own pixels). For small holes in large images it is much
     faster and uses far less memory, and it is the only way past a TensorRT profile's maximum size.
 
+    Memory stays bounded: a hole group whose tile would exceed ``tile_pixels`` (scattered specks
+    merged into one group, a frame-shaped hole) is split on a grid into pieces whose tiles fit it;
+    each piece keeps ``margin`` pixels of real context on every side, pieces without hole pixels
+    are dropped, and each hole pixel is written by exactly one piece.
+
+``resize``
+    The whole image is downscaled (aspect kept) until it fits ``tile_pixels`` and the model's
+    limits, inpainted once, and only the fill is upscaled (bilinear) into the holes; valid pixels
+    stay the input's. The whole picture is context at a fraction of the cost; fills are softer
+    (lower resolution). As IOPaint's "resize" strategy.
+
 ``auto``
     ``full`` when the padded image fits the model's shape limits and ``pixel_budget``; otherwise
     ``crop``.
@@ -35,12 +46,14 @@ import numpy as np
 from pconv.runtime.backend import ModelInfo
 from pconv.runtime.errors import InputError
 
-Strategy = Literal["full", "crop", "auto"]
-STRATEGIES: tuple[str, ...] = ("full", "crop", "auto")
+Strategy = Literal["full", "crop", "resize", "auto"]
+STRATEGIES: tuple[str, ...] = ("full", "crop", "resize", "auto")
 #: Default crop context around each hole region, in pixels.
 DEFAULT_MARGIN = 64
 #: Default pixel budget: above this many padded pixels per image, ``auto`` switches to ``crop``.
 DEFAULT_PIXEL_BUDGET = 2048 * 2048
+#: Default most network pixels of one crop tile / resize input / backend call: what bounds memory.
+DEFAULT_TILE_PIXELS = 1024 * 1024
 #: Most separate crop regions per image before hole groups are merged more coarsely.
 MAX_REGIONS = 256
 #: Cell size of the coarse grid on which hole regions are labelled (speed over exact outlines).
@@ -143,8 +156,9 @@ def plan_full(item: int, size: tuple[int, int], info: ModelInfo) -> Tile:
         _, hi = _limits(info)
         raise InputError(
             f"image {height}x{width} is larger than the model accepts ({hi[0] if hi else '?'}x"
-            f"{hi[1] if hi else '?'} max); use strategy='crop' or 'auto', or rebuild the engine "
-            "with a larger profile"
+            f"{hi[1] if hi else '?'} max); use the crop or auto strategy (--strategy in pconv inpaint, "
+            "strategy= in Python), or give the model larger shapes (pconv export without fixed "
+            "--height/--width for ONNX, a larger --max profile in pconv build for an engine)"
         )
     whole = Box(0, 0, height, width)
     return Tile(item, whole, whole, (height, width), net)
@@ -271,12 +285,71 @@ def _grow_to(start: int, stop: int, length: int, limit: int) -> tuple[int, int]:
     return lo, hi
 
 
-def plan_crop(item: int, holes: np.ndarray, info: ModelInfo, margin: int = DEFAULT_MARGIN) -> list[Tile]:
-    """One tile per group of hole regions (see the module docstring)."""
+def _tile_side(info: ModelInfo, budget: int | None) -> tuple[int, int] | None:
+    """Largest tile (H, W) a piece may use: within ``budget`` pixels and the model's maximum."""
+    _, hi = _limits(info)
+    m = info.size_multiple
+    sides: list[int] = []
+    if budget is not None:
+        sides.append(max(m, (math.isqrt(max(1, budget)) // m) * m))
+    if not sides and hi is None:
+        return None
+    side = min(sides) if sides else None
+    if hi is None:
+        assert side is not None
+        return side, side
+    return (min(side, hi[0]) if side else hi[0]), (min(side, hi[1]) if side else hi[1])
+
+
+def split_region(
+    core: Box, holes: np.ndarray, margin: int, limit: tuple[int, int] | None, info: ModelInfo
+) -> list[Box]:
+    """``core`` cut on a grid into tight hole boxes whose margin-grown tiles fit ``limit`` (H, W).
+
+    Pieces partition ``core``, so every hole pixel is in exactly one; pieces with no hole are dropped.
+    """
+    height, width = holes.shape
+    if limit is None:
+        return [core]
+    ctx = core.grown(margin, height, width)
+    net = padded_size(ctx.height, ctx.width, info)
+    if net is not None and net[0] <= limit[0] and net[1] <= limit[1]:
+        return [core]
+    # Piece side: the tile minus context on both sides (plan_crop keeps the margin below a quarter).
+    step_h, step_w = max(1, limit[0] - 2 * margin), max(1, limit[1] - 2 * margin)
+    pieces: list[Box] = []
+    for y0 in range(core.y0, core.y1, step_h):
+        for x0 in range(core.x0, core.x1, step_w):
+            y1, x1 = min(core.y1, y0 + step_h), min(core.x1, x0 + step_w)
+            sub = holes[y0:y1, x0:x1]
+            rows, cols = np.nonzero(sub.any(axis=1))[0], np.nonzero(sub.any(axis=0))[0]
+            if rows.size:
+                pieces.append(
+                    Box(y0 + int(rows[0]), x0 + int(cols[0]), y0 + int(rows[-1]) + 1, x0 + int(cols[-1]) + 1)
+                )
+    return pieces
+
+
+def plan_crop(
+    item: int,
+    holes: np.ndarray,
+    info: ModelInfo,
+    margin: int = DEFAULT_MARGIN,
+    tile_pixels: int | None = None,
+) -> list[Tile]:
+    """One tile per group of hole regions, split so each tile fits ``tile_pixels`` (module docstring)."""
     height, width = holes.shape
     _, hi = _limits(info)
+    limit = _tile_side(info, tile_pixels)
+    if limit is not None:  # the context must leave room for the hole in a tile (tiny budgets)
+        margin = min(margin, max(0, (min(limit) // 2 - info.size_multiple) // 2))
+    cores = [
+        piece
+        for region in hole_regions(holes, margin)
+        for piece in split_region(region, holes, margin, limit, info)
+    ]
     tiles = []
-    for core in hole_regions(holes, margin):
+    for core in cores:
         ctx = core.grown(margin, height, width)
         net = padded_size(ctx.height, ctx.width, info)
         if net is not None:
@@ -294,20 +367,46 @@ def plan_crop(item: int, holes: np.ndarray, info: ModelInfo, margin: int = DEFAU
     return tiles
 
 
-def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize (half-pixel centres) of an HW or HWC float array, numpy only."""
+def plan_resize(item: int, holes: np.ndarray, info: ModelInfo, tile_pixels: int) -> Tile:
+    """The whole image downscaled to fit ``tile_pixels`` and the model; writes the holes' bounding box."""
+    height, width = holes.shape
+    _, hi = _limits(info)
+    m = info.size_multiple
+    scale = min(1.0, math.sqrt(max(1, tile_pixels) / (height * width)))
+    if hi is not None:
+        scale = min(scale, hi[0] / height, hi[1] / width)
+    while True:
+        scaled = (max(1, math.floor(height * scale)), max(1, math.floor(width * scale)))
+        net = padded_size(*scaled, info)
+        if net is not None and (net[0] * net[1] <= max(tile_pixels, m * m) or scale <= 0):
+            break
+        scale *= 0.95  # padding to the size multiple went over the budget: a little smaller
+    rows, cols = np.nonzero(holes.any(axis=1))[0], np.nonzero(holes.any(axis=0))[0]
+    write = Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    return Tile(item, Box(0, 0, height, width), write, scaled, net)
+
+
+def resize_bilinear(
+    array: np.ndarray, height: int, width: int, rows: slice | None = None, cols: slice | None = None
+) -> np.ndarray:
+    """Bilinear resize (half-pixel centres) of an HW or HWC float array, numpy only.
+
+    ``rows``/``cols`` (of the ``height`` x ``width`` result) compute only that window: upscaling a
+    fill for its holes must not allocate the whole upscaled image.
+    """
     in_h, in_w = array.shape[:2]
     if (in_h, in_w) == (height, width):
-        return array
+        return array if rows is None and cols is None else array[rows or slice(None), cols or slice(None)]
 
-    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    def axis(n_in: int, n_out: int, part: slice | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        start, stop, _ = (part or slice(None)).indices(n_out)
+        pos = np.clip((np.arange(start, stop) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
         lo = np.floor(pos).astype(np.int64)
         hi = np.minimum(lo + 1, n_in - 1)
         return lo, hi, (pos - lo).astype(np.float32)
 
-    y_lo, y_hi, fy = axis(in_h, height)
-    x_lo, x_hi, fx = axis(in_w, width)
+    y_lo, y_hi, fy = axis(in_h, height, rows)
+    x_lo, x_hi, fx = axis(in_w, width, cols)
     if array.ndim == 3:
         fy, fx = fy[:, None, None], fx[None, :, None]
     else:

@@ -206,7 +206,8 @@ def check_batch_shape(info: ModelInfo, n: int, h: int, w: int, *, source: str = 
         raise InputError(
             f"batch shape {n}x{h}x{w} (NxHxW) is outside the profile of {source}, "
             f"min {'x'.join(map(str, lo))} .. max {'x'.join(map(str, hi))}: use smaller images "
-            "(Inpainter(strategy='crop') tiles large ones) or rebuild with a larger --max"
+            "(the crop strategy tiles large ones: --strategy crop in pconv inpaint, strategy='crop' in "
+            "Python) or rebuild the engine with a larger --max"
         )
 
 

@@ -82,3 +82,56 @@ def test_step_sampler_splits_ranks_and_resumes() -> None:
     assert sorted(r0 + r1) == list(range(18))
     resumed = take(StepIndexSampler(batch=3, start_step=2, rank=0, world_size=2), 3)
     assert resumed == r0[6:9]
+
+
+def test_image_folder_skips_hidden_files_and_reports_bad_ones_once_up_front(tmp_path) -> None:
+    from pconv.training.data import find_images, make_dataset
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "sub/b.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (tmp_path / ".thumbs").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / ".thumbs" / "t.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    assert [p.name for p in find_images(tmp_path)] == ["a.png", "broken.jpg", "b.jpg"]
+    with pytest.warns(UserWarning, match=r"skipping 1 of 3 files that are not readable images: broken\.jpg"):
+        dataset = make_dataset(str(tmp_path), 16)
+    assert sorted(p.name for p in dataset.images) == ["a.png", "b.jpg"]
+    for name in ("a.png", "sub/b.jpg"):
+        (tmp_path / name).write_bytes(b"junk")
+    with pytest.raises(PconvError, match="none of its 3 image files is readable"):
+        make_dataset(str(tmp_path), 16)
+
+
+def test_a_file_that_breaks_while_decoding_is_replaced_not_fatal(tmp_path) -> None:
+    from pconv.training.data import InpaintingDataset
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(good)
+    full = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "torn.png").write_bytes(full[: len(full) // 2])  # header fine, data cut off
+    dataset = InpaintingDataset([tmp_path / "torn.png", good], 16, lambda rng: np.zeros((16, 16), bool))
+    with pytest.warns(UserWarning, match="torn.png from now on"):
+        crops = [dataset.sample(i)[0] for i in range(6)]
+    assert all((c == 90).all() for c in crops)  # every sample came from the readable file
+
+
+def test_mask_folder_skips_hidden_and_broken_files(tmp_path) -> None:
+    from pconv.training.masks import FileMaskSource
+
+    hole = np.zeros((32, 32), bool)
+    hole[8:20, 8:20] = True
+    save_mask_file(hole, tmp_path / "m.png")
+    (tmp_path / "._m.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    full = (tmp_path / "m.png").read_bytes()
+    (tmp_path / "torn.png").write_bytes(full[: len(full) // 2])
+    with pytest.warns(UserWarning, match=r"--masks: skipping 1 of 3 files .*bad\.png"):
+        source = FileMaskSource(tmp_path, 32)
+    assert sorted(p.name for p in source.files) == ["m.png", "torn.png"]
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match="torn.png from now on"):
+        masks = [source(rng) for _ in range(8)]
+    assert all(m.shape == (32, 32) and m.any() for m in masks)

@@ -38,8 +38,8 @@ def test_eval_writes_table_plot_grids_and_resumes(tiny_onnx_factory, tmp_path: P
     rows = _rows(out / "results.csv")
     assert len(rows) == 12 * 3  # 12 cells x 1 mask, each with one image, 3 methods
     assert {r["method"] for r in rows} == set(methods)
-    # builtin = the held-out views only (chelsea first), never a training photo
-    assert {r["image"] for r in rows} == {"heldout:chelsea_s1_00", "heldout:chelsea_s1_01"}
+    heldout = {ref.key for ref in evaluate.resolve_images("builtin", limit=2)}
+    assert {r["image"] for r in rows} == heldout and all(k.startswith("heldout:") for k in heldout)
     for r in rows:
         # composites keep valid pixels, so the whole-image L1 is the hole L1 diluted by the hole ratio
         assert float(r["l1"]) == pytest.approx(float(r["l1_hole"]) * float(r["hole_ratio"]), abs=2e-5)
@@ -195,3 +195,13 @@ def test_builtin_images_are_held_out_views_only() -> None:
     assert not photos & set(BUILTIN_TRAIN)
     assert all(ref.load().shape == (256, 256, 3) for ref in refs)
     assert len({ref.key for ref in refs}) == len(refs) == 13 * len(photos)
+
+
+def test_image_folder_skips_hidden_and_unreadable_files_up_front(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "._ok.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match=r"skipping 1 of 2 files that are not readable images: broken\.jpg"):
+        refs = evaluate.resolve_images(str(tmp_path))
+    assert [r.key for r in refs] == ["ok.png"] and refs[0].load().shape == (40, 40, 3)

@@ -57,8 +57,8 @@ def test_impossible_requests_raise() -> None:
         generate_irregular_mask(32, 32, rng, hole_ratio=(0.30005, 0.30006))  # narrower than one pixel
 
 
-def test_binarise_at_0_6_and_white_is_hole_switch(tmp_path) -> None:
-    grey = np.array([[0, 152, 153, 154, 255]], dtype=np.uint8)  # 152/255=0.596, 153=0.600, 154=0.604
+def test_binarise_at_mid_grey_and_white_is_hole_switch(tmp_path) -> None:
+    grey = np.array([[0, 100, 127, 128, 255]], dtype=np.uint8)  # 127/255=0.498, 128/255=0.502
     path = tmp_path / "m.png"
     Image.fromarray(grey).save(path)
     assert load_mask_file(path).tolist() == [[False, False, False, True, True]]

@@ -166,6 +166,19 @@ def test_static_shape_model_pads_and_fills_the_batch(tiny_onnx_factory) -> None:
         assert dyn.info.fixed_shape is None
 
 
+@pytest.mark.parametrize("fixed", [{"height": 32}, {"width": 32}])
+def test_half_fixed_export_is_honoured(tiny_onnx_factory, fixed: dict[str, int]) -> None:
+    """`pconv export --height 32` (W dynamic): images are padded to the fixed dimension, not refused."""
+    rng = np.random.default_rng(9)
+    with Inpainter(tiny_onnx_factory(**fixed)) as half:
+        image, mask = _random_case(rng, 20, 28)
+        out = half(image, mask)
+        holes = mask != 0
+        assert out.shape == image.shape and np.array_equal(out[~holes], image[~holes])
+        big, big_mask = _random_case(rng, 50, 50)  # larger than the fixed side: auto tiles it
+        assert np.array_equal(half(big, big_mask)[big_mask == 0], big[big_mask == 0])
+
+
 def test_no_hole_returns_input_with_a_warning(inpainter: Inpainter) -> None:
     image = np.full((16, 16, 3), 7, np.uint8)
     with pytest.warns(NoHoleWarning, match="no hole") as record:

@@ -16,6 +16,7 @@ from pconv.runtime.strategy import (
     padded_size,
     plan_crop,
     plan_full,
+    plan_resize,
     resize_bilinear,
 )
 
@@ -58,6 +59,10 @@ def test_resize_bilinear_is_identity_at_same_size_and_preserves_constants() -> N
     const = np.full((31, 17), 0.25, np.float32)
     assert np.allclose(resize_bilinear(const, 8, 40), 0.25)
     assert resize_bilinear(a, 5, 7).shape == (5, 7, 3)
+    whole = resize_bilinear(a, 25, 33)  # a window is exactly that part of the whole result
+    assert np.array_equal(
+        resize_bilinear(a, 25, 33, rows=slice(3, 20), cols=slice(10, 31)), whole[3:20, 10:31]
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -67,11 +72,12 @@ def test_resize_bilinear_is_identity_at_same_size_and_preserves_constants() -> N
     seed=st.integers(0, 2**16),
     margin=st.sampled_from([0, 4, 16, 64]),
     info=st.sampled_from([DYNAMIC, PROFILE]),
+    budget=st.sampled_from([None, 32 * 32, 48 * 48, 10**9]),
 )
-def test_crop_plan_covers_every_hole_once_within_limits(h, w, seed, margin, info) -> None:
+def test_crop_plan_covers_every_hole_once_within_limits(h, w, seed, margin, info, budget) -> None:
     rng = np.random.default_rng(seed)
     holes = rng.random((h, w)) > rng.uniform(0.9, 1.0)
-    tiles = plan_crop(0, holes, info, margin)
+    tiles = plan_crop(0, holes, info, margin, budget)
     covered = np.zeros((h, w), np.int32)
     for tile in tiles:
         covered[tile.write.slices] += 1
@@ -81,6 +87,8 @@ def test_crop_plan_covers_every_hole_once_within_limits(h, w, seed, margin, info
         assert tile.scaled[0] <= tile.net[0] and tile.scaled[1] <= tile.net[1]
         if info.max_shape is not None:
             assert tile.net[0] <= info.max_shape[1] and tile.net[1] <= info.max_shape[2]
+        if budget is not None:
+            assert tile.net[0] * tile.net[1] <= max(budget, 16 * 16)  # memory bounded per tile
     assert (covered[holes] == 1).all()  # every hole pixel written by exactly one tile
     if holes.any() and padded_size(h, w, info) is not None:
         assert plan_full(0, (h, w), info).net == padded_size(h, w, info)
@@ -138,3 +146,85 @@ def test_scattered_masks_are_merged_into_few_regions() -> None:
     for b in boxes:
         covered[b.slices] = True
     assert covered[holes].all()
+
+
+@pytest.mark.parametrize("shape", ["frame", "specks", "one"])
+def test_big_groups_are_split_into_tiles_within_the_budget(shape: str) -> None:
+    """A frame-shaped hole or scattered specks merge into one whole-image group; the plan splits it."""
+    h, w, budget = 3000, 4000, 512 * 512
+    holes = np.zeros((h, w), bool)
+    if shape == "frame":
+        holes[:40], holes[-40:], holes[:, :40], holes[:, -40:] = True, True, True, True
+    elif shape == "specks":
+        rng = np.random.default_rng(0)
+        holes[rng.integers(0, h, 3000), rng.integers(0, w, 3000)] = True
+    else:
+        holes[500:2500, 800:3000] = True
+    tiles = plan_crop(0, holes, DYNAMIC, 64, budget)
+    covered = np.zeros((h, w), np.int32)
+    for tile in tiles:
+        assert tile.net[0] * tile.net[1] <= budget and tile.scaled == (tile.box.height, tile.box.width)
+        covered[tile.write.slices] += 1
+    assert (covered[holes] == 1).all()
+    boxed = sum(t.net[0] * t.net[1] for t in tiles)
+    if shape == "frame":  # the frame's empty middle is not inpainted
+        assert boxed < 0.5 * h * w and not covered[1000:2000, 1000:3000].any()
+
+
+def test_resize_plan_fits_the_budget_and_writes_the_holes() -> None:
+    holes = np.zeros((3000, 4000), bool)
+    holes[100:200, 3000:3500] = True
+    tile = plan_resize(0, holes, DYNAMIC, 512 * 512)
+    assert tile.net[0] * tile.net[1] <= 512 * 512 and tile.box == Box(0, 0, 3000, 4000)
+    assert tile.write == Box(100, 3000, 200, 3500)
+    assert abs(tile.scaled[0] / tile.scaled[1] - 0.75) < 0.01  # aspect kept
+    assert choose("resize", (3000, 4000), DYNAMIC, 1) == "resize"
+    with pytest.raises(Exception, match="larger than the model"):
+        plan_full(0, (100, 100), PROFILE)
+    small = plan_resize(0, np.ones((100, 200), bool), PROFILE, 10**9)  # the profile's maximum is the limit
+    assert small.net[0] <= 64 and small.net[1] <= 96
+
+
+def test_resize_and_budgeted_crop_end_to_end(inpainter, monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    holes = np.zeros((120, 200), bool)
+    holes[:6], holes[-6:], holes[:, :6], holes[:, -6:] = True, True, True, True  # a frame
+    small = Inpainter.from_backend(inpainter.backend, pixel_budget=64 * 64, margin=8, tile_pixels=64 * 64)
+    for strategy in ("resize", "crop", "auto"):
+        out = small(image, holes, strategy=strategy)
+        assert np.array_equal(out[~holes], image[~holes]) and not np.array_equal(out[holes], image[holes])
+    from pconv.runtime import inpainter as inpainter_module
+
+    whole = small(image, holes, strategy="resize")
+    monkeypatch.setattr(inpainter_module, "UPSCALE_ROWS", 7)  # the fill upscaled in bands: the same result
+    assert np.array_equal(small(image, holes, strategy="resize"), whole)
+
+
+def test_backend_calls_stay_within_the_pixel_budget(inpainter) -> None:
+    """Batching must not multiply the memory of big tiles: a call holds at most tile_pixels pixels."""
+
+    class Recording:
+        name = "recording"
+
+        def __init__(self, inner) -> None:
+            self.inner, self.info, self.shapes = inner, inner.info, []
+
+        def run(self, image, mask):
+            self.shapes.append(image.shape)
+            return self.inner.run(image, mask)
+
+        def close(self) -> None:
+            pass
+
+    backend = Recording(inpainter.backend)
+    budget = 64 * 64
+    small = Inpainter.from_backend(backend, margin=8, tile_pixels=budget)  # type: ignore[arg-type]
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    holes = np.zeros((150, 230), bool)
+    holes[::37, ::41] = True  # specks everywhere: one merged group, split into many tiles
+    out = small(image, holes, strategy="crop", batch_size=8)
+    assert np.array_equal(out[~holes], image[~holes])
+    assert len(backend.shapes) > 1
+    assert all(n * h * w <= budget for n, _, h, w in backend.shapes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import itertools
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -117,15 +119,20 @@ def test_resume_keeps_the_runs_lr_and_refuses_other_data(tmp_path: Path) -> None
         options(run, schedule="constant", steps=3, resume=True, seed=4, lr=5e-4)
     )  # an explicit lr wins
     assert [r["lr"] for r in again.history] == [pytest.approx(5e-4)]
-    # Weights saved, then a crash before the state: resuming would pair step-9 weights with step-3 Adam.
+    # A run folder from before step folders (only the two top-level files) still resumes, and a torn
+    # pair there (weights saved, then a crash before the state) is refused, not mixed.
+    shutil.rmtree(run / "steps")
     save_checkpoint(load_checkpoint(again.checkpoint), again.checkpoint, metadata={"pconv_step": "9"})
     with pytest.raises(PconvError, match=r"at step 9 but train_state\.pt at step 3"):
         train(options(run, schedule="constant", steps=4, resume=True, seed=4))
 
 
 def test_progress_bar_shows_every_active_loss_term(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    train(options(tmp_path / "log", steps=1, progress=True))
+    assert "step/s" not in capsys.readouterr().err  # not a terminal (a log file, CI): no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     train(options(tmp_path / "bar", steps=1, progress=True, random_init_vgg=True))
     err = capsys.readouterr().err
     for term in ("total=", "valid=", "hole=", "perceptual=", "style_out=", "style_comp=", "tv=", "step/s"):
@@ -265,3 +272,104 @@ def test_resuming_a_run_saved_before_augment_existed_needs_augment_none() -> Non
     check_resume_options(TrainOptions(size=64, augment="none"), old_run)
     with pytest.raises(PconvError, match=r"--augment \(run: none; now: full\)"):
         check_resume_options(TrainOptions(size=64, augment="full"), old_run)
+
+
+# -- surviving interruptions (issue 12) ------------------------------------------------------------
+def test_sigint_saves_a_resumable_checkpoint_at_the_current_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pconv.training.train as train_module
+    from pconv.training.train import TrainingInterrupted
+
+    real = train_module.append_log
+
+    def log_then_ctrl_c(run: Path, row: dict[str, float]) -> None:
+        real(run, row)
+        if row["step"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C during step 3
+
+    monkeypatch.setattr(train_module, "append_log", log_then_ctrl_c)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match=r"SIGINT at step 3: saved a resumable checkpoint"):
+        train(options(run, steps=10, checkpoint_every=100, schedule="constant"))
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    monkeypatch.setattr(train_module, "append_log", real)
+    resumed = train(options(run, steps=5, resume=True, schedule="constant"))
+    assert [int(r["step"]) for r in resumed.history] == [4, 5]
+
+
+def test_a_crash_between_weights_and_state_leaves_the_previous_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pconv.training.train as train_module
+
+    run = tmp_path / "run"
+    train(options(run, steps=2, checkpoint_every=1, schedule="constant"))
+    assert sorted(p.name for p in (run / "steps").iterdir()) == ["LATEST", "step_0000001", "step_0000002"]
+
+    def crash(state: object, path: object) -> None:
+        raise OSError(28, "No space left on device")  # the state write fails after the weights were written
+
+    monkeypatch.setattr(train_module.torch, "save", crash)
+    with pytest.raises(OSError):
+        train(options(run, steps=3, resume=True, schedule="constant"))
+    monkeypatch.undo()
+    assert not any(p.name.endswith(".tmp") for p in (run / "steps").iterdir())  # nothing half-written
+    resumed = train(options(run, steps=3, resume=True, schedule="constant"))  # from step 2's pair
+    assert [int(r["step"]) for r in resumed.history] == [3]
+    assert load_checkpoint(run / "checkpoint.safetensors").state_dict().keys()
+    assert sorted(p.name for p in (run / "steps").iterdir()) == ["LATEST", "step_0000002", "step_0000003"]
+
+
+def test_resume_compares_resolved_folders_and_refuses_fewer_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    for where in ("a/imgs", "b/imgs"):
+        (tmp_path / where).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+                tmp_path / where / f"{i}.png"
+            )
+    monkeypatch.chdir(tmp_path / "a")
+    run = tmp_path / "run"
+    train(options(run, steps=1, data="./imgs/", schedule="constant"))
+    saved = torch.load(run / "train_state.pt", weights_only=True)["options"]["data"]
+    assert saved == str((tmp_path / "a" / "imgs").resolve())  # recorded resolved
+    train(options(run, steps=2, resume=True, data=str(tmp_path / "a" / "imgs"), schedule="constant"))
+    monkeypatch.chdir(tmp_path / "b")  # the same string from another folder is other data
+    with pytest.raises(PconvError, match=r"--data \(run: .*a/imgs; now: .*b/imgs\)"):
+        train(options(run, steps=3, resume=True, data="imgs", schedule="constant"))
+    with pytest.raises(PconvError, match=r"already at step 2, beyond --steps 1"):
+        train(options(run, steps=1, resume=True, data=str(tmp_path / "a" / "imgs"), schedule="constant"))
+
+
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGTERM, "0"), (signal.SIGINT, "1")])
+def test_a_stop_signal_to_the_cli_saves_and_exits_130(tmp_path: Path, sig: int, workers: str) -> None:
+    """SIGTERM to the trainer; Ctrl-C to the whole process group (as a terminal does), workers included."""
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "pconv", "train", "--size", "32", "--depth", "3", "--width", "0.125",
+           "--batch", "1", "--steps", "100000", "--log-every", "1", "--checkpoint-every", "0",
+           "--sample-every", "0", "--threads", "1", "--no-progress", "--out", str(run),
+           "--workers", workers]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        (run / "log.csv").is_file() and len((run / "log.csv").read_text().splitlines()) > 2
+    ):
+        time.sleep(0.2)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert (
+        f"{signal.Signals(sig).name} at step" in err
+        and "saved a resumable checkpoint" in err
+        and "Traceback" not in err
+    )
+    step = torch.load(run / "train_state.pt", weights_only=True)["step"]
+    assert step >= 2 and f"at step {step}:" in err

@@ -15,6 +15,7 @@ Module level imports numpy and PIL only (torch is imported when a sample is buil
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 from PIL import Image
 
 from pconv.errors import PconvError
+from pconv.imagefiles import ImageReadError, drop_unreadable, is_hidden, open_image, rgb_array
+from pconv.imagefiles import read_rgb as _read_file_rgb
 from pconv.training.augment import AugmentLevel, ColourJitter, augment_crop, check_level
 from pconv.training.masks import FileMaskSource, ProceduralMaskSource, to_valid_mask
 
@@ -141,9 +144,8 @@ def available_heldout_names() -> tuple[str, ...]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    """An image file as (H, W, 3) uint8 RGB, upright (EXIF) and scaled by its bit depth."""
+    return _read_file_rgb(path)
 
 
 def builtin_images(split: Split = "train") -> list[np.ndarray]:
@@ -153,16 +155,32 @@ def builtin_images(split: Split = "train") -> list[np.ndarray]:
 
 
 def find_images(root: str | Path) -> list[Path]:
-    """All images below ``root`` (recursive; jpg/jpeg/png/webp), sorted for determinism."""
+    """All images below ``root`` (recursive; jpg/jpeg/png/webp; hidden files skipped), sorted.
+
+    Only the list: :func:`usable_images` then checks each file's header.
+    """
     root = Path(root)
     if not root.is_dir():
         raise PconvError(f"--data {root}: not a directory (pass a folder of images, or 'builtin')")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p, root)
+    )
     if not files:
         raise PconvError(
             f"--data {root}: no images ({', '.join(IMAGE_EXTENSIONS)}) found (searched recursively)"
         )
     return files
+
+
+def usable_images(files: list[Path], what: str = "--data") -> list[Path]:
+    """``files`` without unreadable ones, reported once (:func:`pconv.imagefiles.drop_unreadable`).
+
+    A file that passes this header check but breaks while decoding is replaced by another image
+    (see :meth:`InpaintingDataset.sample`).
+    """
+    return drop_unreadable(files, what)
 
 
 def random_crop(image: Image.Image, size: int, rng: np.random.Generator, flip: bool = True) -> np.ndarray:
@@ -235,6 +253,7 @@ class InpaintingDataset:
         self.augment = check_level(augment)
         self.grey = grey if grey is not None else [False] * len(images)
         self.jitter = ColourJitter()
+        self._broken: set[Path] = set()  # files that failed to decode (warned about once)
 
     def __len__(self) -> int:
         """Number of source images (the dataset itself is unbounded: any index is valid)."""
@@ -249,14 +268,34 @@ class InpaintingDataset:
         if isinstance(source, np.ndarray):
             crop = random_crop(Image.fromarray(source), self.size, rng, self.flip)
         else:
-            with Image.open(source) as im:
-                grey = grey or im.mode in GREY_MODES
-                crop = random_crop(im, self.size, rng, self.flip)
+            picture, grey = self._read(which)
+            crop = random_crop(picture, self.size, rng, self.flip)
         hole = self.mask_source(rng)
         # Augmentation draws from its own stream: a sample's crop position and mask are the same
         # whatever --augment is, so recipes are compared on identical holes.
         augment_rng = np.random.default_rng([self.seed, index, AUGMENT_STREAM])
         return augment_crop(crop, grey, self.augment, augment_rng, self.jitter), hole
+
+    def _read(self, which: int) -> tuple[Image.Image, bool]:
+        """Image file ``which`` as RGB (upright, bit depth scaled) and whether it is grey.
+
+        A file that passed the header check but fails to decode is warned about once and replaced
+        by the next readable file, so one broken file never ends a long run (still a pure function
+        of the index: the replacement is fixed).
+        """
+        for offset in range(len(self.images)):
+            at = (which + offset) % len(self.images)
+            path = Path(self.images[at])  # type: ignore[arg-type]
+            if path in self._broken:
+                continue
+            try:
+                im = open_image(path)
+                grey = self.grey[at] or im.mode in GREY_MODES
+                return Image.fromarray(rgb_array(im, f"image {path}")), grey
+            except ImageReadError as exc:
+                self._broken.add(path)
+                warnings.warn(f"--data: skipping {path} from now on: {exc}", stacklevel=2)
+        raise PconvError("--data: no readable image left (every file failed to decode)")
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         import torch
@@ -282,7 +321,7 @@ def make_dataset(
         images = builtin_images("train")
         grey = [builtin_is_grey(n) for n in BUILTIN_TRAIN]
     else:
-        images = find_images(data)
+        images = usable_images(find_images(data))
         grey = None  # grey files are recognised by their PIL mode when read
     mask_source = make_mask_source(masks, size, hole_ratio=hole_ratio, white_is_hole=white_is_hole)
     return InpaintingDataset(images, size, mask_source, seed=seed, augment=augment, grey=grey)

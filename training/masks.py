@@ -16,15 +16,25 @@ and the evaluation tools can use it without torch (a test checks this in a subpr
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-#: Grey level (in [0, 1]) above which a mask-file pixel counts as white (NVIDIA's masks are
-#: antialiased; the paper's pipeline binarises them at 0.6).
-BINARIZE_THRESHOLD = 0.6
+from pconv.imagefiles import (
+    MASK_THRESHOLD,
+    ImageReadError,
+    dilate_square,
+    drop_unreadable,
+    is_hidden,
+    read_mask_file,
+)
+
+#: Grey level (in [0, 1]) above which a mask-file pixel counts as white: the one threshold every
+#: stage uses (mid-grey; NVIDIA's masks are antialiased, JPEG masks are noisy).
+BINARIZE_THRESHOLD = MASK_THRESHOLD
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -34,12 +44,11 @@ def load_mask_file(
 ) -> np.ndarray:
     """Read a mask image as a bool (H, W) array, ``True`` = hole.
 
-    The image is converted to grey, scaled to [0, 1] and binarised: ``grey > threshold`` is white.
-    White pixels are holes unless ``white_is_hole`` is False.
+    Read upright, scaled to [0, 1] by its bit depth (alpha applied) and binarised: ``value > threshold``
+    is white (:func:`pconv.imagefiles.read_mask_file`). White pixels are holes unless ``white_is_hole``
+    is False.
     """
-    with Image.open(path) as im:
-        grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    white = grey > threshold
+    white = read_mask_file(path, threshold)
     return white if white_is_hole else ~white
 
 
@@ -54,9 +63,13 @@ def hole_ratio_of(hole: np.ndarray) -> float:
 
 
 def find_mask_files(root: str | Path) -> list[Path]:
-    """All mask images below ``root`` (recursive, sorted for determinism)."""
+    """All mask images below ``root`` (recursive, hidden files skipped, sorted for determinism)."""
     root = Path(root)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS)
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS and not is_hidden(p, root)
+    )
 
 
 # -- (a) augmentation of mask files (NVIDIA irregular-mask style) ----------------------------------
@@ -64,18 +77,7 @@ def find_mask_files(root: str | Path) -> list[Path]:
 
 def dilate(hole: np.ndarray, size: int) -> np.ndarray:
     """Binary dilation of the holes with a ``size`` x ``size`` square (separable running max)."""
-    if size <= 1:
-        return hole.copy()
-    before = size // 2
-    after = size - 1 - before
-    out = hole.astype(np.uint8)
-    for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (before, after)
-        padded = np.pad(out, pad)
-        windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=axis)
-        out = windows.max(axis=-1)
-    return out.astype(bool)
+    return dilate_square(hole, size)
 
 
 class MaskAugmenter:
@@ -143,7 +145,7 @@ def augment_mask_file(
     white_is_hole: bool = True,
     augmenter: MaskAugmenter | None = None,
 ) -> np.ndarray:
-    """Load a mask file (binarised at 0.6) and augment it: bool array of ``size``, ``True`` = hole."""
+    """Load a mask file (binarised at mid-grey) and augment it: bool array of ``size``, ``True`` = hole."""
     return (augmenter or MaskAugmenter(size))(load_mask_file(path, white_is_hole), rng)
 
 
@@ -163,12 +165,23 @@ class FileMaskSource:
                 f"no mask images ({', '.join(MASK_EXTENSIONS)}) found under {root}; "
                 "point --masks at a folder of mask files or use --masks procedural"
             )
+        self.files = drop_unreadable(self.files, "--masks")  # headers only: fast, reported once
         self.white_is_hole = white_is_hole
         self.augmenter = augmenter or MaskAugmenter(size)
+        self._broken: set[Path] = set()  # files that failed to decode (warned about once)
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
-        path = self.files[int(rng.integers(len(self.files)))]
-        return augment_mask_file(path, self.augmenter.size, rng, self.white_is_hole, self.augmenter)
+        which = int(rng.integers(len(self.files)))
+        for offset in range(len(self.files)):  # a file that breaks while decoding: the next one instead
+            path = self.files[(which + offset) % len(self.files)]
+            if path in self._broken:
+                continue
+            try:
+                return augment_mask_file(path, self.augmenter.size, rng, self.white_is_hole, self.augmenter)
+            except ImageReadError as exc:
+                self._broken.add(path)
+                warnings.warn(f"--masks: skipping {path} from now on: {exc}", stacklevel=2)
+        raise ImageReadError("--masks: no readable mask file left (every file failed to decode)")
 
 
 # -- (b) procedural irregular masks ------------------------------------------------------------

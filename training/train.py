@@ -11,7 +11,10 @@ Run folder ``RUN`` (``--out``)::
     RUN/log.csv                  one row per --log-every steps
     RUN/samples/step_XXXXXXX.png input | mask (white = hole) | output | composite | ground truth
 
-Both checkpoint files are written atomically (temp + rename) by rank 0 only.
+    RUN/steps/step_XXXXXXX/      the two checkpoint files of one saved step (pconv.training.runfolder)
+
+Both checkpoint files are committed together (a new step folder appears by one rename; the top-level
+files are links to the latest) by rank 0 only; SIGINT/SIGTERM saves the current step before stopping.
 
 Stages and resuming:
 
@@ -36,7 +39,11 @@ from __future__ import annotations
 import csv
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,7 @@ from pconv.training.checkpoint import CheckpointError, load_checkpoint, read_met
 from pconv.training.data import StepIndexSampler, make_dataset
 from pconv.training.losses import LOSS_TERMS, build_loss
 from pconv.training.options import SCHEDULES, TrainOptions
+from pconv.training.runfolder import commit_step, has_run, latest_step_dir
 from pconv.training.unet import PConvUNet, composite
 
 PAPER_LR = 2e-4
@@ -65,6 +73,10 @@ STATE_NAME = "train_state.pt"
 LOG_NAME = "log.csv"
 STEP_META = "pconv_step"  # checkpoint metadata: the step its weights belong to
 LOG_FIELDS = ("step", "total", *LOSS_TERMS, "lr", "sec_per_step")
+#: The files of one saved step (committed together: pconv.training.runfolder).
+RUN_FILES = (CHECKPOINT_NAME, STATE_NAME)
+#: Values of --data / --masks that are not folders (compared as they are, not as paths).
+NOT_A_FOLDER = ("builtin", "procedural")
 
 
 @dataclass
@@ -187,9 +199,12 @@ def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
     for key in RUN_DEFINING_OPTIONS:
         if key not in saved and key not in _OPTION_BEFORE_IT_EXISTED:
             continue
-        given, had = getattr(opts, key), saved[key] if key in saved else _OPTION_BEFORE_IT_EXISTED[key]
+        given: Any = getattr(opts, key)
+        had: Any = saved[key] if key in saved else _OPTION_BEFORE_IT_EXISTED[key]
         if key == "hole_ratio":
             given, had = list(given), [float(v) for v in had]
+        elif key in ("data", "masks"):  # the same folder however it is written (./imgs/, absolute, ...)
+            given, had = resolved_folder(given), resolved_folder(had)
         if given == had:
             continue
         if key == "mask_white_is_hole":
@@ -206,7 +221,37 @@ def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
         )
 
 
-def load_train_state(run: Path) -> dict[str, Any]:
+def resolved_folder(value: str) -> str:
+    """A --data/--masks folder as an absolute, resolved path (``builtin``/``procedural`` as they are)."""
+    return value if value in NOT_A_FOLDER else str(Path(value).resolve())
+
+
+def recorded_options(opts: TrainOptions) -> dict[str, Any]:
+    """The options saved with a run: plain values, with --data/--masks folders resolved."""
+    saved = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items()}
+    saved["data"], saved["masks"] = resolved_folder(opts.data), resolved_folder(opts.masks)
+    return saved
+
+
+def check_resume_steps(opts: TrainOptions, state: dict[str, Any]) -> None:
+    """``--resume --steps N`` with N below the run's step would do nothing: say so."""
+    at = int(state.get("step", 0))
+    if opts.steps < at:
+        raise PconvError(
+            f"--resume: the run is already at step {at}, beyond --steps {opts.steps}; --steps is the total "
+            f"to reach, so pass --steps {at + 1} or more to train further"
+        )
+
+
+def load_train_state(run: Path) -> tuple[dict[str, Any], Path]:
+    """The saved state to resume and the weights that belong to it (the last complete step)."""
+    step_dir = latest_step_dir(run, RUN_FILES)
+    if step_dir is None:  # a run folder from before step folders: the two top-level files
+        return _load_state_files(run), run / CHECKPOINT_NAME
+    return _load_state_files(step_dir), step_dir / CHECKPOINT_NAME
+
+
+def _load_state_files(run: Path) -> dict[str, Any]:
     path = run / STATE_NAME
     if not (path.is_file() and (run / CHECKPOINT_NAME).is_file()):
         raise PconvError(f"--resume: no run to resume in {run} (needs {CHECKPOINT_NAME} and {STATE_NAME})")
@@ -231,8 +276,7 @@ def load_train_state(run: Path) -> dict[str, Any]:
 def save_run(
     run: Path, model: PConvUNet, optimizer: torch.optim.Optimizer, scaler: Any, step: int, opts: TrainOptions
 ) -> None:
-    """Write weights, then the state that points at them (both atomic; rank 0 only)."""
-    save_checkpoint(model, run / CHECKPOINT_NAME, metadata={STEP_META: str(step)})
+    """Commit weights and state of ``step`` as one (a new step folder, :func:`runfolder.commit_step`)."""
     state = {
         "step": step,
         "optimizer": optimizer.state_dict(),
@@ -240,9 +284,53 @@ def save_run(
         "torch_rng": torch.get_rng_state(),
         "model_config": model.config.to_json(),
         "finetune": bool(opts.finetune),
-        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items()},
+        "options": recorded_options(opts),
     }
-    atomic_write(run / STATE_NAME, lambda tmp: torch.save(state, tmp))
+    commit_step(
+        run,
+        step,
+        {
+            CHECKPOINT_NAME: lambda path: save_checkpoint(model, path, metadata={STEP_META: str(step)}),
+            STATE_NAME: lambda path: torch.save(state, path),
+        },
+    )
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C / SIGTERM (a terminal sends them to every process): the main
+    process decides when to stop, saves, and then ends its workers; a dead worker would abort the save.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C / SIGTERM: the run saved a resumable checkpoint at the step it reached, then stopped."""
+
+
+@contextmanager
+def stop_requests(enabled: bool) -> Iterator[list[str]]:
+    """While active, SIGINT/SIGTERM only set a flag (the returned list gets the signal's name), so the
+    loop can finish its step and save; a second signal stops at once. Main thread only (else a no-op).
+    """
+    requested: list[str] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handle(signum: int, frame: object) -> None:
+        if requested:  # asked twice: stop now
+            raise KeyboardInterrupt
+        requested.append(signal.Signals(signum).name)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def open_log(run: Path, start_step: int) -> None:
@@ -294,6 +382,8 @@ def train(opts: TrainOptions) -> TrainResult:
     """Train (or resume / fine-tune) a PConvUNet; returns the checkpoint path, final step and log."""
     from tqdm import tqdm
 
+    from pconv.terminal import show_progress
+
     if opts.steps < 0 or opts.batch < 1 or opts.size < 1 or opts.log_every < 1:
         raise PconvError("--steps must be >= 0; --batch, --size and --log-every >= 1")
     if opts.checkpoint_every < 0 or opts.sample_every < 0:
@@ -327,8 +417,12 @@ def train(opts: TrainOptions) -> TrainResult:
 
     # Run folder: resume, or refuse to overwrite an existing run.
     state: dict[str, Any] | None = None
+    resume_weights = run / CHECKPOINT_NAME
+    if run.exists() and not run.is_dir():
+        raise PconvError(f"--out {run} is an existing file; pass a folder for the run (it is created)")
     if opts.resume:
-        state = load_train_state(run)
+        state, resume_weights = load_train_state(run)
+        check_resume_steps(opts, state)
         if bool(state.get("finetune")) != bool(opts.finetune):
             stage = "a fine-tuning" if state.get("finetune") else "a from-scratch"
             raise PconvError(
@@ -336,14 +430,14 @@ def train(opts: TrainOptions) -> TrainResult:
                 "resuming a fine-tuning run"
             )
         check_resume_options(opts, state)
-    elif (run / CHECKPOINT_NAME).exists() or (run / STATE_NAME).exists():
+    elif has_run(run, RUN_FILES):
         raise PconvError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
 
     config = resolve_config(opts, state)
     torch.manual_seed(opts.seed)
     model = PConvUNet(config=config)
     if state is not None:
-        model.load_state_dict(load_checkpoint(run / CHECKPOINT_NAME).state_dict())
+        model.load_state_dict(load_checkpoint(resume_weights).state_dict())
         torch.set_rng_state(state["torch_rng"])
     elif opts.finetune:
         model.load_state_dict(load_checkpoint(opts.finetune).state_dict())
@@ -403,6 +497,7 @@ def train(opts: TrainOptions) -> TrainResult:
         num_workers=opts.workers,
         pin_memory=device.type == "cuda",
         drop_last=True,
+        worker_init_fn=ignore_stop_signals if opts.workers > 0 else None,
     )
 
     if is_main:
@@ -416,58 +511,67 @@ def train(opts: TrainOptions) -> TrainResult:
         initial=min(start_step, opts.steps),
         desc="train" + (" (finetune)" if opts.finetune else ""),
         unit="step",
-        disable=not (is_main and opts.progress),
+        disable=not (is_main and show_progress(opts.progress)),
         dynamic_ncols=True,
     )
     step = start_step
     batches = iter(loader)
-    while step < opts.steps:
-        image, mask = next(batches)
-        step_lr = learning_rate(step, opts.steps, lr, opts.schedule, opts.warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = step_lr
-        image = image.to(device, non_blocking=True)
-        mask = mask.to(device, non_blocking=True)
-        with torch.autocast(
-            device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-        ):
-            output = net(image, mask)
-        losses = criterion(image, mask, output)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(losses["total"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            losses["total"].backward()
-            optimizer.step()
-        step += 1
+    with stop_requests(enabled=dist_info.world_size == 1) as stop:
+        while step < opts.steps:
+            image, mask = next(batches)
+            step_lr = learning_rate(step, opts.steps, lr, opts.schedule, opts.warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = step_lr
+            image = image.to(device, non_blocking=True)
+            mask = mask.to(device, non_blocking=True)
+            with torch.autocast(
+                device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+            ):
+                output = net(image, mask)
+            losses = criterion(image, mask, output)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(losses["total"]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                losses["total"].backward()
+                optimizer.step()
+            step += 1
 
-        values = {k: float(v.detach()) for k, v in losses.items()}
-        if not math.isfinite(values["total"]):
-            raise PconvError(
-                f"loss became {values['total']} at step {step}; lower --lr or use --amp bf16/off"
-            )
-        for k in sums:
-            sums[k] += values[k]
-        count += 1
-        bar.update(1)
-        bar.set_postfix({k: f"{values[k]:.4f}" for k in shown_terms})
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            if not math.isfinite(values["total"]):
+                raise PconvError(
+                    f"loss became {values['total']} at step {step}; lower --lr or use --amp bf16/off"
+                )
+            for k in sums:
+                sums[k] += values[k]
+            count += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{values[k]:.4f}" for k in shown_terms})
 
-        if step % opts.log_every == 0 or step == opts.steps:
-            elapsed = time.perf_counter() - window_start
-            row = {"step": step, **{k: s / count for k, s in sums.items()}}
-            row.update(lr=step_lr, sec_per_step=elapsed / count)
-            history.append(row)
-            if is_main:
-                append_log(run, row)
-            sums = dict.fromkeys(sums, 0.0)
-            count, window_start = 0, time.perf_counter()
-        if is_main and opts.sample_every and step % opts.sample_every == 0:
-            save_sample_grid(run / "samples" / f"step_{step:07d}.png", image, mask, output)
-        periodic = opts.checkpoint_every > 0 and step % opts.checkpoint_every == 0
-        if is_main and (periodic or step == opts.steps):
-            save_run(run, model, optimizer, scaler, step, opts)
+            if step % opts.log_every == 0 or step == opts.steps:
+                elapsed = time.perf_counter() - window_start
+                row = {"step": step, **{k: s / count for k, s in sums.items()}}
+                row.update(lr=step_lr, sec_per_step=elapsed / count)
+                history.append(row)
+                if is_main:
+                    append_log(run, row)
+                sums = dict.fromkeys(sums, 0.0)
+                count, window_start = 0, time.perf_counter()
+            if is_main and opts.sample_every and step % opts.sample_every == 0:
+                save_sample_grid(run / "samples" / f"step_{step:07d}.png", image, mask, output)
+            periodic = opts.checkpoint_every > 0 and step % opts.checkpoint_every == 0
+            if is_main and (periodic or step == opts.steps):
+                save_run(run, model, optimizer, scaler, step, opts)
+            if stop:  # Ctrl-C / SIGTERM during this step: save it (unless just saved), then stop
+                if is_main and not (periodic or step == opts.steps):
+                    save_run(run, model, optimizer, scaler, step, opts)
+                bar.close()
+                raise TrainingInterrupted(
+                    f"{stop[0]} at step {step}: saved a resumable checkpoint in {run} "
+                    "(continue with the same command and --resume)"
+                )
     bar.close()
     if is_main and step == start_step and not (run / CHECKPOINT_NAME).exists():
         save_run(run, model, optimizer, scaler, step, opts)  # steps=0: still leave a usable checkpoint

@@ -66,16 +66,13 @@ class ImageRef:
     pixels: np.ndarray | None = field(default=None, compare=False, repr=False)  # in-memory views
 
     def load(self) -> np.ndarray:
-        from PIL import Image
+        """The pixels, read as a viewer shows them (EXIF orientation, bit depth: pconv.imagefiles)."""
+        from pconv.imagefiles import read_rgb
 
         if self.pixels is not None:
             return self.pixels
         assert self.path is not None
-        try:
-            with Image.open(self.path) as im:
-                return np.asarray(im.convert("RGB"))
-        except OSError as exc:
-            raise PconvError(f"cannot read image {self.path}: {exc}") from exc
+        return read_rgb(self.path)
 
 
 def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
@@ -96,6 +93,9 @@ def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
             files = data.find_images(root)
         except PconvError as exc:  # its message names the training option; say it in eval's terms
             raise PconvError(f"--images {spec}: no images (jpg, jpeg, png, webp) found below it") from exc
+        from pconv.imagefiles import drop_unreadable
+
+        files = drop_unreadable(files, f"--images {spec}")  # headers only: a bad file is named once, up front
         refs = [ImageRef(p.relative_to(root).as_posix(), p) for p in files]
     if limit is not None:
         if limit < 1:
@@ -423,6 +423,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     from tqdm import tqdm
 
     from pconv.eval import report
+    from pconv.terminal import show_progress
 
     if opts.model is not None and not opts.model.is_file():
         raise PconvError(
@@ -461,7 +462,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     close: Callable[[], None] = lambda: None  # noqa: E731
     result = EvalResult([], method_names, {"results": log.path}, 0, len(pairs) * len(method_names) - todo)
     try:
-        with tqdm(total=todo, desc="eval", unit="result", disable=not opts.progress) as bar:
+        with tqdm(total=todo, desc="eval", unit="result", disable=not show_progress(opts.progress)) as bar:
             for pair in pairs:
                 pending = [m for m in method_names if not log.done(pair.image.key, pair.mask.file, m)]
                 if pending:

@@ -164,7 +164,9 @@ def load_mask(path: Path, white_is_hole: bool = True) -> np.ndarray:
 def _progress(iterable: Sequence, desc: str, enabled: bool) -> Iterator:
     from tqdm import tqdm
 
-    return iter(tqdm(iterable, desc=desc, unit="mask", disable=not enabled))
+    from pconv.terminal import show_progress
+
+    return iter(tqdm(iterable, desc=desc, unit="mask", disable=not show_progress(enabled)))
 
 
 def draw_cell_mask(size: int, bin_idx: int, border: bool, rng: np.random.Generator) -> np.ndarray:
