@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= train,export,eval,test
 
-.PHONY: setup demo test lint typecheck pytest clean default-model
+.PHONY: setup demo test lint typecheck pytest clean default-model default-model-stage2
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,9 @@ DEFAULT_FINETUNE = --finetune runs/quality/$(DEFAULT_RUN)/checkpoint.safetensors
 	--checkpoint-every 500 --sample-every 500 --log-every 50
 default-model: setup
 	$(PY) benchmarks/quality.py --name $(DEFAULT_RUN) --per-bin 6 -- $(DEFAULT_RECIPE)
+	$(MAKE) default-model-stage2
+
+default-model-stage2: setup
 	$(PY) benchmarks/quality.py --name $(DEFAULT_RUN)_ft --per-bin 6 -- $(DEFAULT_FINETUNE)
 	$(PY) scripts/ship_default_model.py runs/quality/$(DEFAULT_RUN)_ft --stage1 runs/quality/$(DEFAULT_RUN) \
 		--quality benchmarks/results/quality_$(DEFAULT_RUN)_ft.json

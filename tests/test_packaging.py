@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import zipfile
@@ -42,6 +43,13 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     assert "pconv_tile_nhwc.h" in sources and "pconv_tile_narrow.h" in sources
     missing = [n for n in sources if f"pconv/plugins/{n}" not in names and n != "generated_fields.h"]
     assert not missing, missing
+    # The default model ships, byte for byte what its record's sha256 names.
+    from pconv.models import default_record
+
+    wheel_zip = zipfile.ZipFile(wheel)
+    for name, digest in default_record()["files"].items():
+        assert hashlib.sha256(wheel_zip.read(f"pconv/models/{name}")).hexdigest() == digest, name
+    assert "pconv/models/default.json" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "pconv = pconv.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
