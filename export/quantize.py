@@ -1,0 +1,241 @@
+"""INT8 export: QDQ quantization of the feature convolutions, calibrated on real images and masks.
+
+Why only the feature convolutions: they are >80 % of the time and tolerate 8 bits; the mask path
+(window sums, ``winsize/max(S,1)·clip(S,0,1)``, the new mask) and the renormalisation
+``(raw·ratio + b)·new_mask`` stay FP32, so the formula's hole semantics do not change: all-hole
+windows still give exactly 0 and the composite keeps valid pixels bit-exact. The exporter writes the
+graph node by node and tags every feature convolution (:data:`FEATURE_CONV`), so
+``nodes_to_quantize`` is exactly that list; ONNX Runtime's ``quantize_static`` (QDQ format, MinMax
+calibration, per-channel symmetric int8 weights) does the rest.
+
+Activations: ``uint8`` asymmetric for ONNX Runtime (on x86 it fuses ``DQ -> Conv -> Q`` into
+``QLinearConv`` only for uint8 activations with int8 weights, the U8S8 VNNI kernel), or symmetric
+``int8`` with zero point 0 for TensorRT, which takes nothing else (:data:`pconv.config.INT8_TARGETS`).
+
+Calibration inputs: ``"builtin"`` = the training photos bundled with scikit-image, or a folder of
+images; each sample is a random crop with a procedural irregular mask, a pure function of
+``(seed, index)``, so the exported model is the same bytes for the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from pconv.config import INT8_TARGETS, ModelConfig
+from pconv.errors import PconvError, require
+
+#: Tag of the feature convolutions in :attr:`pconv.export.graph.GraphBuilder.tagged`.
+FEATURE_CONV = "feature_conv"
+#: Calibration crops are this size (rounded up to the model's size multiple) unless H/W are fixed.
+DEFAULT_CALIBRATION_SIZE = 512
+DEFAULT_CALIBRATION_COUNT = 16
+#: Hole ratios of the calibration masks: the range the network is trained and evaluated on.
+CALIBRATION_HOLE_RATIO = (0.01, 0.6)
+BUILTIN = "builtin"
+
+
+class CalibrationError(PconvError, ValueError):
+    """The calibration images cannot be used; the message says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """How an INT8 export is calibrated and for which runtime (see :data:`INT8_TARGETS`)."""
+
+    calibration: str | Path = BUILTIN  # "builtin" or a folder of images
+    count: int = DEFAULT_CALIBRATION_COUNT  # calibration samples (image + mask), one per run
+    seed: int = 0
+    size: int | None = None  # crop size; default: the export's fixed H/W, else 512 (model multiple)
+    target: str = "onnxruntime"
+
+    @property
+    def activation_type(self) -> str:
+        return INT8_TARGETS[self.target]
+
+    def validate(self) -> None:
+        if self.target not in INT8_TARGETS:
+            raise CalibrationError(
+                f"--int8-target must be one of {', '.join(INT8_TARGETS)}, got {self.target!r}"
+            )
+        if self.count < 1:
+            raise CalibrationError(f"--calibration-count must be at least 1, got {self.count}")
+        if self.size is not None and self.size < 1:
+            raise CalibrationError(f"--calibration-size must be positive, got {self.size}")
+
+
+def calibration_shape(
+    config: ModelConfig, options: Int8Options, height: int | None, width: int | None
+) -> tuple[int, int]:
+    """(H, W) of the calibration inputs: the fixed export size, else ``size`` (or 512), rounded up."""
+    m = config.size_multiple
+
+    def up(v: int) -> int:
+        return max(m, -(-v // m) * m)
+
+    side = options.size if options.size is not None else DEFAULT_CALIBRATION_SIZE
+    return (height or up(side), width or up(side))
+
+
+def _source_images(source: str | Path) -> list[Any]:
+    """The calibration photos as PIL images (builtin training photos, or every image in a folder)."""
+    from PIL import Image
+
+    from pconv.training.data import IMAGE_EXTENSIONS, builtin_images
+
+    if str(source) == BUILTIN:
+        return [Image.fromarray(a) for a in builtin_images("train")]
+    root = Path(source)
+    if not root.is_dir():
+        raise CalibrationError(
+            f"--calibration {root}: not a directory; pass a folder of images or 'builtin' "
+            "(the photos bundled with scikit-image)"
+        )
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise CalibrationError(
+            f"--calibration {root}: no images ({', '.join(IMAGE_EXTENSIONS)}) found (searched "
+            "recursively); add photos like the ones the model will inpaint, or use --calibration builtin"
+        )
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                images.append(im.convert("RGB"))
+        except Exception as exc:  # PIL raises many types for damaged files
+            raise CalibrationError(
+                f"--calibration: cannot read {path} ({type(exc).__name__}: {exc}); remove or re-save it"
+            ) from exc
+    return images
+
+
+def calibration_samples(
+    config: ModelConfig,
+    options: Int8Options,
+    height: int | None = None,
+    width: int | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """``options.count`` feeds ``{"image": (1,3,H,W), "mask": (1,1,H,W)}`` (1 = valid), seeded.
+
+    Sample ``i`` is a random crop of photo ``i mod len(photos)`` with a procedural irregular mask,
+    both drawn from ``default_rng([seed, i])``: deterministic, and independent of the count.
+    """
+    from pconv.training.data import random_crop
+    from pconv.training.masks import generate_irregular_mask
+
+    options.validate()
+    h, w = calibration_shape(config, options, height, width)
+    photos = _source_images(options.calibration)
+    feeds = []
+    for i in range(options.count):
+        rng = np.random.default_rng([options.seed, i])
+        crop = random_crop(photos[i % len(photos)], max(h, w), rng)[:h, :w]
+        hole = generate_irregular_mask(h, w, rng, hole_ratio=CALIBRATION_HOLE_RATIO)
+        image = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        mask = (~hole).astype(np.float32)[None, None]
+        feeds.append({"image": image, "mask": mask})
+    return feeds
+
+
+def calibration_record(options: Int8Options, shape: tuple[int, int]) -> str:
+    """What the metadata says about the calibration (JSON), so a model can be reproduced."""
+    return json.dumps(
+        {
+            "source": str(options.calibration),
+            "count": options.count,
+            "seed": options.seed,
+            "shape": list(shape),
+            "method": "MinMax",
+            "activations": options.activation_type,
+            "weights": "int8 symmetric per-channel",
+        },
+        sort_keys=True,
+    )
+
+
+@contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """Drop the quantizer's "consider pre-processing" warning: our graph is already shape-clean."""
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "pre-process" not in record.getMessage()
+
+    root = logging.getLogger()
+    f = _Filter()
+    root.addFilter(f)
+    try:
+        yield
+    finally:
+        root.removeFilter(f)
+
+
+def quantize_feature_convs(
+    float_model: onnx.ModelProto,
+    feature_nodes: Sequence[str],
+    feeds: Sequence[dict[str, np.ndarray]],
+    target: str,
+) -> onnx.ModelProto:
+    """QDQ-quantize ``feature_nodes`` of ``float_model`` with ranges calibrated on ``feeds``."""
+    require("onnxruntime", "export")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    symmetric = INT8_TARGETS[target] == "int8"
+    with tempfile.TemporaryDirectory(prefix="pconv-int8-") as tmp, _quiet_quantizer():
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(float_model, str(src))
+        quantize_static(
+            str(src),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=list(feature_nodes),
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+        )
+        return onnx.load(str(dst))
+
+
+def optimized_op_counts(path: str | Path, threads: int = 1) -> dict[str, int]:
+    """Op types of the graph ONNX Runtime (CPU, all optimizations) actually runs, with counts.
+
+    This is where a ``DequantizeLinear -> Conv -> QuantizeLinear`` group shows up as one integer
+    ``QLinearConv`` kernel, or stays a float ``Conv`` when ORT cannot fuse it.
+    """
+    ort: Any = require("onnxruntime", "runtime")
+    with tempfile.TemporaryDirectory(prefix="pconv-ortopt-") as tmp:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3  # the "hardware specific optimizations" notice is expected
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        counts: dict[str, int] = {}
+        for node in onnx.load(options.optimized_model_filepath).graph.node:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
