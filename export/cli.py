@@ -118,6 +118,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     c.add_argument("--width", type=int, default=None, help="W (default: the graph's fixed W, else 2*2^depth)")
     c.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    c.add_argument(
+        "--min-psnr",
+        type=float,
+        default=None,
+        metavar="DB",
+        help="INT8 graphs: pass if output and composite reach this PSNR against FP32 PyTorch on real "
+        "held-out photos with irregular holes (default 30)",
+    )
     c.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     c.add_argument("--verbose", action="store_true", help="show Polygraphy's own log")
     c.set_defaults(func=_run_check)
@@ -215,6 +223,7 @@ def _run_check(args: argparse.Namespace) -> int:
         width=args.width,
         seed=args.seed,
         verbose=args.verbose,
+        min_psnr=args.min_psnr,
     )
     print(report_json(report) if args.json else report.table())
     return 0 if report.passed else 1

@@ -412,6 +412,7 @@ def build_model(
         calibration_samples,
         calibration_shape,
         quantize_feature_convs,
+        quantized_nodes,
     )
 
     options = int8 or Int8Options()
@@ -419,7 +420,8 @@ def build_model(
     float_model, tagged = _build_graph(
         model, form, "fp32", io, opset, batch, height, width, decoder, phases_only=True
     )
-    quantized = quantize_feature_convs(float_model, tagged[FEATURE_CONV], feeds, options.target)
+    nodes = quantized_nodes(tagged, [spec.name for spec in model.specs])
+    quantized = quantize_feature_convs(float_model, nodes, feeds, options.target)
     quantized.doc_string = float_model.doc_string.replace("fp32", "int8 (QDQ feature convolutions)")
     quantized.producer_name, quantized.producer_version = float_model.producer_name, __version__
     props = {p.key: p.value for p in float_model.metadata_props}
