@@ -92,6 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "QLinearConv kernels (VNNI); tensorrt: symmetric int8 activations (zero point 0), the only "
         "kind TensorRT builds (ONNX Runtime runs those convolutions in float). Default: onnxruntime",
     )
+    q.add_argument(
+        "--int8-keep-fp32",
+        default=None,
+        metavar="LAYER[,LAYER]",
+        help="layers whose convolutions stay FP32 (names as enc1..encD, decD..dec1; default: the last "
+        "layer, dec1). More layers: closer to FP32, slower; e.g. dec2,dec1",
+    )
     p.add_argument("--batch", type=int, default=None, help="fix N (default: dynamic)")
     p.add_argument("--height", type=int, default=None, help="fix H, a multiple of 2^depth (default: dynamic)")
     p.add_argument("--width", type=int, default=None, help="fix W, a multiple of 2^depth (default: dynamic)")
@@ -142,6 +149,7 @@ def _int8_options(args: argparse.Namespace) -> Int8Options | None:
             ("--calibration", args.calibration),
             ("--calibration-count", args.calibration_count),
             ("--calibration-size", args.calibration_size),
+            ("--int8-keep-fp32", args.int8_keep_fp32),
         )
         if value is not None
     ]
@@ -160,6 +168,9 @@ def _int8_options(args: argparse.Namespace) -> Int8Options | None:
         seed=args.calibration_seed,
         size=args.calibration_size,
         target=args.int8_target,
+        keep_fp32=tuple(n.strip() for n in args.int8_keep_fp32.split(",") if n.strip())
+        if args.int8_keep_fp32
+        else None,
     )
     options.validate()
     return options

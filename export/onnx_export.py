@@ -411,23 +411,26 @@ def build_model(
         calibration_record,
         calibration_samples,
         calibration_shape,
+        fp32_layers,
         quantize_feature_convs,
         quantized_nodes,
     )
 
     options = int8 or Int8Options()
+    keep_fp32 = fp32_layers(options, [spec.name for spec in model.specs])
     feeds = calibration_samples(config, options, height, width)  # validates the options first
     float_model, tagged = _build_graph(
         model, form, "fp32", io, opset, batch, height, width, decoder, phases_only=True
     )
-    nodes = quantized_nodes(tagged, [spec.name for spec in model.specs])
+    nodes = quantized_nodes(tagged, keep_fp32)
     quantized = quantize_feature_convs(float_model, nodes, feeds, options.target)
     quantized.doc_string = float_model.doc_string.replace("fp32", "int8 (QDQ feature convolutions)")
     quantized.producer_name, quantized.producer_version = float_model.producer_name, __version__
     props = {p.key: p.value for p in float_model.metadata_props}
     props[META_PRECISION] = "int8"
     props[META_INT8_ACTIVATIONS] = options.activation_type
-    props[META_CALIBRATION] = calibration_record(options, calibration_shape(config, options, height, width))
+    shape = calibration_shape(config, options, height, width)
+    props[META_CALIBRATION] = calibration_record(options, shape, keep_fp32)
     del quantized.metadata_props[:]
     helper.set_model_props(quantized, props)
     return quantized

@@ -5,13 +5,16 @@ Why only the feature convolutions: they are >80 % of the time and tolerate 8 bit
 ``(raw·ratio + b)·new_mask`` stay FP32, so the formula's hole semantics do not change: all-hole
 windows still give exactly 0 and the composite keeps valid pixels bit-exact. The exporter writes the
 graph node by node and tags every feature convolution (:data:`FEATURE_CONV`), so
-``nodes_to_quantize`` is exactly that list, less the first and the last layer (:func:`quantized_nodes`);
+``nodes_to_quantize`` is exactly that list, less the layers kept FP32 (:func:`quantized_nodes`;
+default: the last one);
 ONNX Runtime's ``quantize_static`` (QDQ format, per-channel symmetric int8 weights, MinMax ranges
 averaged over the samples) does the rest.
 
-Why the first and last layer stay FP32: together they are ~3 % of the paper net's multiply-adds,
-but the last one's 8-bit output would be the image's own resolution (measured on the shipped
-default model: +3 dB PSNR against FP32 when both stay FP32). Why averaged ranges: the global
+Why the last layer stays FP32: it is <1 % of the paper net's multiply-adds, but its 8-bit output
+would be the image's own resolution (measured on the shipped default model: +3 dB PSNR against
+FP32). The first layer's input is the 8-bit image itself, so quantizing it costs ~0.1 dB. Keeping
+``dec2`` too roughly halves the remaining SSIM loss, at ~12 % of the paper net's multiply-adds in
+FP32: a speed/quality choice left to ``keep_fp32`` (``--int8-keep-fp32``). Why averaged ranges: the global
 min/max of 16 photos is set by rare outliers and wastes most of the 256 levels (measured: +9 dB).
 
 Activations: ``uint8`` asymmetric for ONNX Runtime (on x86 it fuses ``DQ -> Conv -> Q`` into
@@ -63,6 +66,7 @@ class Int8Options:
     seed: int = 0
     size: int | None = None  # crop size; default: the export's fixed H/W, else 512 (model multiple)
     target: str = "onnxruntime"
+    keep_fp32: tuple[str, ...] | None = None  # layers left unquantized; None: the last layer
 
     @property
     def activation_type(self) -> str:
@@ -152,16 +156,26 @@ def calibration_samples(
     return feeds
 
 
-def quantized_nodes(tagged: dict[str, list[str]], layer_names: Sequence[str]) -> list[str]:
-    """The feature convolutions to quantize: all but those of the first and last layer.
+def fp32_layers(options: Int8Options, layer_names: Sequence[str]) -> tuple[str, ...]:
+    """The layers an INT8 export keeps FP32: ``options.keep_fp32``, by default the last layer."""
+    keep = options.keep_fp32 if options.keep_fp32 is not None else (layer_names[-1],)
+    unknown = [name for name in keep if name not in layer_names]
+    if unknown:
+        raise CalibrationError(
+            f"--int8-keep-fp32 {','.join(unknown)}: no such layer; this model has {', '.join(layer_names)}"
+        )
+    return tuple(keep)
+
+
+def quantized_nodes(tagged: dict[str, list[str]], keep_fp32: Sequence[str]) -> list[str]:
+    """The feature convolutions to quantize: all but those of the ``keep_fp32`` layers.
 
     Node names start with their layer's name (:meth:`pconv.export.graph.GraphBuilder.fresh` scopes).
     """
-    keep_fp32 = {layer_names[0], layer_names[-1]}
-    return [n for n in tagged.get(FEATURE_CONV, []) if n.split("/", 1)[0] not in keep_fp32]
+    return [n for n in tagged.get(FEATURE_CONV, []) if n.split("/", 1)[0] not in set(keep_fp32)]
 
 
-def calibration_record(options: Int8Options, shape: tuple[int, int]) -> str:
+def calibration_record(options: Int8Options, shape: tuple[int, int], keep_fp32: Sequence[str]) -> str:
     """What the metadata says about the calibration (JSON), so a model can be reproduced."""
     return json.dumps(
         {
@@ -170,7 +184,7 @@ def calibration_record(options: Int8Options, shape: tuple[int, int]) -> str:
             "seed": options.seed,
             "shape": list(shape),
             "method": "MinMax, mean of per-sample ranges",
-            "fp32_layers": "first and last",
+            "fp32_layers": list(keep_fp32),
             "activations": options.activation_type,
             "weights": "int8 symmetric per-channel",
         },
@@ -238,7 +252,35 @@ def quantize_feature_convs(
                 "CalibMovingAverage": True,  # with all samples in memory: mean of per-sample min/max
             },
         )
-        return onnx.load(str(dst))
+        quantized = onnx.load(str(dst))
+    _float_inputs_for_float_nodes(quantized.graph, set(feature_nodes))
+    return quantized
+
+
+def _float_inputs_for_float_nodes(graph: onnx.GraphProto, quantized: set[str]) -> None:
+    """Give unquantized consumers of a quantized *input* tensor the FP32 tensor back.
+
+    ``quantize_static`` rewires every consumer of a tensor it quantizes to the ``DequantizeLinear``
+    output, so a layer kept FP32 that shares an input with a quantized one (the image feeds ``enc1``
+    and ``dec1``'s skip convolution; each encoder output feeds the next encoder layer and a decoder
+    skip) would read the 8-bit round trip for nothing. Outputs of quantized convolutions keep their
+    Q/DQ pair (ONNX Runtime needs the ``Q`` to fuse ``QLinearConv``; their readers are the FP32
+    renormalisation by design).
+    """
+    produced_by = {o: n for n in graph.node for o in n.output}
+    for node in graph.node:
+        if node.name in quantized or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for i, name in enumerate(node.input):
+            dq = produced_by.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            q = produced_by.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear":
+                continue  # a weight's DQ: initializer input
+            source = produced_by.get(q.input[0])
+            if source is None or source.name not in quantized:
+                node.input[i] = q.input[0]
 
 
 def optimized_op_counts(path: str | Path, threads: int = 1) -> dict[str, int]:

@@ -6,6 +6,7 @@ TensorRT INT8 build is GPU-gated and skips here with the reason.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from pconv.export.quantize import (
     CalibrationError,
     Int8Options,
     calibration_samples,
+    fp32_layers,
     optimized_op_counts,
     quantized_nodes,
 )
@@ -83,18 +85,22 @@ def test_qdq_graph_contract(int8_model: Path) -> None:
         if node.op_type == "Conv" and "mask_sum" in node.name:
             assert node.input[1] in inits, f"{node.name}: the mask kernel must be an FP32 constant"
 
-    # Exactly the feature convolutions (less the first and last layer) are wrapped in Q/DQ.
+    # Exactly the feature convolutions (less the last layer's) are wrapped in Q/DQ.
     _, tagged = _build_graph(
         make_tiny_model(), "explicit", "fp32", "fp32", 18, None, None, None, "subpixel", phases_only=True
     )
     layer_names = [s.name for s in make_tiny_model().specs]
-    expected = set(quantized_nodes(tagged, layer_names))
+    expected = set(quantized_nodes(tagged, fp32_layers(Int8Options(), layer_names)))
+    assert fp32_layers(Int8Options(), layer_names) == (layer_names[-1],)
     assert expected and expected < set(tagged[FEATURE_CONV])
     for node in graph.node:
         if node.op_type != "Conv" or "mask_sum" in node.name:
             continue
-        wrapped = all(produced_by[i].op_type == "DequantizeLinear" for i in node.input[:2])
-        assert wrapped == (node.name in expected), node.name
+        from_dq = [getattr(produced_by.get(i), "op_type", "") == "DequantizeLinear" for i in node.input[:2]]
+        assert all(from_dq) == (node.name in expected), node.name
+        wrapped = all(from_dq)
+        if not wrapped:  # an FP32 layer reads FP32 features, not an 8-bit round trip
+            assert not from_dq[0], node.name
         if wrapped:  # per-channel symmetric int8 weights: zero points 0, one scale per output channel
             weight_dq = produced_by[node.input[1]]
             zero = onnx.numpy_helper.to_array(
@@ -294,8 +300,31 @@ def test_int8_option_errors_are_one_line(
     assert "at least 1" in _one_line_error(
         [*base, "--precision", "int8", "--calibration", "builtin", "--calibration-count", "0"], capsys
     )
+    line = _one_line_error(
+        [*base, "--precision", "int8", "--calibration", "builtin", "--int8-keep-fp32", "dec9"], capsys
+    )
+    assert "dec9" in line and "enc1" in line
     with pytest.raises(ExportError):
         export_onnx(make_tiny_model(), tmp_path / "p.onnx", form="plugin", precision="int8")
+
+
+def test_keep_fp32_leaves_those_layers_unquantized(tmp_path: Path) -> None:
+    path = export_onnx(
+        make_tiny_model(),
+        tmp_path / "k.onnx",
+        precision="int8",
+        int8=Int8Options(**FAST, keep_fp32=("dec2", "dec1")),
+    )
+    model = onnx.load(str(path))
+    produced_by = {o: n for n in model.graph.node for o in n.output}
+    quantized_layers = {
+        n.name.split("/")[0]
+        for n in model.graph.node
+        if n.op_type == "Conv" and produced_by.get(n.input[0], n).op_type == "DequantizeLinear"
+    }
+    assert quantized_layers == {"enc1", "enc2", "enc3", "dec3"}
+    record = {p.key: p.value for p in model.metadata_props}["pconv_calibration"]
+    assert json.loads(record)["fp32_layers"] == ["dec2", "dec1"]
 
 
 def test_export_cli_writes_int8_and_the_runtime_runs_it(
