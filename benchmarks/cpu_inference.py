@@ -136,7 +136,7 @@ def _nhwc(x: np.ndarray) -> list[np.ndarray]:
 
 
 def int8_section(
-    models: list[tuple[str, Any, int, bool]],
+    models: list[tuple[str, Any, int, bool, tuple[str, ...] | None]],
     threads: list[int],
     batches: list[int],
     iterations: int,
@@ -145,7 +145,7 @@ def int8_section(
     seed: int,
     tmp: Path,
 ) -> dict[str, Any]:
-    """FP32 vs INT8 ONNX Runtime rows and accuracy for ``(label, model, size, trained)`` models."""
+    """FP32 vs INT8 ONNX Runtime rows and accuracy for ``(label, model, size, trained, keep_fp32)``."""
     from pconv.eval.metrics import psnr, ssim
     from pconv.export.check import photo_inputs
     from pconv.export.onnx_export import export_onnx
@@ -154,14 +154,16 @@ def int8_section(
     from pconv.training.masks import generate_irregular_mask
 
     section: dict[str, Any] = {"rows": [], "models": {}}
-    for label, model, size, trained in models:
-        fp32_path = export_onnx(model, tmp / f"{label}_fp32.onnx", form="explicit")
+    for label, model, size, trained, keep_fp32 in models:
+        fp32_path = tmp / f"{label.split('+')[0]}_fp32.onnx"
+        if not fp32_path.exists():
+            export_onnx(model, fp32_path, form="explicit")
         t0 = time.perf_counter()
         int8_path = export_onnx(
             model,
             tmp / f"{label}_int8.onnx",
             precision="int8",
-            int8=Int8Options(count=calibration_count, seed=seed, size=size),
+            int8=Int8Options(count=calibration_count, seed=seed, size=size, keep_fp32=keep_fp32),
         )
         export_s = time.perf_counter() - t0
         fp32_ops, int8_ops = optimized_op_counts(fp32_path), optimized_op_counts(int8_path)
@@ -172,6 +174,7 @@ def int8_section(
             "trained": trained,
             "int8_export_s (calibration + quantization)": round(export_s, 2),
             "calibration": f"builtin, {calibration_count} samples of {size}x{size}, seed {seed}",
+            "fp32_layers": list(keep_fp32) if keep_fp32 else "default (last layer)",
             "ort_optimized_ops_fp32": fp32_ops,
             "ort_optimized_ops_int8": int8_ops,
             "int8_kernels": {k: v for k, v in int8_ops.items() if k.startswith("QLinear")},
@@ -357,8 +360,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         int8 = None
         if not args.no_int8:
+            label, small, small_trained = small_model(args)
             int8 = int8_section(
-                [("paper_512", model, args.size, bool(args.checkpoint)), small_model(args)],
+                [
+                    ("paper_512", model, args.size, bool(args.checkpoint), None),
+                    (label, small, args.size, small_trained, None),
+                    (f"{label}+keep_dec2_dec1", small, args.size, small_trained, ("dec2", "dec1")),
+                ],
                 [int(t) for t in args.int8_threads.split(",")],
                 [int(b) for b in args.int8_batches.split(",")],
                 args.int8_iterations,
@@ -432,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report
 
 
-def small_model(args: argparse.Namespace) -> tuple[str, Any, int, bool]:
+def small_model(args: argparse.Namespace) -> tuple[str, Any, bool]:
     """The INT8 rows' small model: a checkpoint (trained) or a seeded untrained one."""
     import torch
 
@@ -441,7 +449,7 @@ def small_model(args: argparse.Namespace) -> tuple[str, Any, int, bool]:
 
     path = args.small_checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)
     if path is not None:
-        return (f"small:{Path(path).name}", load_checkpoint(path), args.size, True)
+        return (f"small:{Path(path).stem}", load_checkpoint(path), True)
     torch.manual_seed(args.seed)
     model = PConvUNet(depth=6, width=0.25)
     for module in model.modules():
@@ -453,7 +461,7 @@ def small_model(args: argparse.Namespace) -> tuple[str, Any, int, bool]:
         for i in range(2):
             image = torch.rand(2, 3, args.size, args.size)
             model(image, torch.from_numpy(np.repeat(hole_mask(args.size, args.hole_fraction, i), 2, axis=0)))
-    return ("small_untrained", model.eval(), args.size, False)
+    return ("small_untrained", model.eval(), False)
 
 
 if __name__ == "__main__":

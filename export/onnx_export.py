@@ -420,7 +420,7 @@ def build_model(
     keep_fp32 = fp32_layers(options, [spec.name for spec in model.specs])
     feeds = calibration_samples(config, options, height, width)  # validates the options first
     float_model, tagged = _build_graph(
-        model, form, "fp32", io, opset, batch, height, width, decoder, phases_only=True
+        model, form, "fp32", io, opset, batch, height, width, decoder, fp32_layers=keep_fp32
     )
     nodes = quantized_nodes(tagged, keep_fp32)
     quantized = quantize_feature_convs(float_model, nodes, feeds, options.target)
@@ -447,9 +447,13 @@ def _build_graph(
     width: int | None,
     decoder: Decoder,
     *,
-    phases_only: bool = False,
+    fp32_layers: tuple[str, ...] | None = None,
 ) -> tuple[onnx.ModelProto, dict[str, list[str]]]:
-    """The float graph and its tagged node names (``phases_only``: no ConvTranspose, for INT8)."""
+    """The float graph and its tagged node names.
+
+    ``fp32_layers`` (INT8 exports): every other layer is written without ConvTranspose, which ONNX
+    Runtime has no integer kernel for; those stay as in FP32 (narrow ones are faster transposed).
+    """
     config: ModelConfig = model.config
     ft, io_t = _ELEM[precision], _ELEM[io]
     g = GraphBuilder()
@@ -482,7 +486,14 @@ def _build_graph(
             feat_mask = g.op("Concat", up_mask, skip_mask, hint="concat_mask", axis=1)
         if form == "explicit":
             feats, feat_mask = emit_partial_conv(
-                g, layer, feats, feat_mask, precision, skip=skip, decoder=decoder, phases_only=phases_only
+                g,
+                layer,
+                feats,
+                feat_mask,
+                precision,
+                skip=skip,
+                decoder=decoder,
+                phases_only=fp32_layers is not None and spec.name not in fp32_layers,
             )
         else:
             if skip is not None:
