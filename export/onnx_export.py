@@ -65,7 +65,7 @@ from pconv.config import (
 from pconv.errors import PconvError
 from pconv.export import plugin_fields
 from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
-from pconv.export.quantize import FEATURE_CONV, Int8Options
+from pconv.export.quantize import FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
 
 if TYPE_CHECKING:
     from pconv.training.unet import PConvUNet
@@ -205,8 +205,8 @@ def _upsampled_conv(
                     pads=pads,
                 )
             )
-    stacked = g.op("Concat", *phases, hint="conv_up_phases", axis=1)
-    return g.op("DepthToSpace", stacked, hint="conv_up", blocksize=2, mode="DCR")
+    stacked = g.op("Concat", *phases, hint="conv_up_phases", tag=PHASE_INTERLEAVE, axis=1)
+    return g.op("DepthToSpace", stacked, hint="conv_up", tag=PHASE_INTERLEAVE, blocksize=2, mode="DCR")
 
 
 def _subpixel_ok(spec: LayerSpec) -> bool:
