@@ -65,7 +65,7 @@ from pconv.config import (
 from pconv.errors import PconvError
 from pconv.export import plugin_fields
 from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
-from pconv.export.quantize import FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
+from pconv.export.quantize import DECODER_SUM, FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
 
 if TYPE_CHECKING:
     from pconv.training.unet import PConvUNet
@@ -256,7 +256,7 @@ def emit_partial_conv(
         w_skip = g.initializer(layer.weight[:, c_up:].astype(dtype), "weight_skip")
         skip_raw = g.op("Conv", skip, w_skip, hint="conv_skip", tag=FEATURE_CONV, **attrs)
         up_raw = _upsampled_conv(g, features, layer.weight[:, :c_up], dtype, phases_only=phases_only)
-        raw = g.op("Add", skip_raw, up_raw, hint="conv")
+        raw = g.op("Add", skip_raw, up_raw, hint="conv", tag=DECODER_SUM)
     else:
         scales = g.shared_initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
         up = g.op("Resize", features, "", scales, hint="up", **_RESIZE_NEAREST)

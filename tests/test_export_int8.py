@@ -123,6 +123,7 @@ def test_onnxruntime_runs_the_feature_convolutions_as_integer_kernels(int8_model
     assert counts.get("QLinearConv") == quantized > 0, counts
     interleaves = [n for n in model.graph.node if n.op_type == "Concat" and n.name.endswith("phases_node")]
     assert counts.get("QLinearConcat") == sum(not n.name.startswith("dec1/") for n in interleaves) > 0
+    assert counts.get("QLinearAdd") == counts["QLinearConcat"]  # each quantized decoder layer's skip + up
     # Quantized decoder layers are in phase form (ORT has no integer ConvTranspose); only the FP32
     # last layer, 3 channels wide, keeps the faster float ConvTranspose.
     transposed = [n.name for n in model.graph.node if n.op_type == "ConvTranspose"]
