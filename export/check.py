@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pconv.training.unet import PConvUNet
 
 #: Default tolerances per graph precision (FP16 and INT8 graphs are compared with FP32 PyTorch).
-#: INT8 pass/fail is PSNR (:data:`MIN_INT8_PSNR`); its atol/rtol only count elements in the report.
+#: INT8 pass/fail is PSNR (:data:`MIN_INT8_PSNR`); its atol/rtol are only printed for reference.
 DEFAULT_TOLERANCE = {"fp32": (1e-4, 1e-3), "fp16": (2e-2, 2e-2), "int8": (5e-2, 5e-2)}
 #: INT8: least PSNR (dB, outputs clipped to [0, 1]) against FP32 PyTorch on real photos to pass.
 MIN_INT8_PSNR = 30.0
@@ -291,9 +291,18 @@ def check_onnx(
             return report
         runners = [_torch_runner_class()(model, (n, h, w)), ort_runner]
         results = Comparator.run(runners, data_loader=[feeds])
-        accuracy = Comparator.compare_accuracy(results, compare_func=_compare_func(atol, rtol))
+        # INT8 passes on PSNR: Polygraphy's element-wise verdict (and its FAILED log lines) would mislead.
+        accuracy = (
+            None
+            if report.min_psnr is not None
+            else Comparator.compare_accuracy(results, compare_func=_compare_func(atol, rtol))
+        )
     torch_out, ort_out = (iters[0] for iters in results.values())
-    (per_output,) = next(iter(accuracy[0].values()))
+    per_output = (
+        {name: True for name in ("output", "composite")}
+        if accuracy is None
+        else next(iter(accuracy[0].values()))[0]
+    )
     for name in ("output", "composite"):
         a = np.asarray(ort_out[name], dtype=np.float32)
         ref = np.asarray(torch_out[name])
