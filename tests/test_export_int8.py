@@ -344,6 +344,11 @@ def test_export_cli_writes_int8_and_the_runtime_runs_it(
     assert main([*argv, "--calibration-count", "2", "--calibration-size", "32"]) == 0
     text = capsys.readouterr().out
     assert "precision: int8" in text and "QuantizeLinear" in text and "uint8 activations" in text
+    assert main(["check", str(out), "--against", str(tiny_checkpoint), "--min-psnr", "15"]) == 0
+    text = capsys.readouterr().out
+    assert "pass: PSNR >= 15 dB" in text and "valid pixels == image" in text and "overall: PASS" in text
+    with pytest.raises(PconvError, match="INT8"):  # --min-psnr on a float graph is a mistake, not ignored
+        check_onnx(export_onnx(make_tiny_model(), tmp_path / "f.onnx"), tiny_checkpoint, min_psnr=30)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
     hole = np.zeros((40, 56), dtype=np.uint8)
