@@ -1,12 +1,13 @@
 """INT8 export: QDQ quantization of the feature convolutions, calibrated on real images and masks.
 
-Why only the feature convolutions: they are >80 % of the time and tolerate 8 bits; the mask path
+Why only the feature path: the convolutions are >80 % of the time and tolerate 8 bits; the mask path
 (window sums, ``winsize/max(S,1)·clip(S,0,1)``, the new mask) and the renormalisation
 ``(raw·ratio + b)·new_mask`` stay FP32, so the formula's hole semantics do not change: all-hole
 windows still give exactly 0 and the composite keeps valid pixels bit-exact. The exporter writes the
-graph node by node and tags every feature convolution (:data:`FEATURE_CONV`), so
-``nodes_to_quantize`` is exactly that list, less the layers kept FP32 (:func:`quantized_nodes`;
-default: the last one);
+graph node by node and tags every feature convolution (:data:`FEATURE_CONV`), the Concat +
+DepthToSpace interleaving a decoder layer's phase convolutions (:data:`PHASE_INTERLEAVE`) and the
+sum of its skip and upsampled convolutions (:data:`DECODER_SUM`), so ``nodes_to_quantize`` is
+exactly those nodes, less the layers kept FP32 (:func:`quantized_nodes`; default: the last one).
 ONNX Runtime's ``quantize_static`` (QDQ format, per-channel symmetric int8 weights, MinMax ranges
 averaged over the samples) does the rest.
 
@@ -14,8 +15,8 @@ Why the last layer stays FP32: it is <1 % of the paper net's multiply-adds, but 
 would be the image's own resolution (measured on the shipped default model: +3 dB PSNR against
 FP32). The first layer's input is the 8-bit image itself, so quantizing it costs ~0.1 dB. Keeping
 ``dec2`` too roughly halves the remaining SSIM loss, at ~12 % of the paper net's multiply-adds in
-FP32: a speed/quality choice left to ``keep_fp32`` (``--int8-keep-fp32``). Why averaged ranges: the global
-min/max of 16 photos is set by rare outliers and wastes most of the 256 levels (measured: +9 dB).
+FP32: a speed/quality choice left to ``keep_fp32`` (``--int8-keep-fp32``). Why averaged ranges: the
+global min/max of 16 photos is set by rare outliers and wastes most of the 256 levels (+9 dB).
 
 Activations: ``uint8`` asymmetric for ONNX Runtime (on x86 it fuses ``DQ -> Conv -> Q`` into
 ``QLinearConv`` only for uint8 activations with int8 weights, the U8S8 VNNI kernel), or symmetric
