@@ -10,6 +10,11 @@ path stays FP32 exactly as exported. That is the only way on TensorRT 11.x, wher
 always on and ``BuilderFlag.FP16`` is gone. On 10.x an FP32 ONNX can also be built with
 ``fp16_flag=True`` (weakly typed: TensorRT picks FP16 per layer where it is faster).
 
+An INT8 ONNX (``pconv export --precision int8 --int8-target tensorrt``: QDQ feature convolutions
+with symmetric int8 activations) is *explicitly quantized*: TensorRT runs exactly the convolutions
+between Q/DQ pairs in int8. On 10.x it is built weakly typed with ``BuilderFlag.INT8`` (and no FP16
+flag, so the unquantized mask path stays FP32); on 11.x strongly typed, where Q/DQ set the types.
+
 The plugin library is loaded *before* parsing. Plugin-form nodes carry ``plugin_namespace``, so
 TensorRT >= 10.7 imports them as the ``pconv::PartialConv2d`` plugin when it is registered; without
 the library (or on older parsers) it imports the node's ONNX local function, the explicit math.
@@ -29,7 +34,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pconv._version import __version__
-from pconv.config import META_FORM, META_FORMAT, META_IO, META_MULTIPLE, META_PRECISION, ONNX_FORMAT
+from pconv.config import (
+    INT8_TARGETS,
+    META_FORM,
+    META_FORMAT,
+    META_INT8_ACTIVATIONS,
+    META_IO,
+    META_MULTIPLE,
+    META_PRECISION,
+    ONNX_FORMAT,
+)
 from pconv.errors import MissingDependencyError, PconvError, require
 from pconv.export import plugin_fields
 from pconv.fileio import atomic_write_bytes
@@ -105,12 +119,13 @@ class OnnxFacts:
     path: Path
     metadata: dict[str, str]
     size_multiple: int
-    precision: str  # "fp32" or "fp16": the feature precision of the graph
+    precision: str  # "fp32", "fp16" or "int8": the feature precision of the graph
     io: str  # "fp32" or "fp16": the element type of the inputs/outputs
     form: str  # "explicit" or "plugin"
     fixed_dims: dict[str, int | None]  # "N", "H", "W" -> the static value, or None if dynamic
     plugin_nodes: tuple[str, ...]  # names of the pconv::PartialConv2d nodes
     plugin_nodes_without_namespace: tuple[str, ...]  # those the parser would not map to the plugin
+    int8_activations: str | None = None  # int8 exports: "int8" (symmetric) or "uint8" (asymmetric)
 
 
 def read_onnx_facts(onnx_path: str | Path) -> OnnxFacts:
@@ -161,6 +176,7 @@ def read_onnx_facts(onnx_path: str | Path) -> OnnxFacts:
         fixed_dims=fixed,
         plugin_nodes=tuple(n.name for n in plugin_nodes),
         plugin_nodes_without_namespace=tuple(without_ns),
+        int8_activations=meta.get(META_INT8_ACTIVATIONS),
     )
 
 
@@ -243,7 +259,7 @@ class BuildReport:
     tensorrt_version: str
     gpu_name: str
     compute_capability: tuple[int, int]
-    precision: str  # "fp32", "fp16" or "fp16-flag"
+    precision: str  # "fp32", "fp16", "fp16-flag" or "int8"
     strongly_typed: bool
     profile: Profile
     io_dtypes: dict[str, str]
@@ -263,6 +279,8 @@ class BuildReport:
             "fp32": "FP32 (strongly typed" + (")" if self.strongly_typed else ", weakly typed)"),
             "fp16": "FP16 (strongly typed: FP16 features, FP32 mask path as exported)",
             "fp16-flag": "FP16 builder flag on an FP32 ONNX (weakly typed, TensorRT 10.x)",
+            "int8": "INT8 explicit quantization (QDQ feature convolutions, FP32 mask path; "
+            + ("strongly typed)" if self.strongly_typed else "INT8 builder flag, weakly typed)"),
         }.get(self.precision, self.precision)
 
     def summary(self) -> str:
@@ -432,6 +450,7 @@ def build_engine(
             raise BuildError(
                 f"{facts.path.name} is already an FP16 ONNX; drop --fp16 (it is built strongly typed)"
             )
+        check_int8_facts(facts, fp16_flag)
         steps.update()
 
         # 2. TensorRT and the GPU.
@@ -485,7 +504,8 @@ def build_engine(
 
         # 4. Parse.
         step("parsing the ONNX")
-        strongly_typed = not fp16_flag
+        int8_flag = facts.precision == "int8" and version[0] < 11
+        strongly_typed = not (fp16_flag or int8_flag)
         flags = 0
         if strongly_typed and version[0] < 11:
             typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
@@ -536,6 +556,8 @@ def build_engine(
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
         if fp16_flag:
             config.set_flag(trt.BuilderFlag.FP16)
+        if int8_flag:  # explicit quantization: only the Q/DQ-wrapped convolutions run in int8
+            config.set_flag(trt.BuilderFlag.INT8)
         tf32 = getattr(trt.BuilderFlag, "TF32", None)
         if tf32 is not None and not allow_tf32:
             config.clear_flag(tf32)
@@ -633,6 +655,23 @@ def build_engine(
     if verbose:
         logger.info("report: %s", json.dumps(report.to_dict()))
     return report
+
+
+def check_int8_facts(facts: OnnxFacts, fp16_flag: bool) -> None:
+    """One-line errors for an INT8 ONNX TensorRT cannot build as exported (no TensorRT needed)."""
+    if facts.precision != "int8":
+        return
+    if facts.int8_activations != INT8_TARGETS["tensorrt"]:
+        raise BuildError(
+            f"{facts.path.name} has {facts.int8_activations or 'unknown'} (asymmetric) activations for "
+            "ONNX Runtime; TensorRT takes only symmetric int8: re-export with `pconv export CKPT -o "
+            "model_int8_trt.onnx --precision int8 --calibration builtin --int8-target tensorrt`"
+        )
+    if fp16_flag:
+        raise BuildError(
+            f"{facts.path.name} is an INT8 ONNX: drop --fp16 (it would let TensorRT run the FP32 mask "
+            "path in FP16; the INT8 engine keeps it FP32)"
+        )
 
 
 def _numpy_name(trt_module: Any, dtype: Any) -> str:

@@ -18,7 +18,10 @@ Build a TensorRT engine from a pconv ONNX model (pconv export) on this machine's
 
 Precision follows the ONNX: an FP16 export (pconv export --precision fp16) gives a strongly typed
 FP16 engine (the only FP16 route on TensorRT 11), an FP32 export an FP32 engine; on TensorRT 10.x
---fp16 also builds an FP32 export with the FP16 builder flag. For a plugin-form export the
+--fp16 also builds an FP32 export with the FP16 builder flag. An INT8 export made for TensorRT
+(pconv export --precision int8 --int8-target tensorrt: QDQ, symmetric int8) is built with explicit
+quantization (10.x: INT8 builder flag; 11.x: strongly typed), its mask path FP32; the plugin form
+stays FP16/FP32. For a plugin-form export the
 package's PartialConv2d plugin library is loaded before parsing (when built: pconv build-plugin),
 so TensorRT >= 10.7 maps each PartialConv2d node to the fused plugin; otherwise the nodes' explicit
 ONNX function bodies are used. Writes ENGINE and ENGINE.json (metadata the runtime reads).

@@ -36,6 +36,8 @@ class GraphBuilder:
         self._scalars: dict[tuple[float, int], str] = {}
         self._shared: dict[tuple[str, tuple[int, ...], bytes], str] = {}
         self.scope = ""
+        #: Node names by role (e.g. ``"feature_conv"``): the INT8 export quantizes exactly these.
+        self.tagged: dict[str, list[str]] = {}
 
     # -- names ---------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
@@ -104,9 +106,13 @@ class GraphBuilder:
         outputs: int | Sequence[str] = 1,
         dtype: int | None = None,
         domain: str = "",
+        tag: str | None = None,
         **attrs: Any,
     ) -> list[str]:
-        """Append one node; returns its output names. Output dtype: ``dtype`` or the first input's."""
+        """Append one node; returns its output names. Output dtype: ``dtype`` or the first input's.
+
+        ``tag`` records the node's name under that role in :attr:`tagged`.
+        """
         label = hint or op.lower()
         if isinstance(outputs, int):
             names = [self.fresh(label if outputs == 1 else f"{label}_{i}") for i in range(outputs)]
@@ -119,6 +125,8 @@ class GraphBuilder:
             else:
                 node.attribute.append(helper.make_attribute(key, value))
         self.nodes.append(node)
+        if tag is not None:
+            self.tagged.setdefault(tag, []).append(node.name)
         out_type = dtype if dtype is not None else (self.dtypes.get(inputs[0]) if inputs else None)
         if out_type is not None:
             for n in names:
@@ -126,10 +134,16 @@ class GraphBuilder:
         return names
 
     def op(
-        self, op: str, *inputs: str, hint: str | None = None, dtype: int | None = None, **attrs: Any
+        self,
+        op: str,
+        *inputs: str,
+        hint: str | None = None,
+        dtype: int | None = None,
+        tag: str | None = None,
+        **attrs: Any,
     ) -> str:
         """Append a single-output node and return its output name."""
-        return self.node(op, inputs, hint=hint, dtype=dtype, **attrs)[0]
+        return self.node(op, inputs, hint=hint, dtype=dtype, tag=tag, **attrs)[0]
 
     def cast(self, x: str, to: int) -> str:
         """Cast ``x`` to ``to``; returns ``x`` itself when it already has that type (no clutter)."""

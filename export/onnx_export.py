@@ -22,6 +22,11 @@ run the same steps. Two forms:
     :mod:`pconv.export.plugin_fields`), and the model carries a local function of that name whose
     body is the explicit math, so ONNX Runtime and ``onnx.reference`` run it with no plugin.
 
+``precision="int8"``
+    The explicit FP32 graph, with every decoder layer in phase form (ONNX Runtime fuses QDQ
+    ``Conv`` into integer kernels, not ``ConvTranspose``), then QDQ-quantized feature convolutions
+    calibrated on real images (:mod:`pconv.export.quantize`); mask path and renormalisation FP32.
+
 Minimum opset: :data:`MIN_OPSET` (``CastLike`` in the function body needs 15; the rest of the
 graph needs 13 for ``Clip``/``Resize`` with tensor inputs and ``Unsqueeze`` axes as an input).
 """
@@ -40,28 +45,36 @@ from onnx import TensorProto, helper
 from pconv import formula
 from pconv._version import __version__
 from pconv.config import (
+    IO_TYPES,
     MASK_CONVENTION,
+    META_CALIBRATION,
     META_CONFIG,
     META_FORM,
     META_FORMAT,
+    META_INT8_ACTIVATIONS,
     META_IO,
     META_MASK,
     META_MULTIPLE,
     META_PRECISION,
     META_VERSION,
     ONNX_FORMAT,
+    PRECISIONS,
     LayerSpec,
     ModelConfig,
 )
 from pconv.errors import PconvError
 from pconv.export import plugin_fields
 from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
+from pconv.export.quantize import DECODER_SUM, FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
 
 if TYPE_CHECKING:
     from pconv.training.unet import PConvUNet
 
 Form = Literal["explicit", "plugin"]
-Precision = Literal["fp32", "fp16"]
+#: Feature precision of an export (:data:`pconv.config.PRECISIONS`); ``FloatPrecision`` is what a
+#: tensor of the graph can be (int8 exports are an FP32 graph whose feature convolutions are QDQ).
+Precision = Literal["fp32", "fp16", "int8"]
+FloatPrecision = Literal["fp32", "fp16"]
 Decoder = Literal["subpixel", "resize"]
 
 #: Oldest default-domain opset the exporter writes (CastLike, used by the plugin function, is 15).
@@ -154,20 +167,24 @@ def phase_kernel(weight: np.ndarray, row_phase: int, col_phase: int) -> np.ndarr
     return np.einsum("ty,oiyx,sx->oits", _PHASE_TAPS[row_phase], weight, _PHASE_TAPS[col_phase])
 
 
-def _upsampled_conv(g: GraphBuilder, features: str, weight_up: np.ndarray, dtype: type) -> str:
+def _upsampled_conv(
+    g: GraphBuilder, features: str, weight_up: np.ndarray, dtype: type, *, phases_only: bool = False
+) -> str:
     """``conv3x3(nearest_up2(features))`` without materialising the upsampled tensor.
 
     Wide layers: four 2x2 convolutions on the low-resolution input, one per output phase
     (asymmetric pads pick the taps), interleaved by Concat + DepthToSpace (DCR). Narrow layers:
-    one ConvTranspose. Both do 16 instead of 36 multiply-adds per low-resolution pixel.
+    one ConvTranspose (``phases_only``: never, since ORT has no integer ConvTranspose kernel). Both
+    do 16 instead of 36 multiply-adds per low-resolution pixel.
     """
-    if weight_up.shape[0] < _MIN_PHASE_CHANNELS:
+    if weight_up.shape[0] < _MIN_PHASE_CHANNELS and not phases_only:
         kernel = g.initializer(subpixel_kernel(weight_up).astype(dtype), "weight_up")
         return g.op(
             "ConvTranspose",
             features,
             kernel,
             hint="conv_up",
+            tag=FEATURE_CONV,
             kernel_shape=[4, 4],
             strides=[2, 2],
             pads=[1, 1, 1, 1],
@@ -178,10 +195,18 @@ def _upsampled_conv(g: GraphBuilder, features: str, weight_up: np.ndarray, dtype
             kernel = g.initializer(phase_kernel(weight_up, a, b).astype(dtype), f"weight_up{a}{b}")
             pads = [1 - a, 1 - b, a, b]
             phases.append(
-                g.op("Conv", features, kernel, hint=f"conv_up{a}{b}", kernel_shape=[2, 2], pads=pads)
+                g.op(
+                    "Conv",
+                    features,
+                    kernel,
+                    hint=f"conv_up{a}{b}",
+                    tag=FEATURE_CONV,
+                    kernel_shape=[2, 2],
+                    pads=pads,
+                )
             )
-    stacked = g.op("Concat", *phases, hint="conv_up_phases", axis=1)
-    return g.op("DepthToSpace", stacked, hint="conv_up", blocksize=2, mode="DCR")
+    stacked = g.op("Concat", *phases, hint="conv_up_phases", tag=PHASE_INTERLEAVE, axis=1)
+    return g.op("DepthToSpace", stacked, hint="conv_up", tag=PHASE_INTERLEAVE, blocksize=2, mode="DCR")
 
 
 def _subpixel_ok(spec: LayerSpec) -> bool:
@@ -193,10 +218,11 @@ def emit_partial_conv(
     layer: FoldedLayer,
     features: str,
     mask: str,
-    precision: Precision,
+    precision: FloatPrecision,
     *,
     skip: str | None = None,
     decoder: Decoder = "subpixel",
+    phases_only: bool = False,
 ) -> tuple[str, str]:
     """Explicit ops for one layer: returns (masked activated features, new FP32 mask (N,1,H',W')).
 
@@ -205,6 +231,7 @@ def emit_partial_conv(
     concatenated FP32 masks (N, 2, H, W) at full size; with ``decoder="subpixel"`` the upsampled
     part of the convolution runs on the low-resolution input (:func:`_upsampled_conv`) and is
     added to the skip part's convolution, otherwise a nearest Resize and a Concat precede one Conv.
+    Feature convolutions are tagged :data:`FEATURE_CONV` (what an INT8 export quantizes).
     """
     spec = layer.spec
     ops = OnnxOps(g)
@@ -217,19 +244,25 @@ def emit_partial_conv(
     dtype = _NP[precision]
     if skip is None:
         raw = g.op(
-            "Conv", features, g.initializer(layer.weight.astype(dtype), "weight"), hint="conv", **attrs
+            "Conv",
+            features,
+            g.initializer(layer.weight.astype(dtype), "weight"),
+            hint="conv",
+            tag=FEATURE_CONV,
+            **attrs,
         )
     elif decoder == "subpixel" and _subpixel_ok(spec):
         c_up = spec.mask_channel_weights[0]
         w_skip = g.initializer(layer.weight[:, c_up:].astype(dtype), "weight_skip")
-        skip_raw = g.op("Conv", skip, w_skip, hint="conv_skip", **attrs)
-        up_raw = _upsampled_conv(g, features, layer.weight[:, :c_up], dtype)
-        raw = g.op("Add", skip_raw, up_raw, hint="conv")
+        skip_raw = g.op("Conv", skip, w_skip, hint="conv_skip", tag=FEATURE_CONV, **attrs)
+        up_raw = _upsampled_conv(g, features, layer.weight[:, :c_up], dtype, phases_only=phases_only)
+        raw = g.op("Add", skip_raw, up_raw, hint="conv", tag=DECODER_SUM)
     else:
         scales = g.shared_initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
         up = g.op("Resize", features, "", scales, hint="up", **_RESIZE_NEAREST)
         cat = g.op("Concat", up, skip, hint="concat", axis=1)
-        raw = g.op("Conv", cat, g.initializer(layer.weight.astype(dtype), "weight"), hint="conv", **attrs)
+        weight = g.initializer(layer.weight.astype(dtype), "weight")
+        raw = g.op("Conv", cat, weight, hint="conv", tag=FEATURE_CONV, **attrs)
     b_name = g.initializer(layer.bias.astype(dtype).reshape(1, -1, 1, 1), "bias")
     y = formula.renormalize(raw, ops.cast_like(ratio, raw), ops.cast_like(new_mask, raw), b_name, ops)
     return formula.activate(y, spec.activation, spec.negative_slope, ops), new_mask
@@ -327,7 +360,7 @@ def build_plugin_function(opset: int) -> onnx.FunctionProto:
 
 
 def emit_plugin_node(
-    g: GraphBuilder, layer: FoldedLayer, features: str, mask: str, precision: Precision
+    g: GraphBuilder, layer: FoldedLayer, features: str, mask: str, precision: FloatPrecision
 ) -> tuple[str, str]:
     """One ``pconv::PartialConv2d`` node for the layer (weights and bias as initializers)."""
     w_name = g.initializer(layer.weight.astype(_NP[precision]), "weight")
@@ -357,16 +390,71 @@ def build_model(
     *,
     form: Form = "explicit",
     precision: Precision = "fp32",
-    io: Precision = "fp32",
+    io: FloatPrecision = "fp32",
     opset: int = DEFAULT_OPSET,
     batch: int | None = None,
     height: int | None = None,
     width: int | None = None,
     decoder: Decoder = "subpixel",
+    int8: Int8Options | None = None,
 ) -> onnx.ModelProto:
-    """The ONNX model of ``model`` (eval-mode statistics), checked by ``onnx.checker``."""
+    """The ONNX model of ``model`` (eval-mode statistics), checked by ``onnx.checker``.
+
+    ``precision="int8"`` calibrates on ``int8`` (default :class:`Int8Options`: the builtin photos)
+    and QDQ-quantizes the feature convolutions (:mod:`pconv.export.quantize`).
+    """
     config: ModelConfig = model.config
     _validate_options(config, form, precision, io, opset, batch, height, width)
+    if precision != "int8":
+        return _build_graph(model, form, precision, io, opset, batch, height, width, decoder)[0]
+    from pconv.export.quantize import (
+        calibration_record,
+        calibration_samples,
+        calibration_shape,
+        fp32_layers,
+        quantize_feature_convs,
+        quantized_nodes,
+    )
+
+    options = int8 or Int8Options()
+    keep_fp32 = fp32_layers(options, [spec.name for spec in model.specs])
+    feeds = calibration_samples(config, options, height, width)  # validates the options first
+    float_model, tagged = _build_graph(
+        model, form, "fp32", io, opset, batch, height, width, decoder, fp32_layers=keep_fp32
+    )
+    nodes = quantized_nodes(tagged, keep_fp32)
+    quantized = quantize_feature_convs(float_model, nodes, feeds, options.target)
+    quantized.doc_string = float_model.doc_string.replace("fp32", "int8 (QDQ feature convolutions)")
+    quantized.producer_name, quantized.producer_version = float_model.producer_name, __version__
+    props = {p.key: p.value for p in float_model.metadata_props}
+    props[META_PRECISION] = "int8"
+    props[META_INT8_ACTIVATIONS] = options.activation_type
+    shape = calibration_shape(config, options, height, width)
+    props[META_CALIBRATION] = calibration_record(options, shape, keep_fp32)
+    del quantized.metadata_props[:]
+    helper.set_model_props(quantized, props)
+    return quantized
+
+
+def _build_graph(
+    model: PConvUNet,
+    form: Form,
+    precision: FloatPrecision,
+    io: FloatPrecision,
+    opset: int,
+    batch: int | None,
+    height: int | None,
+    width: int | None,
+    decoder: Decoder,
+    *,
+    fp32_layers: tuple[str, ...] | None = None,
+) -> tuple[onnx.ModelProto, dict[str, list[str]]]:
+    """The float graph and its tagged node names.
+
+    ``fp32_layers`` (INT8 exports): every other layer is written without ConvTranspose, which ONNX
+    Runtime has no integer kernel for; those stay as in FP32 (narrow ones are faster transposed).
+    """
+    config: ModelConfig = model.config
     ft, io_t = _ELEM[precision], _ELEM[io]
     g = GraphBuilder()
     n, h, w = _dims(batch, height, width)
@@ -398,7 +486,14 @@ def build_model(
             feat_mask = g.op("Concat", up_mask, skip_mask, hint="concat_mask", axis=1)
         if form == "explicit":
             feats, feat_mask = emit_partial_conv(
-                g, layer, feats, feat_mask, precision, skip=skip, decoder=decoder
+                g,
+                layer,
+                feats,
+                feat_mask,
+                precision,
+                skip=skip,
+                decoder=decoder,
+                phases_only=fp32_layers is not None and spec.name not in fp32_layers,
             )
         else:
             if skip is not None:
@@ -459,7 +554,7 @@ def build_model(
             META_IO: io,
         },
     )
-    return onnx_model
+    return onnx_model, g.tagged
 
 
 def _validate_options(
@@ -474,10 +569,17 @@ def _validate_options(
 ) -> None:
     if form not in ("explicit", "plugin"):
         raise ExportError(f"form must be 'explicit' or 'plugin', got {form!r}")
-    if precision not in _ELEM:
-        raise ExportError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-    if io not in _ELEM:
-        raise ExportError(f"io must be 'fp32' or 'fp16', got {io!r}")
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if io not in IO_TYPES:
+        raise ExportError(f"io must be one of {', '.join(IO_TYPES)}, got {io!r}")
+    if precision == "int8" and form == "plugin":
+        raise ExportError(
+            "--precision int8 needs --form explicit: the PartialConv2d plugin runs FP16/FP32 only "
+            "(export the plugin form with --precision fp16)"
+        )
+    if precision == "int8" and io != "fp32":
+        raise ExportError("--precision int8 keeps FP32 inputs and outputs: drop --io fp16")
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ExportError(
@@ -517,12 +619,13 @@ def export_onnx(
     *,
     form: Form = "explicit",
     precision: Precision = "fp32",
-    io: Precision = "fp32",
+    io: FloatPrecision = "fp32",
     opset: int = DEFAULT_OPSET,
     batch: int | None = None,
     height: int | None = None,
     width: int | None = None,
     decoder: Decoder = "subpixel",
+    int8: Int8Options | None = None,
 ) -> Path:
     """Export ``source`` (a model or a checkpoint path) to ``output``, written atomically.
 
@@ -542,6 +645,7 @@ def export_onnx(
         height=height,
         width=width,
         decoder=decoder,
+        int8=int8,
     )
     try:
         onnx.checker.check_model(onnx_model, full_check=True)
@@ -572,4 +676,6 @@ def summarize(path: str | Path) -> dict[str, Any]:
         "input_shape": [d.dim_param or d.dim_value for d in image],
         "dynamic_dims": dims,
         "config": json.loads(props.get(META_CONFIG, "{}")),
+        "int8_activations": props.get(META_INT8_ACTIVATIONS),
+        "calibration": props.get(META_CALIBRATION),
     }

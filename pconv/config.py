@@ -25,6 +25,17 @@ META_MASK = "pconv_mask_convention"
 META_FORM = "pconv_form"
 META_PRECISION = "pconv_precision"
 META_IO = "pconv_io"  # element type of the graph inputs/outputs (fp32 or fp16)
+META_INT8_ACTIVATIONS = "pconv_int8_activations"  # int8 exports: "uint8" (asymmetric) or "int8" (symmetric)
+META_CALIBRATION = "pconv_calibration"  # int8 exports: what the activation ranges were calibrated on (JSON)
+
+#: Feature precisions of an export (``pconv export --precision``); the mask path is FP32 in all.
+PRECISIONS = ("fp32", "fp16", "int8")
+#: Element types of the graph inputs and outputs (``pconv export --io``).
+IO_TYPES = ("fp32", "fp16")
+#: Who runs an INT8 export -> the element type of its quantized activations. ONNX Runtime on x86 fuses
+#: only uint8 (asymmetric) activations with int8 weights into integer kernels (U8S8, VNNI); TensorRT
+#: takes only symmetric int8 (zero point 0).
+INT8_TARGETS = {"onnxruntime": "uint8", "tensorrt": "int8"}
 CHECKPOINT_FORMAT = "pconv-checkpoint-v1"
 ONNX_FORMAT = "pconv-onnx-v1"
 

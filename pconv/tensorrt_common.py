@@ -236,7 +236,7 @@ class EngineSidecar:
     profile_opt: Shape3
     profile_max: Shape3
     io_dtypes: dict[str, str]  # tensor name -> numpy dtype name ("float32", "float16")
-    precision: str  # "fp32", "fp16" (strongly typed FP16 ONNX) or "fp16-flag" (10.x builder flag)
+    precision: str  # "fp32", "fp16" (strongly typed FP16 ONNX), "fp16-flag" (10.x builder flag), "int8" (QDQ)
     strongly_typed: bool
     version_compatible: bool = False
     plugin_layers: tuple[str, ...] = ()
