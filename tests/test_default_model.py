@@ -111,7 +111,7 @@ def test_fill_colour_follows_the_context_not_a_palette() -> None:
 
 
 #: Largest allowed change (in 8-bit levels) of a channel's mean fill error under a channel permutation.
-PERMUTATION_BIAS_LIMIT = 12.0
+PERMUTATION_BIAS_LIMIT = 8.0  # the shipped model: 4.6; the palette-bound one was off by up to 49
 
 
 def test_names_resolve_to_the_shipped_files() -> None:
