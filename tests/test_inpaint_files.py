@@ -36,7 +36,11 @@ def _inpaint(model: Path, image: Path, mask: Path, out: Path, *extra: str) -> in
 
 
 def test_cli_mirrors_agree_with_their_sources() -> None:
+    from pconv.eval import cli as eval_cli
+    from pconv.training.options import TrainOptions
+
     assert runtime_cli.MASK_THRESHOLD == MASK_THRESHOLD
+    assert eval_cli.MASK_THRESHOLD == TrainOptions.mask_threshold == MASK_THRESHOLD
     assert tuple(imageio.OUTPUT_FORMATS) == runtime_cli.OUTPUT_FORMATS
     assert runtime_cli.DEFAULT_QUALITY == imageio.DEFAULT_QUALITY
 
@@ -235,3 +239,22 @@ def test_an_image_the_model_cannot_take_is_skipped_not_fatal(
     err = capsys.readouterr().err
     assert "skipped big.png:" in err and "larger than the model accepts" in err
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+
+
+def test_training_and_eval_honour_the_mask_threshold(tmp_path: Path) -> None:
+    """One threshold, settable everywhere a mask file is read: train --masks, eval --masks, masks --from."""
+    from pconv.eval import masksets
+    from pconv.training.data import make_mask_source
+
+    grey = np.zeros((64, 64), np.uint8)
+    grey[8:40, 8:40] = 100  # a hole painted at 40 % grey: a hole at threshold 0.3, not at 0.5
+    grey[44:60, 44:60] = 255
+    Image.fromarray(grey).save(tmp_path / "m.png")
+    assert masksets.load_mask(tmp_path / "m.png").sum() == 16 * 16
+    assert masksets.load_mask(tmp_path / "m.png", threshold=0.3).sum() == 16 * 16 + 32 * 32
+    assert masksets.bin_folder(tmp_path, threshold=0.3, progress=False).entries[0].bin == 3  # ~0.31
+    assert masksets.bin_folder(tmp_path, progress=False).entries[0].bin == 0  # ~0.06
+    rng = np.random.default_rng(0)
+    low = make_mask_source(str(tmp_path), 64, threshold=0.3)(np.random.default_rng(0))
+    mid = make_mask_source(str(tmp_path), 64)(rng)
+    assert low.sum() > mid.sum()

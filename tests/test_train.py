@@ -373,3 +373,16 @@ def test_a_stop_signal_to_the_cli_saves_and_exits_130(tmp_path: Path, sig: int, 
     )
     step = torch.load(run / "train_state.pt", weights_only=True)["step"]
     assert step >= 2 and f"at step {step}:" in err
+
+
+def test_mask_threshold_is_part_of_a_file_mask_run(tmp_path: Path) -> None:
+    from pconv.training.train import check_resume_options
+
+    old_run = {"options": {"masks": str(tmp_path)}}  # saved before --mask-threshold: files were cut at 0.6
+    with pytest.raises(
+        PconvError, match=r"differ from the run being resumed: --mask-threshold \(run: 0.6; now: 0.5\)\."
+    ):
+        check_resume_options(TrainOptions(masks=str(tmp_path), augment="none"), old_run)
+    check_resume_options(TrainOptions(masks=str(tmp_path), mask_threshold=0.6, augment="none"), old_run)
+    # Generated masks are binary: the threshold is not compared for them.
+    check_resume_options(TrainOptions(augment="none"), {"options": {"masks": "procedural"}})

@@ -152,6 +152,13 @@ def register(sub: Any) -> None:
         help="checkpoint every N steps (the last step is always saved)",
     )
     p.add_argument(
+        "--mask-threshold",
+        type=float,
+        default=TrainOptions.mask_threshold,
+        metavar="T",
+        help="mask files: grey level (0-1, alpha applied) above T is white, as in pconv inpaint",
+    )
+    p.add_argument(
         "--augment",
         choices=AUGMENT_LEVELS,
         default=TrainOptions.augment,
@@ -229,6 +236,7 @@ def run_train(args: argparse.Namespace) -> int:
         workers=args.workers,
         hole_ratio=args.hole_ratio,
         mask_white_is_hole=not args.masks_black_is_hole,
+        mask_threshold=args.mask_threshold,
         augment=args.augment,
         schedule=args.schedule,
         warmup=args.warmup,

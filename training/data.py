@@ -28,7 +28,7 @@ from pconv.errors import PconvError
 from pconv.imagefiles import ImageReadError, drop_unreadable, is_hidden, open_image, rgb_array
 from pconv.imagefiles import read_rgb as _read_file_rgb
 from pconv.training.augment import AugmentLevel, ColourJitter, augment_crop, check_level
-from pconv.training.masks import FileMaskSource, ProceduralMaskSource, to_valid_mask
+from pconv.training.masks import BINARIZE_THRESHOLD, FileMaskSource, ProceduralMaskSource, to_valid_mask
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 #: PIL modes of single-channel files (tinted like the grey builtin images under ``--augment full``).
@@ -211,6 +211,7 @@ def make_mask_source(
     size: int,
     hole_ratio: tuple[float, float] = (0.1, 0.5),
     white_is_hole: bool = True,
+    threshold: float = BINARIZE_THRESHOLD,
 ) -> MaskFn:
     """``"procedural"`` or a folder of mask files (augmented NVIDIA-style) -> ``rng -> hole array``."""
     if masks == "procedural":
@@ -219,7 +220,7 @@ def make_mask_source(
     if not root.is_dir():
         raise PconvError(f"--masks {masks}: not a directory (pass a folder of mask images, or 'procedural')")
     try:
-        return FileMaskSource(root, size, white_is_hole=white_is_hole)
+        return FileMaskSource(root, size, white_is_hole=white_is_hole, threshold=threshold)
     except FileNotFoundError as exc:
         raise PconvError(str(exc)) from exc
 
@@ -314,6 +315,7 @@ def make_dataset(
     hole_ratio: tuple[float, float] = (0.1, 0.5),
     white_is_hole: bool = True,
     augment: AugmentLevel = "none",
+    mask_threshold: float = BINARIZE_THRESHOLD,
 ) -> InpaintingDataset:
     """Dataset for ``--data DIR|builtin``, ``--masks DIR|procedural`` and ``--augment``."""
     images: list[np.ndarray] | list[Path]
@@ -323,7 +325,9 @@ def make_dataset(
     else:
         images = usable_images(find_images(data))
         grey = None  # grey files are recognised by their PIL mode when read
-    mask_source = make_mask_source(masks, size, hole_ratio=hole_ratio, white_is_hole=white_is_hole)
+    mask_source = make_mask_source(
+        masks, size, hole_ratio=hole_ratio, white_is_hole=white_is_hole, threshold=mask_threshold
+    )
     return InpaintingDataset(images, size, mask_source, seed=seed, augment=augment, grey=grey)
 
 

@@ -144,9 +144,10 @@ def augment_mask_file(
     rng: np.random.Generator,
     white_is_hole: bool = True,
     augmenter: MaskAugmenter | None = None,
+    threshold: float = BINARIZE_THRESHOLD,
 ) -> np.ndarray:
-    """Load a mask file (binarised at mid-grey) and augment it: bool array of ``size``, ``True`` = hole."""
-    return (augmenter or MaskAugmenter(size))(load_mask_file(path, white_is_hole), rng)
+    """Load a mask file (binarised at ``threshold``) and augment it: bool ``size`` array, True = hole."""
+    return (augmenter or MaskAugmenter(size))(load_mask_file(path, white_is_hole, threshold), rng)
 
 
 class FileMaskSource:
@@ -158,7 +159,9 @@ class FileMaskSource:
         size: int | tuple[int, int],
         white_is_hole: bool = True,
         augmenter: MaskAugmenter | None = None,
+        threshold: float = BINARIZE_THRESHOLD,
     ) -> None:
+        self.threshold = threshold
         self.files = find_mask_files(root)
         if not self.files:
             raise FileNotFoundError(
@@ -177,7 +180,9 @@ class FileMaskSource:
             if path in self._broken:
                 continue
             try:
-                return augment_mask_file(path, self.augmenter.size, rng, self.white_is_hole, self.augmenter)
+                return augment_mask_file(
+                    path, self.augmenter.size, rng, self.white_is_hole, self.augmenter, self.threshold
+                )
             except ImageReadError as exc:
                 self._broken.add(path)
                 warnings.warn(f"--masks: skipping {path} from now on: {exc}", stacklevel=2)

@@ -40,6 +40,7 @@ class TrainOptions:
     workers: int = 0
     hole_ratio: tuple[float, float] = (0.1, 0.5)
     mask_white_is_hole: bool = True
+    mask_threshold: float = 0.5  # mask files: grey above this is white (= pconv.imagefiles.MASK_THRESHOLD)
     augment: str = "full"  # none | geometric (flips, 90° turns) | full (geometric + colour, grey tint)
     schedule: str = "cosine"  # constant | cosine (warm-up, then cosine decay to 1% of --lr)
     warmup: int = 100  # linear warm-up steps of the cosine schedule

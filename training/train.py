@@ -169,9 +169,18 @@ def resolve_config(opts: TrainOptions, state: dict[str, Any] | None) -> ModelCon
 
 #: Options that decide which samples a run sees: a resumed run must keep them, or it would not
 #: continue the run it claims to continue (batch, lr, logging and the device may change).
-RUN_DEFINING_OPTIONS = ("data", "masks", "size", "seed", "hole_ratio", "mask_white_is_hole", "augment")
+RUN_DEFINING_OPTIONS = (
+    "data",
+    "masks",
+    "size",
+    "seed",
+    "hole_ratio",
+    "mask_white_is_hole",
+    "mask_threshold",
+    "augment",
+)
 #: What runs saved before an option existed used (so resuming one keeps its data).
-_OPTION_BEFORE_IT_EXISTED: dict[str, Any] = {"augment": "none"}
+_OPTION_BEFORE_IT_EXISTED: dict[str, Any] = {"augment": "none", "mask_threshold": 0.6}
 #: The cosine schedule ends at this fraction of --lr.
 FINAL_LR_FRACTION = 0.01
 
@@ -199,6 +208,8 @@ def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
     for key in RUN_DEFINING_OPTIONS:
         if key not in saved and key not in _OPTION_BEFORE_IT_EXISTED:
             continue
+        if key == "mask_threshold" and opts.masks == "procedural":
+            continue  # generated masks are binary: the threshold changes nothing
         given: Any = getattr(opts, key)
         had: Any = saved[key] if key in saved else _OPTION_BEFORE_IT_EXISTED[key]
         if key == "hole_ratio":
@@ -212,7 +223,7 @@ def check_resume_options(opts: TrainOptions, state: dict[str, Any]) -> None:
         elif key == "hole_ratio":
             wrong.append(f"--hole-ratio (run: {had[0]},{had[1]}; now: {given[0]},{given[1]})")
         else:
-            wrong.append(f"--{key} (run: {had}; now: {given})")
+            wrong.append(f"--{key.replace('_', '-')} (run: {had}; now: {given})")
     if wrong:
         raise PconvError(
             "--resume: these options differ from the run being resumed: "
@@ -488,6 +499,7 @@ def train(opts: TrainOptions) -> TrainResult:
         hole_ratio=opts.hole_ratio,
         white_is_hole=opts.mask_white_is_hole,
         augment=check_level(opts.augment),
+        mask_threshold=opts.mask_threshold,
     )
     sampler = StepIndexSampler(opts.batch, start_step, dist_info.rank, dist_info.world_size)
     loader = torch.utils.data.DataLoader(

@@ -20,6 +20,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: Mirrors pconv.imagefiles.MASK_THRESHOLD (a test checks), so building the parser stays import-light.
+MASK_THRESHOLD = 0.5
+
+
+def _add_threshold(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mask-threshold",
+        type=float,
+        default=MASK_THRESHOLD,
+        metavar="T",
+        help="mask files: grey level (0-1, alpha applied) above T is white, as in pconv inpaint "
+        "(default %(default)s)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``masks`` and ``eval`` subcommands."""
     masks = sub.add_parser(
@@ -57,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="bin the existing mask files under DIR (e.g. the NVIDIA test set) instead of generating",
     )
+    _add_threshold(masks)
     masks.add_argument(
         "--black-is-hole",
         action="store_true",
@@ -148,6 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--radius", type=_positive_int, default=3, help="OpenCV inpainting radius in px (default 3)"
     )
+    _add_threshold(ev)
     ev.add_argument(
         "--black-is-hole", action="store_true", help="mask files mark holes in black (default: white = hole)"
     )
@@ -190,6 +207,7 @@ def masks_command(args: argparse.Namespace) -> int:
             white_is_hole=not args.black_is_hole,
             per_bin=args.per_bin,
             progress=progress,
+            threshold=args.mask_threshold,
         )
         masksets.write_binned_folder(binned, args.out)
         print(masksets.describe_counts(binned.entries))
@@ -240,6 +258,7 @@ def eval_command(args: argparse.Namespace) -> int:
             radius=args.radius,
             pairing=args.pairing,
             white_is_hole=not args.black_is_hole,
+            mask_threshold=args.mask_threshold,
             progress=not args.no_progress,
             lpips_weights=args.lpips_weights,
         )

@@ -38,7 +38,7 @@ from pconv.eval import baselines as baselines_mod
 from pconv.eval import lpips as lpips_mod
 from pconv.eval import masksets
 from pconv.eval.metrics import METRIC_NAMES, score
-from pconv.training.masks import hole_ratio_of
+from pconv.training.masks import BINARIZE_THRESHOLD, hole_ratio_of
 
 MODEL_METHOD = "pconv"
 RESULTS_NAME = "results.csv"
@@ -139,12 +139,13 @@ def prepare_masks(
     seed: int,
     white_is_hole: bool = True,
     progress: bool = True,
+    threshold: float = BINARIZE_THRESHOLD,
 ) -> MaskSet:
     """Read ``masks_dir``, or generate ``per_bin`` masks per cell into ``out_dir/masks`` (reused)."""
     if (masks_dir is None) == (per_bin is None):
         raise PconvError("give exactly one of --masks DIR or --per-bin N")
     if masks_dir is not None:
-        entries = masksets.load_mask_set(masks_dir, white_is_hole=white_is_hole, progress=progress)
+        entries = masksets.load_mask_set(masks_dir, white_is_hole, progress, threshold)
         if per_bin is not None:
             entries = _cap_per_cell(entries, per_bin)
         desc = f"folder {masks_dir.resolve()}" + (f" resized to {size}" if size else "")
@@ -211,14 +212,17 @@ def make_pairs(images: Sequence[ImageRef], masks: Sequence[masksets.MaskEntry], 
 class PairLoader:
     """Loads the fitted image and the hole mask of a pair, caching decoded images."""
 
-    def __init__(self, mask_set: MaskSet, white_is_hole: bool = True) -> None:
+    def __init__(
+        self, mask_set: MaskSet, white_is_hole: bool = True, threshold: float = BINARIZE_THRESHOLD
+    ) -> None:
+        self.threshold = threshold
         self.mask_set = mask_set
         self.white_is_hole = white_is_hole
         self._images: dict[str, np.ndarray] = {}
         self._fitted: dict[tuple[str, int, int], np.ndarray] = {}
 
     def hole(self, entry: masksets.MaskEntry) -> np.ndarray:
-        hole = masksets.load_mask(entry.path(self.mask_set.root), self.white_is_hole)
+        hole = masksets.load_mask(entry.path(self.mask_set.root), self.white_is_hole, self.threshold)
         size = self.mask_set.resize_to
         if size and hole.shape != (size, size):
             from PIL import Image
@@ -395,6 +399,7 @@ class EvalOptions:
     radius: int = 3
     pairing: str = "cycle"
     white_is_hole: bool = True
+    mask_threshold: float = BINARIZE_THRESHOLD  # mask files: grey above this is white
     progress: bool = True
     lpips_weights: Path | None = None  # None: PCONV_LPIPS_WEIGHTS if set, else no LPIPS
 
@@ -434,7 +439,14 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         raise PconvError(f"unknown baseline(s) {', '.join(unknown)}; choose from telea, ns, mean")
     opts.out.mkdir(parents=True, exist_ok=True)
     mask_set = prepare_masks(
-        opts.out, opts.masks, opts.per_bin, opts.size, opts.seed, opts.white_is_hole, opts.progress
+        opts.out,
+        opts.masks,
+        opts.per_bin,
+        opts.size,
+        opts.seed,
+        opts.white_is_hole,
+        opts.progress,
+        opts.mask_threshold,
     )
     images = resolve_images(opts.images, opts.limit)
     settings: dict[str, Any] = {
@@ -446,6 +458,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         # Both change finished rows without changing their keys: a rerun must not reuse them.
         "radius": opts.radius,
         "white_is_hole": opts.white_is_hole,
+        "mask_threshold": opts.mask_threshold,
     }
     lpips_path = lpips_mod.weights_path(opts.lpips_weights)
     lpips = lpips_mod.LPIPS.from_file(lpips_path) if lpips_path is not None else None
@@ -457,7 +470,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     log = ResultsLog(opts.out / RESULTS_NAME, (*KEY_FIELDS, *metric_names))
     method_names = ([MODEL_METHOD] if opts.model is not None else []) + list(opts.baselines)
     todo = sum(1 for p in pairs for m in method_names if not log.done(p.image.key, p.mask.file, m))
-    loader = PairLoader(mask_set, opts.white_is_hole)
+    loader = PairLoader(mask_set, opts.white_is_hole, opts.mask_threshold)
     methods: dict[str, Method] | None = None
     close: Callable[[], None] = lambda: None  # noqa: E731
     result = EvalResult([], method_names, {"results": log.path}, 0, len(pairs) * len(method_names) - todo)

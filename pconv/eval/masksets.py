@@ -152,11 +152,13 @@ def save_mask_png(path: Path, hole: np.ndarray) -> None:
     masks.save_mask_file(np.asarray(hole).astype(bool), path, white_is_hole=True)
 
 
-def load_mask(path: Path, white_is_hole: bool = True) -> np.ndarray:
+def load_mask(
+    path: Path, white_is_hole: bool = True, threshold: float = masks.BINARIZE_THRESHOLD
+) -> np.ndarray:
     """A mask file as a bool H x W array, True = hole (via ``pconv.training.masks.load_mask_file``)."""
 
     try:
-        return np.asarray(masks.load_mask_file(path, white_is_hole=white_is_hole)).astype(bool)
+        return np.asarray(masks.load_mask_file(path, white_is_hole, threshold)).astype(bool)
     except (OSError, ValueError) as exc:
         raise PconvError(f"cannot read mask {path}: {exc}") from exc
 
@@ -252,6 +254,7 @@ def bin_folder(
     white_is_hole: bool = True,
     per_bin: int | None = None,
     progress: bool = True,
+    threshold: float = masks.BINARIZE_THRESHOLD,
 ) -> BinnedFolder:
     """Classify every mask file under ``src_dir`` by measured hole ratio and border contact.
 
@@ -268,7 +271,7 @@ def bin_folder(
     for path in _progress(files, "binning", progress):
         name = _relative_or_absolute(path, root)
         try:
-            hole = load_mask(path, white_is_hole)
+            hole = load_mask(path, white_is_hole, threshold)
         except PconvError as exc:
             result.unreadable.append((name, str(exc)))
             continue
@@ -298,13 +301,20 @@ def write_binned_folder(binned: BinnedFolder, out_dir: Path) -> None:
                 writer.writerow([name, "", reason])
 
 
-def load_mask_set(folder: Path, white_is_hole: bool = True, progress: bool = True) -> list[MaskEntry]:
+def load_mask_set(
+    folder: Path,
+    white_is_hole: bool = True,
+    progress: bool = True,
+    threshold: float = masks.BINARIZE_THRESHOLD,
+) -> list[MaskEntry]:
     """The masks of ``folder``: from its ``index.csv`` if present, else by binning its files now."""
     index = folder / INDEX_NAME
     if index.is_file():
         entries = read_index(index)
     else:
-        entries = bin_folder(folder, white_is_hole=white_is_hole, progress=progress).entries
+        entries = bin_folder(
+            folder, white_is_hole=white_is_hole, progress=progress, threshold=threshold
+        ).entries
     if not entries:
         raise PconvError(f"no masks with a hole ratio in (0.01, 0.6] found in {folder}")
     return entries
