@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import warnings
-from typing import Any, TextIO
+from typing import Any
 
 from pconv.training.options import AUGMENT_LEVELS, SCHEDULES, TrainOptions
 
@@ -199,17 +197,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_train)
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    print(f"pconv train: warning: {message}", file=file or sys.stderr)
-
-
 def run_train(args: argparse.Namespace) -> int:
     from pconv.training.train import TrainOptions, train
 
@@ -244,10 +231,7 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.no_progress,
     )
-    with warnings.catch_warnings():
-        # Warnings (e.g. "no --vgg-weights") as one clean line instead of Python's source echo.
-        warnings.showwarning = _show_warning
-        result = train(opts)
+    result = train(opts)  # warnings print as one line: pconv.cli installs that for every command
 
     if int(os.environ.get("RANK", "0")) == 0:
         last = result.history[-1] if result.history else None
