@@ -139,14 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _quiet_broken_pipe()
-    except ModuleNotFoundError as exc:
-        message = missing_module_message(exc)
-        if message is None or os.environ.get("PCONV_DEBUG"):
-            raise
-        print(f"pconv {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        message = file_error_message(exc)
+    except (ModuleNotFoundError, OSError) as exc:
+        # A missing extra or a user file-system fault is one line; anything else stays a traceback.
+        message = (
+            missing_module_message(exc) if isinstance(exc, ModuleNotFoundError) else file_error_message(exc)
+        )
         if message is None or os.environ.get("PCONV_DEBUG"):
             raise
         print(f"pconv {args.command}: error: {message}", file=sys.stderr)
