@@ -7,6 +7,7 @@ disk, then renamed over it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -65,3 +66,12 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
 def atomic_copy(src: str | Path, dest: str | Path) -> Path:
     """Copy ``src`` onto ``dest`` atomically (keeps permissions, e.g. of a shared library)."""
     return atomic_write(dest, lambda tmp: shutil.copy2(src, tmp))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 4 MiB blocks (models and engines are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

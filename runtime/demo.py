@@ -29,6 +29,8 @@ RUN_MARKER = ".pconv-demo-run"
 METHODS = ("telea", "ns", "pconv")
 METHOD_TITLES = {"telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes", "pconv": "pconv"}
 SCORES = ("psnr", "ssim", "psnr_hole", "ssim_hole")
+#: Held-out views and their hole masks (True = hole).
+Pairs = tuple[list[np.ndarray], list[np.ndarray]]
 
 
 @dataclass
@@ -113,8 +115,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     report: dict[str, Any] = {"options": asdict(opts)}
+    pairs = _test_pairs(opts)  # the same held-out pairs for the parity check and the comparison
     if opts.train:
-        onnx_path = _train_export_check(opts, out, timings, report)
+        onnx_path = _train_export_check(opts, out, pairs, timings, report)
     else:
         from pconv.models import default_onnx, default_record, verify_default_model
 
@@ -124,7 +127,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         report["model"] = {"name": "default", "record": default_record()}
         timings["verify"] = time.perf_counter() - t0
     report["onnx"] = str(onnx_path)
-    _compare(opts, out, onnx_path, timings, report)
+    _compare(opts, out, onnx_path, pairs, timings, report)
     timings["total"] = time.perf_counter() - t_start
     report["timings_s"] = timings
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -133,7 +136,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 
 def _train_export_check(
-    opts: DemoOptions, out: Path, timings: dict[str, float], report: dict[str, Any]
+    opts: DemoOptions, out: Path, pairs: Pairs, timings: dict[str, float], report: dict[str, Any]
 ) -> Path:
     """Train a small model, export it, check ORT against PyTorch; returns the ONNX path."""
     from pconv.errors import PconvError, require
@@ -186,8 +189,7 @@ def _train_export_check(
     onnx_path = export_onnx(result.checkpoint, out / "model.onnx")
     timings["export"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    crops, holes = _test_pairs(opts)
-    report["parity"] = _parity(result.checkpoint, onnx_path, crops, holes)
+    report["parity"] = _parity(result.checkpoint, onnx_path, *pairs)
     report["export_check"] = _export_check(result.checkpoint, onnx_path)
     timings["parity"] = time.perf_counter() - t0
     report["model"] = {
@@ -220,7 +222,7 @@ def _remove_demo_run(run_dir: Path) -> None:
         ) from exc
 
 
-def _test_pairs(opts: DemoOptions) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _test_pairs(opts: DemoOptions) -> Pairs:
     """``opts.crops`` held-out views spread over the photos, each masked from its own hole-ratio slice."""
     from pconv.training.data import heldout_views
     from pconv.training.masks import generate_irregular_mask
@@ -238,7 +240,12 @@ def _test_pairs(opts: DemoOptions) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def _compare(
-    opts: DemoOptions, out: Path, onnx_path: Path, timings: dict[str, float], report: dict[str, Any]
+    opts: DemoOptions,
+    out: Path,
+    onnx_path: Path,
+    pairs: Pairs,
+    timings: dict[str, float],
+    report: dict[str, Any],
 ) -> None:
     """Inpaint the held-out pairs with pconv and both OpenCV methods; score and draw them."""
     from pconv.eval.baselines import navier_stokes, telea
@@ -246,7 +253,7 @@ def _compare(
     from pconv.runtime import Inpainter
     from pconv.runtime.imageio import write_png
 
-    crops, holes = _test_pairs(opts)
+    crops, holes = pairs
     t0 = time.perf_counter()
     with Inpainter(onnx_path, backend="onnxruntime") as inpainter:
         fills = inpainter(crops, holes, batch_size=opts.crops)

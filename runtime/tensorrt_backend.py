@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pconv.errors import PconvError
+from pconv.fileio import sha256_file
 from pconv.runtime.backend import ModelInfo
 from pconv.runtime.errors import (
     DeviceInputError,
@@ -70,7 +70,6 @@ __all__ = [  # the backend's API, and the shared helpers its callers have always
     "cuda_array_view",
     "default_plugin_library",
     "dims_tuple",
-    "file_sha256",
     "model_info_from_sidecar",
     "parse_version",
     "read_sidecar",
@@ -105,14 +104,6 @@ def stream_handle(stream: Any) -> int:
 
 
 # -- the engine sidecar (its format: pconv.tensorrt_common.EngineSidecar) ---------------------
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_sidecar(engine_path: str | Path, *, verify_engine: bool = True) -> EngineSidecar:
     """The sidecar of ``engine_path``, checked to belong to that engine file."""
     engine_path = Path(engine_path)
@@ -132,7 +123,7 @@ def read_sidecar(engine_path: str | Path, *, verify_engine: bool = True) -> Engi
     if verify_engine and engine_path.is_file() and sidecar.engine_bytes:
         size = engine_path.stat().st_size
         if size != sidecar.engine_bytes or (
-            sidecar.engine_sha256 and file_sha256(engine_path) != sidecar.engine_sha256
+            sidecar.engine_sha256 and sha256_file(engine_path) != sidecar.engine_sha256
         ):
             raise ModelLoadError(
                 f"{path.name} describes a different engine than {engine_path.name} "

@@ -22,7 +22,6 @@ Protocol, fixed so that numbers are comparable between runs:
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import re
@@ -38,6 +37,7 @@ from pconv.eval import baselines as baselines_mod
 from pconv.eval import lpips as lpips_mod
 from pconv.eval import masksets
 from pconv.eval.metrics import METRIC_NAMES, score
+from pconv.fileio import sha256_file
 from pconv.training.masks import BINARIZE_THRESHOLD, hole_ratio_of
 
 MODEL_METHOD = "pconv"
@@ -355,14 +355,6 @@ class ResultsLog:
         self._file.close()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_run_settings(out_dir: Path, settings: dict[str, Any]) -> None:
     """Record ``settings`` in ``run.json``; refuse to mix rows with a previous run's other settings."""
     path = out_dir / RUN_NAME
@@ -452,7 +444,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     settings: dict[str, Any] = {
         "images": opts.images if opts.images == BUILTIN else str(Path(opts.images).resolve()),
         "masks": mask_set.description,
-        "model_sha256": sha256_of(opts.model) if opts.model is not None else None,
+        "model_sha256": sha256_file(opts.model) if opts.model is not None else None,
         "fit": "cover (Lanczos) + centre crop",
         "strategy": opts.strategy if opts.model is not None else None,
         # Both change finished rows without changing their keys: a rerun must not reuse them.
@@ -463,7 +455,7 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
     lpips_path = lpips_mod.weights_path(opts.lpips_weights)
     lpips = lpips_mod.LPIPS.from_file(lpips_path) if lpips_path is not None else None
     if lpips_path is not None:
-        settings["lpips_weights_sha256"] = sha256_of(lpips_path)
+        settings["lpips_weights_sha256"] = sha256_file(lpips_path)
     metric_names = (*METRIC_NAMES, LPIPS_METRIC) if lpips is not None else METRIC_NAMES
     check_run_settings(opts.out, settings)
     pairs = make_pairs(images, mask_set.entries, opts.pairing)

@@ -10,12 +10,12 @@ Torch-free and stdlib-only: the runtime and the CLIs import this to resolve ``"d
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from pconv.errors import PconvError
+from pconv.fileio import sha256_file
 
 #: The model name that means "the shipped model" wherever a model path is accepted.
 DEFAULT_MODEL = "default"
@@ -62,14 +62,6 @@ def resolve_model(model: str | Path | None) -> Path:
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
     """``"default"`` -> the shipped checkpoint; anything else is a path, unchanged."""
     return default_checkpoint() if str(checkpoint) == DEFAULT_MODEL else Path(checkpoint)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_default_model() -> dict[str, str]:
