@@ -25,8 +25,7 @@ import numpy as np
 from PIL import Image
 
 from pconv.errors import PconvError
-from pconv.imagefiles import ImageReadError, drop_unreadable, is_hidden, open_image, rgb_array
-from pconv.imagefiles import read_rgb as _read_file_rgb
+from pconv.imagefiles import ImageReadError, drop_unreadable, is_hidden, open_image, read_rgb, rgb_array
 from pconv.training.augment import AugmentLevel, ColourJitter, augment_crop, check_level
 from pconv.training.masks import BINARIZE_THRESHOLD, FileMaskSource, ProceduralMaskSource, to_valid_mask
 
@@ -141,11 +140,6 @@ def builtin_is_grey(name: str) -> bool:
 def available_heldout_names() -> tuple[str, ...]:
     """The held-out images whose packages are installed (chelsea always, with scikit-image)."""
     return tuple(n for n in BUILTIN_HELDOUT if builtin_image_available(n))
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, upright (EXIF) and scaled by its bit depth."""
-    return _read_file_rgb(path)
 
 
 def builtin_images(split: Split = "train") -> list[np.ndarray]:
