@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 
@@ -31,7 +31,9 @@ logger = logging.getLogger("pconv.runtime")
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "triton")
+#: Model strings that name a model on a Triton server instead of a file (pconv.runtime.triton_backend).
+SERVER_SCHEMES = ("grpc://", "http://")
 
 
 def check_model_file(path: str | Path) -> Path:
@@ -115,16 +117,29 @@ def model_info_from_metadata(
     )
 
 
+def is_server_url(model: object) -> TypeGuard[str]:
+    """True for ``grpc://host:port/MODEL`` or ``http://host:port/MODEL`` (a model on a Triton server)."""
+    return isinstance(model, str) and model.lower().startswith(SERVER_SCHEMES)
+
+
 def open_backend(
     path: str | Path,
     backend: str = "auto",
     device: int = 0,
     providers: Sequence[str] | None = None,
     plugin_library: str | Path | None = None,
+    threads: int | None = None,
 ) -> Backend:
-    """Open ``path`` with the right backend (``auto`` decides by file suffix)."""
+    """Open ``path`` with the right backend (``auto`` decides by file suffix or URL scheme).
+
+    ``threads``: ONNX Runtime intra-op threads (None = ONNX Runtime's default, one per core).
+    """
     if backend not in BACKENDS:
         raise ModelLoadError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if is_server_url(path) or backend == "triton":
+        from pconv.runtime.triton_backend import TritonBackend
+
+        return TritonBackend(str(path))
     path = check_model_file(path)
     suffix = path.suffix.lower()
     if backend == "auto":
@@ -146,7 +161,7 @@ def open_backend(
     if backend == "onnxruntime":
         from pconv.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device=device, providers=providers)
+        return OnnxRuntimeBackend(path, device=device, providers=providers, threads=threads)
     return _open_tensorrt(path, device, plugin_library)
 
 
