@@ -2,10 +2,12 @@
 # machine in ./.venv (torch is pinned: `pip install torch==2.13.0` takes the local CPU build).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= train,export,eval,test
+EXTRAS ?= train,export,eval,test,serve
 
 .PHONY: setup demo test lint typecheck pytest clean default-model
 
+# `pconv serve --setup`: the Triton server binary for `pconv serve` and its tests, from PyPI, unpacked
+# without its dependencies into $(VENV)/triton (nvidia-pytriton pins numpy<2; pconv/serving/environment.py).
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -14,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
+	$(VENV)/bin/pconv serve --setup
 	touch $@
 
 demo: setup
@@ -38,7 +41,7 @@ lint: setup
 # TensorRT can't be installed here: type-check its callers against NVIDIA's stubs (see scripts/trt_stubs.py).
 typecheck: setup
 	$(PY) scripts/trt_stubs.py build/trt-stubs
-	MYPYPATH=build/trt-stubs $(VENV)/bin/mypy pconv training export runtime plugins scripts benchmarks
+	MYPYPATH=build/trt-stubs $(VENV)/bin/mypy pconv training export runtime plugins serving scripts benchmarks
 
 pytest: setup
 	$(VENV)/bin/pytest -q

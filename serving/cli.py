@@ -43,9 +43,10 @@ def _repo_args(p: argparse.ArgumentParser, *, default_instances: str) -> None:
 def _repo_options(args: argparse.Namespace, **fixed: Any) -> Any:
     from pconv.serving.repository import RepoOptions
 
+    default_instances = fixed.pop("instances", 1)
     return RepoOptions(
         name=args.name,
-        instances=args.instances or fixed.pop("instances", 1),
+        instances=args.instances or default_instances,
         threads=args.threads,
         max_batch=args.max_batch,
         queue_delay_us=args.queue_delay_us,

@@ -144,6 +144,14 @@ def _log_tail(path: Path, lines: int = 400) -> str:
     return " ".join(text[-1].split())[:400] if text else ""
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM the server if the launcher dies (no orphaned tritonserver)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class TritonServer:
     """A running ``tritonserver`` on a generated repository; a context manager that stops it."""
 
@@ -183,6 +191,7 @@ class TritonServer:
             stderr=subprocess.STDOUT,
             env=server_env(self.install),
             start_new_session=True,  # a terminal's Ctrl-C reaches pconv, which forwards one SIGTERM
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         log.close()
         return self

@@ -1,0 +1,278 @@
+"""A real Triton server (``pconv serve``, the bundled tritonserver) on 127.0.0.1, bounded in time.
+
+One server for the module (2 instances x 1 thread, the shipped model), started as the CLI starts it
+and stopped by PID. Its results are compared byte for byte with in-process ``Inpainter``.
+Skips (with the fix) only when the serving environment is absent; ``make setup`` installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tritonclient = pytest.importorskip(
+    "tritonclient.grpc", reason="needs tritonclient: pip install 'pconv[serve]'"
+)
+
+from pconv.runtime import Inpainter  # noqa: E402
+from pconv.runtime.errors import InputError  # noqa: E402
+from pconv.serving import environment  # noqa: E402
+
+try:
+    environment.find_install()
+except environment.ServeEnvironmentError as exc:
+    pytest.skip(f"no Triton server binary ({exc})", allow_module_level=True)
+
+import tritonclient.http as triton_http  # noqa: E402
+
+START_TIMEOUT_S = 120
+MAX_PIXELS = 512 * 512  # the server's per-image limit in this module (requests above it are refused)
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    server_pid: int
+    http: int
+    grpc: int
+    metrics: int
+    log: Path
+
+    def stop(self) -> int:
+        """SIGTERM pconv serve (it forwards to tritonserver), then SIGKILL both by PID after a bound."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # the launcher did not finish: its tritonserver may still run
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.server_pid, signal.SIGKILL)
+            return self.process.wait(timeout=10)
+
+
+def start_serve(tmp: Path, *extra: str) -> Served:
+    http, grpc, metrics = free_ports(3)
+    log = tmp / "serve.log"
+    command = [sys.executable, "-m", "pconv", "serve", "default", "--http-port", str(http), "--grpc-port",
+               str(grpc), "--metrics-port", str(metrics), "--instances", "2", "--threads", "1",
+               "--max-pixels", str(MAX_PIXELS), "--exit-timeout", "20", *extra]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        found = re.search(r"ready \(pid (\d+)\)", text)
+        if found:
+            return Served(process, int(found.group(1)), http, grpc, metrics, log)
+        if process.poll() is not None:
+            pytest.fail(f"pconv serve exited ({process.returncode}): {text[-2000:]}")
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"pconv serve was not ready within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    server = start_serve(tmp_path_factory.mktemp("serve"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def local() -> Inpainter:
+    return Inpainter("default", threads=1)
+
+
+def sample(seed: int, size: tuple[int, int] = (100, 130)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    mask = np.zeros(size, dtype=np.uint8)
+    h, w = size
+    mask[h // 4 : h // 2, w // 3 : (2 * w) // 3] = 255
+    mask[rng.integers(0, h, 20), rng.integers(0, w, 20)] = 1
+    return image, mask
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_served_results_are_bit_identical_to_in_process(
+    served: Served, local: Inpainter, protocol: str
+) -> None:
+    port = served.grpc if protocol == "grpc" else served.http
+    images = [sample(seed, size) for seed, size in enumerate([(100, 130), (64, 64), (200, 90)])]
+    with Inpainter(f"{protocol}://127.0.0.1:{port}/pconv") as remote:
+        assert remote.info.size_multiple == local.info.size_multiple
+        for strategy in ("full", "crop"):
+            for image, mask in images:
+                expected = local(image, mask, strategy=strategy)
+                got = remote(image, mask, strategy=strategy)
+                assert got.dtype == np.uint8
+                assert np.array_equal(got, expected), (protocol, strategy, image.shape)
+        # a list of images of one size: batched tiles, still per-image identical
+        batch = [sample(10 + i)[0] for i in range(3)]
+        mask = sample(0)[1]
+        for got, expected in zip(remote(batch, mask), local(batch, mask)):
+            assert np.array_equal(got, expected)
+
+
+def _ensemble(port: int, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    client = triton_http.InferenceServerClient(f"127.0.0.1:{port}")
+    try:
+        inputs = []
+        for name, array in (("image", image), ("mask", mask)):
+            tensor = triton_http.InferInput(name, list(array.shape), "UINT8")
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        result: np.ndarray = client.infer("pconv_ensemble", inputs).as_numpy("composite")
+        return result
+    finally:
+        client.close()
+
+
+def test_ensemble_takes_uint8_of_any_size_and_matches_full_strategy(served: Served, local: Inpainter) -> None:
+    for seed, size in enumerate([(100, 130), (37, 211)]):
+        image, mask = sample(seed, size)
+        got = _ensemble(served.http, image, mask)
+        assert np.array_equal(got, local(image, mask, strategy="full"))
+        valid = mask == 0
+        assert np.array_equal(got[valid], image[valid])  # valid pixels are the caller's own bytes
+
+
+def test_concurrent_clients_get_their_own_results(served: Served, local: Inpainter) -> None:
+    cases = [sample(seed) for seed in range(8)]
+    expected = [local(image, mask, strategy="full") for image, mask in cases]
+    url = f"grpc://127.0.0.1:{served.grpc}/pconv"
+
+    def call(index: int) -> np.ndarray:
+        with Inpainter(url) as remote:
+            result: np.ndarray = remote(*cases[index], strategy="full")
+            return result
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(call, range(len(cases))))
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)
+
+
+def test_bad_requests_get_clean_errors_and_the_server_keeps_serving(served: Served, local: Inpainter) -> None:
+    url = f"grpc://127.0.0.1:{served.grpc}/pconv"
+    with Inpainter(url) as remote:
+        big = np.zeros((1, 3, 1024, 1024), np.float32)
+        with pytest.raises(InputError, match="larger than this server's limit"):
+            remote.backend.run(big, np.ones((1, 1, 1024, 1024), np.float32))
+        with pytest.raises(InputError, match=r"max_batch_size|batch"):  # over the dynamic batch limit
+            remote.backend.run(np.zeros((9, 3, 64, 64), np.float32), np.ones((9, 1, 64, 64), np.float32))
+        # a malformed tensor: 2 mask channels (the config says 1), refused by Triton itself
+        client = tritonclient.InferenceServerClient(f"127.0.0.1:{served.grpc}")
+        image = tritonclient.InferInput("image", [1, 3, 64, 64], "FP32")
+        image.set_data_from_numpy(np.zeros((1, 3, 64, 64), np.float32))
+        mask = tritonclient.InferInput("mask", [1, 2, 64, 64], "FP32")
+        mask.set_data_from_numpy(np.zeros((1, 2, 64, 64), np.float32))
+        with pytest.raises(tritonclient.InferenceServerException, match="mask"):
+            client.infer("pconv", [image, mask])
+        client.close()
+        with pytest.raises(tritonclient_http_error()):  # the ensemble refuses an oversize image too
+            _ensemble(served.http, np.zeros((600, 600, 3), np.uint8), np.ones((600, 600), np.uint8))
+        image8, mask8 = sample(3)
+        assert np.array_equal(remote(image8, mask8), local(image8, mask8))  # still serving
+
+
+def tritonclient_http_error() -> type[Exception]:
+    from tritonclient.utils import InferenceServerException
+
+    return InferenceServerException
+
+
+def test_busy_port_is_one_line_naming_the_fix(served: Served) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pconv", "serve", "default", "--http-port", str(served.http)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port 127.0.0.1:{served.http} is in use" in lines[0] and "--http-port" in lines[0]
+
+
+def test_metrics_and_per_model_readiness(served: Served) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{served.metrics}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    assert 'nv_inference_request_success{model="pconv"' in text
+    for model in ("pconv", "pconv_pre", "pconv_post", "pconv_ensemble"):
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{served.http}/v2/models/{model}/ready", timeout=10
+        ) as r:
+            assert r.status == 200
+
+
+def test_wrong_contract_and_unknown_model_are_one_line_errors(served: Served) -> None:
+    from pconv.runtime.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="not the pconv contract") as info:
+        Inpainter(f"grpc://127.0.0.1:{served.grpc}/pconv_ensemble")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelLoadError, match="no ready model 'nope'"):
+        Inpainter(f"http://127.0.0.1:{served.http}/nope")
+
+
+def test_sigterm_drains_in_flight_requests(served: Served, local: Inpainter) -> None:
+    """Last in the module: SIGTERM while requests are queued; every accepted one finishes."""
+    size = (512, 512)  # about 4 network calls' worth of work per request on this CPU
+    cases = [sample(seed, size) for seed in range(4)]
+    url = f"grpc://127.0.0.1:{served.grpc}/pconv"
+    clients = [Inpainter(url) for _ in cases]
+    started = threading.Barrier(len(cases) + 1)
+
+    finished: list[float] = []
+
+    def call(index: int) -> np.ndarray:
+        started.wait()
+        result: np.ndarray = clients[index](*cases[index], strategy="full")
+        finished.append(time.monotonic())
+        return result
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        futures = [pool.submit(call, i) for i in range(len(cases))]
+        started.wait()
+        time.sleep(0.3)  # the requests are in the server's queue / running
+        signalled = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        results = [f.result(timeout=60) for f in futures]
+    assert max(finished) > signalled, "no request was still in flight at SIGTERM (make them bigger)"
+    for client in clients:
+        client.close()
+    for (image, mask), got in zip(cases, results):
+        assert np.array_equal(got, local(image, mask, strategy="full"))
+    assert served.process.wait(timeout=60) == 0
+    assert "stopped" in served.log.read_text()
