@@ -37,6 +37,7 @@ from pconv.config import META_FORMAT, META_MULTIPLE
 from pconv.errors import MissingDependencyError, PconvError
 from pconv.runtime.backend import ModelInfo
 from pconv.runtime.loader import ENGINE_SUFFIXES, ONNX_SUFFIXES, check_model_file, model_info_from_metadata
+from pconv.serving.environment import PATH_ENV, SITE_ENV
 from pconv.tensorrt_common import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES, EngineSidecar, sidecar_path
 
 #: Backends the network model can run on.
@@ -429,10 +430,10 @@ import sys
 
 # Under `pconv serve` the stub gets the launcher's sys.path and site folders (.pth files included);
 # in a Triton container, install pconv into the container's Python instead.
-_path = os.environ.get("{"PCONV_TRITON_PATH"}")
+_path = os.environ.get("{PATH_ENV}")
 if _path:
     sys.path[:0] = [p for p in _path.split(os.pathsep) if p and p not in sys.path]
-    for _site in os.environ.get("{"PCONV_TRITON_SITE"}", "").split(os.pathsep):
+    for _site in os.environ.get("{SITE_ENV}", "").split(os.pathsep):
         if _site:
             site.addsitedir(_site)
 
