@@ -15,23 +15,23 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pconv.config import (
+from pconv.contract import (
+    BACKENDS,
+    CHECKPOINT_SUFFIXES,
+    ENGINE_SUFFIXES,
     MASK_CONVENTION,
     META_CONFIG,
     META_FORMAT,
     META_MASK,
     META_MULTIPLE,
     ONNX_FORMAT,
+    ONNX_SUFFIXES,
 )
+from pconv.errors import BackendUnavailableError, ModelLoadError
 from pconv.runtime.backend import Backend, ModelInfo
-from pconv.runtime.errors import BackendUnavailableError, ModelLoadError
+from pconv.trt import tensorrt_available
 
 logger = logging.getLogger("pconv.runtime")
-
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
 def check_model_file(path: str | Path) -> Path:
@@ -60,7 +60,7 @@ _WORDING: dict[str, _MetadataWording] = {
     "onnx": _MetadataWording(
         not_ours="is not a pconv model",
         where="",
-        fix="(re-)export the model with `pconv export` (pconv.export.export_onnx)",
+        fix="(re-)export the model with `pconv export` (pconv.export.onnx_export.export_onnx)",
     ),
     "engine": _MetadataWording(
         not_ours="was not built from a pconv ONNX model",
@@ -148,15 +148,6 @@ def open_backend(
 
         return OnnxRuntimeBackend(path, device=device, providers=providers)
     return _open_tensorrt(path, device, plugin_library)
-
-
-def tensorrt_available() -> bool:
-    """True if the real TensorRT Python package imports (``tensorrt-stubs`` alone is type hints only)."""
-    try:
-        import tensorrt
-    except ImportError:
-        return False
-    return hasattr(tensorrt, "Runtime")
 
 
 def _open_tensorrt(path: Path, device: int, plugin_library: str | Path | None) -> Backend:

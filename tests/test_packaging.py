@@ -35,14 +35,17 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"pconv"}
-    for stage in ("training", "export", "runtime", "plugins", "eval"):
+    for stage in ("data", "trt", "training", "export", "engine", "plugins", "runtime", "eval", "apps"):
         assert f"pconv/{stage}/__init__.py" in names
-    assert "pconv/plugins/CMakeLists.txt" in names or not (ROOT / "plugins" / "CMakeLists.txt").exists()
+    assert "pconv/plugins/csrc/CMakeLists.txt" in names
     # Every kernel/plugin source ships: `pconv build-plugin` and the harness compile from the package.
-    sources = [p.name for ext in ("*.cu", "*.cuh", "*.h", "*.cpp") for p in (ROOT / "plugins").glob(ext)]
+    csrc = ROOT / "plugins" / "csrc"
+    sources = [p.name for ext in ("*.cu", "*.cuh", "*.h", "*.cpp") for p in csrc.glob(ext)]
     assert "pconv_tile_nhwc.h" in sources and "pconv_tile_narrow.h" in sources
-    missing = [n for n in sources if f"pconv/plugins/{n}" not in names and n != "generated_fields.h"]
+    missing = [n for n in sources if f"pconv/plugins/csrc/{n}" not in names and n != "generated_fields.h"]
     assert not missing, missing
+    # The C++ check programs are test code: they stay out of the wheel.
+    assert not [n for n in names if n.endswith("_check.cpp")]
     # The default model ships, byte for byte what its record's sha256 names.
     from pconv.models import default_record
 
@@ -51,7 +54,7 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
         assert hashlib.sha256(wheel_zip.read(f"pconv/models/{name}")).hexdigest() == digest, name
     assert "pconv/models/default.json" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "pconv = pconv.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "pconv = pconv.apps.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
     # A regular (non-editable) install: the unpacked wheel alone, outside the repository, must
     # provide every stage and a working model (the editable install would hide missing files).
@@ -59,12 +62,12 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(site)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "import torch, pconv, pconv.cli, pconv.export, pconv.runtime, pconv.plugins, pconv.eval\n"
-        "from pconv.training import PConvUNet\n"
+        "import torch, pconv, pconv.apps.cli, pconv.export, pconv.runtime, pconv.plugins, pconv.eval\n"
+        "from pconv.training.unet import PConvUNet\n"
         "assert pconv.__file__.startswith(sys.argv[1]), pconv.__file__\n"
         "out = PConvUNet(depth=2, width=0.125)(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8))\n"
         "assert out.shape == (1, 3, 8, 8)\n"
-        "pconv.cli.build_parser().parse_args(['train', '--help'])\n"
+        "pconv.apps.cli.build_parser().parse_args(['train', '--help'])\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(site)], cwd=tmp_path, capture_output=True, text=True

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from pconv import plugin_fields
 from pconv.config import ModelConfig
-from pconv.export import plugin_fields
-from pconv.export.plugin_fields import FIELDS, attributes_for, render_header, validate
+from pconv.plugin_fields import FIELDS, attributes_for, render_header, validate
 from pconv.plugins import plugin_source_dir
 from pconv.plugins.gen_header import write_header
 

@@ -22,25 +22,26 @@ import numpy as np
 import pytest
 from conftest import requires_tensorrt
 
-from pconv.cli import main as cli_main
-from pconv.config import META_FORMAT, ONNX_FORMAT
-from pconv.errors import MissingDependencyError, PconvError
-from pconv.export.engine import (
+from pconv.apps.cli import main as cli_main
+from pconv.contract import META_FORMAT, ONNX_FORMAT
+from pconv.contract import parse_nhw as parse_shape
+from pconv.engine.build import (
     BuildError,
     BuildReport,
     Profile,
     build_engine,
-    parse_shape,
     read_onnx_facts,
     resolve_profile,
 )
-from pconv.fileio import atomic_write_bytes
-from pconv.runtime.errors import (
+from pconv.errors import (
     DeviceInputError,
     EngineIncompatibleError,
     InputError,
+    MissingDependencyError,
     ModelLoadError,
+    PconvError,
 )
+from pconv.fileio import atomic_write_bytes
 from pconv.runtime.tensorrt_backend import (
     DeviceArray,
     EngineSidecar,
@@ -75,7 +76,7 @@ def test_parse_shape_accepts_nxhxw(text: str, expected: tuple[int, int, int]) ->
     [("512x512", "expected NxHxW"), ("1x0x8", "positive"), ("axbxc", "integers"), ("1x2x3x4", "NxHxW")],
 )
 def test_parse_shape_rejects_other_text(text: str, message: str) -> None:
-    with pytest.raises(BuildError, match=message):
+    with pytest.raises(InputError, match=message):
         parse_shape(text)
 
 
@@ -258,7 +259,7 @@ def test_runtime_module_imports_without_torch_onnx_or_tensorrt(tmp_path: Path) -
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
         from pconv.runtime.tensorrt_backend import TensorRTBackend
-        from pconv.runtime.errors import BackendUnavailableError
+        from pconv.errors import BackendUnavailableError
         try:
             TensorRTBackend({str(engine)!r})
         except BackendUnavailableError as exc:
@@ -470,9 +471,9 @@ def _feeds(n: int, h: int, w: int, dtype: Any, seed: int) -> dict[str, np.ndarra
 
 
 def _plugin_library_or_skip() -> Path:
-    from pconv.runtime.tensorrt_backend import default_plugin_library
+    from pconv.runtime.tensorrt_backend import find_library
 
-    library = default_plugin_library()
+    library = find_library()
     if library is None:
         pytest.skip("the PartialConv2d plugin library is not built: run `pconv build-plugin` first")
     return library

@@ -20,7 +20,7 @@ TensorRT >= 10.7 imports them as the ``pconv::PartialConv2d`` plugin when it is 
 the library (or on older parsers) it imports the node's ONNX local function, the explicit math.
 The report lists which layers became the plugin.
 
-Next to the engine goes ``<engine>.json`` (see :class:`pconv.tensorrt_common.EngineSidecar`) so the
+Next to the engine goes ``<engine>.json`` (see :class:`pconv.trt.sidecar.EngineSidecar`) so the
 runtime never needs the ONNX. Both files are written atomically.
 """
 
@@ -33,8 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pconv import plugin_fields
 from pconv._version import __version__
-from pconv.config import (
+from pconv.contract import (
+    INPUT_CHANNELS,
+    INPUT_NAMES,
     INT8_TARGETS,
     META_FORM,
     META_FORMAT,
@@ -43,26 +46,18 @@ from pconv.config import (
     META_MULTIPLE,
     META_PRECISION,
     ONNX_FORMAT,
+    OUTPUT_NAMES,
+    Shape3,
+    format_nhw,
+    round_up,
 )
 from pconv.errors import MissingDependencyError, PconvError, require
-from pconv.export import plugin_fields
 from pconv.fileio import atomic_write_bytes
-from pconv.tensorrt_common import (
-    INPUT_CHANNELS,
-    INPUT_NAMES,
-    INSTALL_HINT,
-    OUTPUT_NAMES,
-    Cuda,
-    EngineSidecar,
-    Shape3,
-    default_plugin_library,
-    import_tensorrt,
-    load_plugin_library,
-    log_tail,
-    make_trt_logger,
-    parse_version,
-    sidecar_path,
-)
+from pconv.trt import INSTALL_HINT, import_tensorrt, parse_version
+from pconv.trt.cuda import Cuda
+from pconv.trt.log import log_tail, make_trt_logger
+from pconv.trt.registry import find_library, load_plugin_library
+from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -82,24 +77,6 @@ class BuildError(PconvError):
 
 
 # -- shapes -------------------------------------------------------------------------------------
-def parse_shape(text: str, flag: str = "shape") -> Shape3:
-    """``"1x512x512"`` (N x H x W) -> ``(1, 512, 512)``; a clear error for anything else."""
-    parts = text.strip().lower().replace("×", "x").split("x")
-    if len(parts) != 3:
-        raise BuildError(f"{flag} {text!r}: expected NxHxW (batch x height x width), e.g. 1x512x512")
-    try:
-        n, h, w = (int(p) for p in parts)
-    except ValueError:
-        raise BuildError(f"{flag} {text!r}: N, H and W must be integers, e.g. 1x512x512") from None
-    if n < 1 or h < 1 or w < 1:
-        raise BuildError(f"{flag} {text!r}: N, H and W must be positive")
-    return (n, h, w)
-
-
-def format_shape(shape: Shape3) -> str:
-    return "x".join(str(v) for v in shape)
-
-
 @dataclass(frozen=True)
 class Profile:
     """One optimisation profile: inclusive (N, H, W) ranges of the ``image``/``mask`` inputs."""
@@ -109,7 +86,7 @@ class Profile:
     max: Shape3
 
     def describe(self) -> str:
-        return f"min {format_shape(self.min)}, opt {format_shape(self.opt)}, max {format_shape(self.max)}"
+        return f"min {format_nhw(self.min)}, opt {format_nhw(self.opt)}, max {format_nhw(self.max)}"
 
 
 @dataclass(frozen=True)
@@ -180,10 +157,6 @@ def read_onnx_facts(onnx_path: str | Path) -> OnnxFacts:
     )
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return max(multiple, -(-value // multiple) * multiple)
-
-
 def resolve_profile(
     facts: OnnxFacts,
     min_shape: Shape3 | None = None,
@@ -201,8 +174,8 @@ def resolve_profile(
     if min_shape is None and opt_shape is None and max_shape is None:
         defaults = {
             "min": (1, m, m),
-            "opt": (1, _round_up(DEFAULT_OPT_HW, m), _round_up(DEFAULT_OPT_HW, m)),
-            "max": (1, _round_up(DEFAULT_MAX_HW, m), _round_up(DEFAULT_MAX_HW, m)),
+            "opt": (1, round_up(DEFAULT_OPT_HW, m), round_up(DEFAULT_OPT_HW, m)),
+            "max": (1, round_up(DEFAULT_MAX_HW, m), round_up(DEFAULT_MAX_HW, m)),
         }
         shapes: dict[str, Shape3] = {}
         for key, shape in defaults.items():
@@ -229,14 +202,14 @@ def resolve_profile(
             fixed = facts.fixed_dims[axis]
             if fixed is not None and value != fixed:
                 raise BuildError(
-                    f"{label} {format_shape(shape)}: {facts.path.name} has a static {axis} = {fixed}, so "
+                    f"{label} {format_nhw(shape)}: {facts.path.name} has a static {axis} = {fixed}, so "
                     f"every profile shape must use {axis} = {fixed} (or re-export with a dynamic {axis})"
                 )
         for axis, value in zip("HW", shape[1:]):
             if value % m:
                 lower = max(m, value // m * m)
                 raise BuildError(
-                    f"{label} {format_shape(shape)}: {'height' if axis == 'H' else 'width'} {value} is not "
+                    f"{label} {format_nhw(shape)}: {'height' if axis == 'H' else 'width'} {value} is not "
                     f"a multiple of {m} (2^depth for this model); use {lower} or {lower + m}"
                 )
     for i, axis in enumerate("NHW"):
@@ -480,7 +453,7 @@ def build_engine(
         if plugin_library is not None:
             plugin_path = Path(plugin_library)
         elif use_default_plugin and facts.form == "plugin":
-            plugin_path = default_plugin_library()
+            plugin_path = find_library()
             if plugin_path is None:
                 warnings.append(
                     "plugin-form ONNX but no plugin library found (build it with `pconv build-plugin` or "

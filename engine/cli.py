@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pconv.contract import nhw_arg
+
 DESCRIPTION = """\
 Build a TensorRT engine from a pconv ONNX model (pconv export) on this machine's GPU.
 
@@ -33,17 +35,6 @@ examples:
   pconv build model.onnx -o model.engine
   pconv build model_fp16.onnx -o model.engine --min 1x256x256 --opt 8x512x512 --max 16x1024x1024
   pconv build model.onnx -o model.engine --timing-cache ~/.cache/pconv/timing.cache --verbose"""
-
-
-def _shape(text: str) -> tuple[int, int, int]:
-    """argparse type for NxHxW (errors become argparse's one-line usage errors)."""
-    from pconv.errors import PconvError
-    from pconv.export.engine import parse_shape
-
-    try:
-        return parse_shape(text)
-    except PconvError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def register(sub: Any) -> None:
@@ -69,9 +60,11 @@ def register(sub: Any) -> None:
         "model's size multiple (2^depth). A missing --min/--max takes --opt; with none given, static "
         "ONNX dims are used and dynamic ones get 1xMxM .. 1x512x512 .. 1x1024x1024 (M = multiple).",
     )
-    shapes.add_argument("--min", type=_shape, default=None, metavar="NxHxW", help="smallest batch shape")
-    shapes.add_argument("--opt", type=_shape, default=None, metavar="NxHxW", help="shape to tune kernels for")
-    shapes.add_argument("--max", type=_shape, default=None, metavar="NxHxW", help="largest batch shape")
+    shapes.add_argument("--min", type=nhw_arg, default=None, metavar="NxHxW", help="smallest shape")
+    shapes.add_argument(
+        "--opt", type=nhw_arg, default=None, metavar="NxHxW", help="shape to tune kernels for"
+    )
+    shapes.add_argument("--max", type=nhw_arg, default=None, metavar="NxHxW", help="largest shape")
     plugin = p.add_mutually_exclusive_group()
     plugin.add_argument(
         "--plugin",
@@ -125,7 +118,7 @@ def register(sub: Any) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     """Run ``pconv build``; user-fixable problems raise PconvError (printed as one line)."""
-    from pconv.export.engine import DEFAULT_WORKSPACE_GIB, build_engine
+    from pconv.engine.build import DEFAULT_WORKSPACE_GIB, build_engine
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
