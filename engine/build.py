@@ -104,6 +104,8 @@ class BuildOptions:
 
 
 class Gpu(NamedTuple):
+    """The build GPU as the sidecar records it (an engine runs only on the same compute capability)."""
+
     name: str
     compute_capability: tuple[int, int]
 
