@@ -10,6 +10,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,27 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_build)
 
 
+@contextmanager
+def step_bar(wanted: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A ``progress`` callback drawing a tqdm bar of the build's steps, or None off a terminal."""
+    from pconv.terminal import show_progress
+
+    if not show_progress(wanted):
+        yield None
+        return
+    from tqdm import tqdm
+
+    from pconv.engine.build import STEPS
+
+    with tqdm(total=len(STEPS), desc="pconv build", unit="step", leave=False) as bar:
+
+        def update(done: int, total: int, text: str) -> None:
+            bar.total, bar.n = total, done
+            bar.set_postfix_str(text)  # redraws
+
+        yield update
+
+
 def run_build(args: argparse.Namespace) -> int:
     """Run ``pconv build``; user-fixable problems raise PconvError (printed as one line)."""
     from pconv.engine.build import DEFAULT_WORKSPACE_GIB, build_engine
@@ -126,23 +149,24 @@ def run_build(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     output = args.output if args.output is not None else args.onnx.with_suffix(".engine")
-    report = build_engine(
-        args.onnx,
-        output,
-        min_shape=args.min,
-        opt_shape=args.opt,
-        max_shape=args.max,
-        plugin_library=args.plugin,
-        use_default_plugin=not args.no_plugin,
-        timing_cache=args.timing_cache,
-        workspace_gib=args.workspace if args.workspace is not None else DEFAULT_WORKSPACE_GIB,
-        version_compatible=args.version_compatible,
-        fp16_flag=args.fp16,
-        allow_tf32=args.tf32,
-        device=args.device,
-        verbose=args.verbose,
-        progress=not args.json,
-    )
+    with step_bar(wanted=not args.json) as progress:
+        report = build_engine(
+            args.onnx,
+            output,
+            min_shape=args.min,
+            opt_shape=args.opt,
+            max_shape=args.max,
+            plugin_library=args.plugin,
+            use_default_plugin=not args.no_plugin,
+            timing_cache=args.timing_cache,
+            workspace_gib=args.workspace if args.workspace is not None else DEFAULT_WORKSPACE_GIB,
+            version_compatible=args.version_compatible,
+            fp16_flag=args.fp16,
+            allow_tf32=args.tf32,
+            device=args.device,
+            verbose=args.verbose,
+            progress=progress,
+        )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
