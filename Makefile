@@ -41,7 +41,7 @@ lint: setup
 # TensorRT can't be installed here: type-check its callers against NVIDIA's stubs (see scripts/trt_stubs.py).
 typecheck: setup
 	$(PY) scripts/trt_stubs.py build/trt-stubs
-	MYPYPATH=build/trt-stubs $(VENV)/bin/mypy pconv training export runtime plugins scripts benchmarks
+	MYPYPATH=build/trt-stubs $(VENV)/bin/mypy pconv training export engine plugins runtime eval apps scripts benchmarks
 	# a second run: benchmarks/serving.py and the serving/ stage would both be module `serving` in one run
 	MYPYPATH=build/trt-stubs $(VENV)/bin/mypy serving
 

@@ -71,8 +71,8 @@ def run_case(model: str, case: str, height: int, width: int, strategy: str) -> d
 def export_paper_model(path: Path) -> None:
     import torch
 
-    from pconv.export import export_onnx
-    from pconv.training import PConvUNet
+    from pconv.export.onnx_export import export_onnx
+    from pconv.training.unet import PConvUNet
 
     torch.manual_seed(0)
     export_onnx(PConvUNet(depth=8, width=1.0).eval(), path)

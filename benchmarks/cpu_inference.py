@@ -80,7 +80,7 @@ def calibrated_model(seed: int, size: int, hole_fraction: float) -> Any:
     """
     import torch
 
-    from pconv.training import PConvUNet
+    from pconv.training.unet import PConvUNet
 
     torch.manual_seed(seed)
     model = PConvUNet(depth=8)
@@ -146,12 +146,12 @@ def int8_section(
     tmp: Path,
 ) -> dict[str, Any]:
     """FP32 vs INT8 ONNX Runtime rows and accuracy for ``(label, model, size, trained, keep_fp32)``."""
+    from pconv.data.images import heldout_views
+    from pconv.data.masks import generate_irregular_mask
     from pconv.eval.metrics import psnr, ssim
     from pconv.export.check import photo_inputs
     from pconv.export.onnx_export import export_onnx
     from pconv.export.quantize import CALIBRATION_HOLE_RATIO, Int8Options, optimized_op_counts
-    from pconv.training.data import heldout_views
-    from pconv.training.masks import generate_irregular_mask
 
     section: dict[str, Any] = {"rows": [], "models": {}}
     for label, model, size, trained, keep_fp32 in models:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from pconv.export.onnx_export import export_onnx
-    from pconv.training import load_checkpoint
+    from pconv.training.checkpoint import load_checkpoint
     from pconv.training.reference import reference_forward
 
     torch.set_num_threads(args.threads)
@@ -445,7 +445,8 @@ def small_model(args: argparse.Namespace) -> tuple[str, Any, bool]:
     import torch
 
     from pconv.models import DEFAULT_CHECKPOINT
-    from pconv.training import PConvUNet, load_checkpoint
+    from pconv.training.checkpoint import load_checkpoint
+    from pconv.training.unet import PConvUNet
 
     path = args.small_checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)
     if path is not None:

@@ -170,7 +170,7 @@ def main() -> int:
 
     if args.name is None:
         parser.error("--name is required (or --summarise JSON)")
-    from pconv.export import export_onnx
+    from pconv.export.onnx_export import export_onnx
 
     work = args.runs / args.name
     seconds = None

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pconv.config import META_CONFIG, META_FORMAT, META_PRECISION, ONNX_FORMAT, ModelConfig
+from pconv.config import ModelConfig
+from pconv.contract import META_CONFIG, META_FORMAT, META_PRECISION, ONNX_FORMAT
 from pconv.errors import PconvError, require
 
 if TYPE_CHECKING:
@@ -165,9 +166,9 @@ def make_inputs(
 
 def photo_inputs(batch: int, height: int, width: int, seed: int) -> dict[str, np.ndarray]:
     """Real test inputs: crops of the held-out builtin photos with procedural irregular holes."""
+    from pconv.data.images import heldout_crops
+    from pconv.data.masks import generate_irregular_mask
     from pconv.export.quantize import CALIBRATION_HOLE_RATIO
-    from pconv.training.data import heldout_crops
-    from pconv.training.masks import generate_irregular_mask
 
     crops = heldout_crops(max(height, width), count=batch, seed=seed)
     image = np.stack([c[:height, :width].transpose(2, 0, 1) for c in crops]).astype(np.float32) / 255.0

@@ -7,12 +7,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pconv.config import INT8_TARGETS, IO_TYPES, PRECISIONS
+from pconv.contract import FORMS, INT8_TARGETS, IO_TYPES, PRECISIONS
 
 if TYPE_CHECKING:
     from pconv.export.quantize import Int8Options
-
-_FORMS = ("explicit", "plugin")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write (atomically)")
     p.add_argument(
         "--form",
-        choices=_FORMS,
+        choices=FORMS,
         default="explicit",
         help="explicit: standard ONNX ops only (any runtime); plugin: one pconv::PartialConv2d node "
         "per layer plus a local ONNX function with the same math, so ONNX Runtime runs it without "

@@ -1,4 +1,4 @@
-"""Build the ONNX graph of a :class:`~pconv.training.PConvUNet` directly from its layer specs.
+"""Build the ONNX graph of a :class:`~pconv.training.unet.PConvUNet` directly from its layer specs.
 
 No tracing: every node is written here from :meth:`ModelConfig.layer_specs` and the folded
 weights, and the partial-convolution arithmetic comes from :mod:`pconv.formula` through
@@ -19,7 +19,7 @@ run the same steps. Two forms:
 
 ``plugin``
     Each partial convolution is one ``pconv::PartialConv2d`` node (attributes from
-    :mod:`pconv.export.plugin_fields`), and the model carries a local function of that name whose
+    :mod:`pconv.plugin_fields`), and the model carries a local function of that name whose
     body is the explicit math, so ONNX Runtime and ``onnx.reference`` run it with no plugin.
 
 ``precision="int8"``
@@ -34,7 +34,6 @@ graph needs 13 for ``Clip``/``Resize`` with tensor inputs and ``Unsqueeze`` axes
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,9 +41,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from pconv import formula
+from pconv import formula, plugin_fields
 from pconv._version import __version__
-from pconv.config import (
+from pconv.config import LayerSpec, ModelConfig
+from pconv.contract import (
     IO_TYPES,
     MASK_CONVENTION,
     META_CALIBRATION,
@@ -59,19 +59,17 @@ from pconv.config import (
     META_VERSION,
     ONNX_FORMAT,
     PRECISIONS,
-    LayerSpec,
-    ModelConfig,
 )
 from pconv.errors import PconvError
-from pconv.export import plugin_fields
 from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
 from pconv.export.quantize import DECODER_SUM, FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
+from pconv.training.fold import FoldedLayer, fold_layers
 
 if TYPE_CHECKING:
     from pconv.training.unet import PConvUNet
 
 Form = Literal["explicit", "plugin"]
-#: Feature precision of an export (:data:`pconv.config.PRECISIONS`); ``FloatPrecision`` is what a
+#: Feature precision of an export (:data:`pconv.contract.PRECISIONS`); ``FloatPrecision`` is what a
 #: tensor of the graph can be (int8 exports are an FP32 graph whose feature convolutions are QDQ).
 Precision = Literal["fp32", "fp16", "int8"]
 FloatPrecision = Literal["fp32", "fp16"]
@@ -90,43 +88,6 @@ _NP = {"fp32": np.float32, "fp16": np.float16}
 
 class ExportError(PconvError, ValueError):
     """The export cannot be done with these options; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class FoldedLayer:
-    """One layer's convolution weight and bias with BatchNorm folded in (float64 master copy)."""
-
-    spec: LayerSpec
-    weight: np.ndarray  # (C_out, C_in, k, k)
-    bias: np.ndarray  # (C_out,)
-
-
-def fold_layers(model: PConvUNet) -> list[FoldedLayer]:
-    """``W' = W·γ/σ``, ``b' = (b − μ)·γ/σ + β`` with ``σ = sqrt(var + eps)`` (eval statistics)."""
-    import torch
-
-    folded = []
-    with torch.no_grad():
-        for spec in model.specs:
-            block = model.layers[spec.name]
-            conv = block.conv  # type: ignore[union-attr]
-            weight = conv.weight.detach().double().cpu().numpy()
-            bias = (
-                conv.bias.detach().double().cpu().numpy()
-                if conv.bias is not None
-                else np.zeros(spec.out_channels, dtype=np.float64)
-            )
-            bn = block.bn  # type: ignore[union-attr]
-            if bn is not None:
-                gamma = bn.weight.detach().double().cpu().numpy() if bn.weight is not None else 1.0
-                beta = bn.bias.detach().double().cpu().numpy() if bn.bias is not None else 0.0
-                mean = bn.running_mean.detach().double().cpu().numpy()
-                var = bn.running_var.detach().double().cpu().numpy()
-                scale = gamma / np.sqrt(var + bn.eps)
-                weight = weight * scale.reshape(-1, 1, 1, 1)
-                bias = (bias - mean) * scale + beta
-            folded.append(FoldedLayer(spec, weight, np.asarray(bias, dtype=np.float64)))
-    return folded
 
 
 def _conv_attrs(spec: LayerSpec) -> dict[str, Any]:

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from pconv.config import INT8_TARGETS, ModelConfig
+from pconv.config import ModelConfig
+from pconv.contract import INT8_TARGETS
 from pconv.errors import PconvError, require
 
 #: Tag of the feature convolutions in :attr:`pconv.export.graph.GraphBuilder.tagged`.
@@ -105,7 +106,7 @@ def _source_images(source: str | Path) -> list[Any]:
     """The calibration photos as PIL images (builtin training photos, or every image in a folder)."""
     from PIL import Image
 
-    from pconv.training.data import IMAGE_EXTENSIONS, builtin_images
+    from pconv.data.images import IMAGE_SUFFIXES, builtin_images
 
     if str(source) == BUILTIN:
         return [Image.fromarray(a) for a in builtin_images("train")]
@@ -115,10 +116,10 @@ def _source_images(source: str | Path) -> list[Any]:
             f"--calibration {root}: not a directory; pass a folder of images or 'builtin' "
             "(the photos bundled with scikit-image)"
         )
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise CalibrationError(
-            f"--calibration {root}: no images ({', '.join(IMAGE_EXTENSIONS)}) found (searched "
+            f"--calibration {root}: no images ({', '.join(IMAGE_SUFFIXES)}) found (searched "
             "recursively); add photos like the ones the model will inpaint, or use --calibration builtin"
         )
     images = []
@@ -144,8 +145,8 @@ def calibration_samples(
     Sample ``i`` is a random crop of photo ``i mod len(photos)`` with a procedural irregular mask,
     both drawn from ``default_rng([seed, i])``: deterministic, and independent of the count.
     """
-    from pconv.training.data import random_crop
-    from pconv.training.masks import generate_irregular_mask
+    from pconv.data.images import random_crop
+    from pconv.data.masks import generate_irregular_mask
 
     options.validate()
     h, w = calibration_shape(config, options, height, width)

@@ -1,3 +1,3 @@
-from pconv.cli import main
+from pconv.apps.cli import main
 
 raise SystemExit(main())

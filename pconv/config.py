@@ -13,32 +13,6 @@ from typing import Any, Literal
 
 Activation = Literal["none", "relu", "leaky_relu"]
 
-#: Mask convention inside every model and graph: 1 = valid pixel, 0 = hole.
-MASK_CONVENTION = "1=valid,0=hole"
-
-#: Keys of the metadata written into checkpoints (safetensors) and ONNX models.
-META_FORMAT = "pconv_format"
-META_CONFIG = "pconv_config"
-META_VERSION = "pconv_version"
-META_MULTIPLE = "pconv_size_multiple"
-META_MASK = "pconv_mask_convention"
-META_FORM = "pconv_form"
-META_PRECISION = "pconv_precision"
-META_IO = "pconv_io"  # element type of the graph inputs/outputs (fp32 or fp16)
-META_INT8_ACTIVATIONS = "pconv_int8_activations"  # int8 exports: "uint8" (asymmetric) or "int8" (symmetric)
-META_CALIBRATION = "pconv_calibration"  # int8 exports: what the activation ranges were calibrated on (JSON)
-
-#: Feature precisions of an export (``pconv export --precision``); the mask path is FP32 in all.
-PRECISIONS = ("fp32", "fp16", "int8")
-#: Element types of the graph inputs and outputs (``pconv export --io``).
-IO_TYPES = ("fp32", "fp16")
-#: Who runs an INT8 export -> the element type of its quantized activations. ONNX Runtime on x86 fuses
-#: only uint8 (asymmetric) activations with int8 weights into integer kernels (U8S8, VNNI); TensorRT
-#: takes only symmetric int8 (zero point 0).
-INT8_TARGETS = {"onnxruntime": "uint8", "tensorrt": "int8"}
-CHECKPOINT_FORMAT = "pconv-checkpoint-v1"
-ONNX_FORMAT = "pconv-onnx-v1"
-
 # Paper channel widths per encoder level; levels past the list stay at the last value (512).
 _PAPER_ENCODER = ((7, 64), (5, 128), (5, 256))
 _PAPER_DEEP = (3, 512)
@@ -82,7 +56,7 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Configuration of a :class:`pconv.training.PConvUNet` (the paper's U-Net at ``depth=8``)."""
+    """Configuration of a :class:`pconv.training.unet.PConvUNet` (the paper's U-Net at ``depth=8``)."""
 
     depth: int = 8
     width: float = 1.0

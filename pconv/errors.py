@@ -1,4 +1,9 @@
-"""The one exception type the CLI turns into a clear message instead of a traceback."""
+"""pconv's one error hierarchy: every class is a :class:`PconvError`, which the CLI prints as one line.
+
+Callers catch the specific class (bad input vs. bad model vs. missing dependency) or just
+``PconvError``. Every message says what was wrong and what to do about it. All stages raise these;
+:mod:`pconv.runtime` re-exports the ones its users catch.
+"""
 
 
 class PconvError(Exception):
@@ -23,15 +28,32 @@ def require(module: str, extra: str, what: str | None = None) -> object:
 
 
 class ModelLoadError(PconvError, ValueError):
-    """A model file that is missing, truncated, not ONNX / not an engine, or not a pconv model.
-
-    It lives here, not in :mod:`pconv.runtime.errors` (which re-exports it), because the TensorRT
-    helpers shared by the engine builder and the runtime (:mod:`pconv.tensorrt_common`) raise it too.
-    """
+    """A model file that is missing, truncated, not ONNX / not an engine, or not a pconv model."""
 
 
 class BackendUnavailableError(MissingDependencyError):
-    """The requested backend's library is not installed (the message names the pip command).
+    """The requested backend's library is not installed (the message names the pip command)."""
 
-    Shared with :mod:`pconv.tensorrt_common` for the same reason as :class:`ModelLoadError`.
-    """
+
+class PluginLibraryError(ModelLoadError):
+    """The engine needs the pconv TensorRT plugin library and it cannot be found or loaded."""
+
+
+class EngineIncompatibleError(ModelLoadError):
+    """A TensorRT engine built for another GPU or another TensorRT version: rebuild it here."""
+
+
+class CudaError(PconvError, RuntimeError):
+    """A CUDA runtime call failed (no GPU, driver too old, out of memory, ...)."""
+
+
+class InputError(PconvError, ValueError):
+    """An image or mask the runtime cannot use (shape, channels, dtype, NaN/Inf, size mismatch)."""
+
+
+class ImageFileError(InputError):
+    """An image or mask file that is missing, empty or not a readable image."""
+
+
+class DeviceInputError(PconvError, TypeError):
+    """GPU-resident inputs given to a backend (or with options) that cannot take them zero-copy."""

@@ -1,11 +1,12 @@
 """Stage 3b, the fused ``pconv::PartialConv2d`` TensorRT plugin: sources, build, where the library is.
 
-Pure Python and stdlib only at import time (no torch, no TensorRT), so ``pconv build`` and the
-runtime can ask where the plugin library lives without importing anything heavy.
+Pure Python and stdlib only at import time (no torch, no TensorRT). Where the built library lives is
+decided in the core (:mod:`pconv.trt.registry`, re-exported here), so the engine builder and the
+runtime find it without importing this stage.
 
-Files of this folder: ``pconv_kernels.cu``/``.cuh`` (CUDA kernels, plain C launcher API),
+Files of ``csrc/``: ``pconv_kernels.cu``/``.cuh`` (CUDA kernels, plain C launcher API),
 ``pconv_tile.h`` (the kernel's block body as host+device C++, also run by the CPU check
-``pconv_host_check.cpp``), ``pconv_plugin.cpp`` (TensorRT IPluginV3 glue), ``CMakeLists.txt``,
+``tests/cpp/pconv_host_check.cpp``), ``pconv_plugin.cpp`` (TensorRT IPluginV3 glue), ``CMakeLists.txt``; here,
 :mod:`pconv.plugins.build` (``pconv build-plugin``) and :mod:`pconv.plugins.torch_harness`
 (the same kernels as a PyTorch extension, for GPU tests and benchmarks).
 """
@@ -17,11 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pconv.errors import PconvError
+from pconv.trt.registry import LIBRARY_ENV, LIBRARY_NAME, default_library_path, find_library, user_cache_dir
 
-#: File name of the plugin library on Linux.
-LIBRARY_NAME = "libpconv_plugin.so"
-#: Environment variable that overrides where the library is looked for and written.
-LIBRARY_ENV = "PCONV_PLUGIN_LIBRARY"
 #: Headers a TensorRT include directory must have for the plugin (IPluginV3 exists since 10.0; its
 #: interfaces moved to NvInferPluginBase.h only in 10.6, and NvInferRuntime.h includes it when it exists).
 TENSORRT_HEADERS = ("NvInferRuntime.h", "NvInferRuntimePlugin.h", "NvInferVersion.h")
@@ -42,34 +40,7 @@ class TensorRTHeadersNotFound(PconvError):
 
 def plugin_source_dir() -> Path:
     """The folder holding the plugin's C++/CUDA sources and ``CMakeLists.txt``."""
-    return Path(__file__).resolve().parent
-
-
-def user_cache_dir() -> Path:
-    """Per-user cache for a library built from a read-only installation."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pconv"
-
-
-def default_library_path() -> Path:
-    """Where ``pconv build-plugin`` writes the library and where ``pconv build``/the runtime look.
-
-    ``$PCONV_PLUGIN_LIBRARY`` if set; else next to the sources inside the package (the editable
-    checkout's ``plugins/``, git-ignored) when that exists or is writable; else the user cache.
-    """
-    override = os.environ.get(LIBRARY_ENV)
-    if override:
-        return Path(override).expanduser()
-    packaged = plugin_source_dir() / LIBRARY_NAME
-    if packaged.exists() or os.access(packaged.parent, os.W_OK):
-        return packaged
-    return user_cache_dir() / LIBRARY_NAME
-
-
-def find_library() -> Path | None:
-    """The built plugin library if it exists at :func:`default_library_path`, else ``None``."""
-    path = default_library_path()
-    return path if path.is_file() else None
+    return Path(__file__).resolve().parent / "csrc"
 
 
 def _candidate_includes(explicit: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:

@@ -1,6 +1,6 @@
 """Build the plugin library (or only the CUDA kernels) with CMake: what ``pconv build-plugin`` runs.
 
-Steps: write ``generated_fields.h`` from :mod:`pconv.export.plugin_fields`, configure CMake with
+Steps: write ``generated_fields.h`` from :mod:`pconv.plugin_fields`, configure CMake with
 the TensorRT include directory and the GPU architectures, build, and copy the library atomically
 to its destination (:func:`pconv.plugins.default_library_path` unless told otherwise).
 """

@@ -1,4 +1,4 @@
-"""Write ``generated_fields.h`` (the plugin's field list) from :mod:`pconv.export.plugin_fields`.
+"""Write ``generated_fields.h`` (the plugin's field list) from :mod:`pconv.plugin_fields`.
 
 ``python -m pconv.plugins.gen_header OUT`` is what CMake runs when the build command has not
 already written the header, so the C++ plugin never carries a hand-written copy of the list.
@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from pconv.export.plugin_fields import render_header
+from pconv.plugin_fields import render_header
 
 
 def write_header(path: Path) -> Path:

@@ -3,7 +3,7 @@
 :func:`load_kernels` compiles ``pconv_kernels.cu`` plus the small binding ``torch_binding.cpp``
 with :func:`torch.utils.cpp_extension.load`, so what is tested is exactly what the TensorRT plugin
 launches. :func:`fused_partial_conv` runs one layer; :func:`fused_unet_forward` runs a whole
-:class:`~pconv.training.PConvUNet` with one fused call per layer, wired as the plugin-form ONNX
+:class:`~pconv.training.unet.PConvUNet` with one fused call per layer, wired as the plugin-form ONNX
 graph is (BatchNorm folded into weight and bias, features kept masked between layers).
 
 torch is imported inside the functions: importing this module stays cheap.
@@ -126,7 +126,7 @@ def folded_parameters(model: PConvUNet, dtype: Any, device: Any) -> list[tuple[L
     """Per layer: the BatchNorm-folded weight and bias (the exporter's fold), as device tensors."""
     import torch
 
-    from pconv.export.onnx_export import fold_layers
+    from pconv.training.fold import fold_layers
 
     return [
         (

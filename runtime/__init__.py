@@ -9,8 +9,7 @@ imported when a model is opened. torch and onnx are never imported.
 
 from __future__ import annotations
 
-from pconv.runtime.backend import Backend, ModelInfo
-from pconv.runtime.errors import (
+from pconv.errors import (
     BackendUnavailableError,
     DeviceInputError,
     EngineIncompatibleError,
@@ -21,6 +20,7 @@ from pconv.runtime.errors import (
     PconvError,
     PluginLibraryError,
 )
+from pconv.runtime.backend import Backend, ModelInfo
 from pconv.runtime.inpainter import Inpainter, NoHoleWarning
 from pconv.runtime.loader import open_backend
 

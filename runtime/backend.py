@@ -18,7 +18,7 @@ class ModelInfo:
     """What the runtime needs to know about a model, read from its metadata."""
 
     size_multiple: int
-    mask_convention: str  # pconv.config.MASK_CONVENTION
+    mask_convention: str  # pconv.contract.MASK_CONVENTION
     io_dtype: np.dtype[Any]  # dtype of the `image`/`mask` inputs and outputs (float32 or float16)
     config: dict[str, Any] = field(default_factory=dict)  # the ModelConfig as a dict
     # Shape limits, (N, H, W) inclusive; None = unbounded (ONNX Runtime) or from the TRT profile.

@@ -1,4 +1,4 @@
-"""``pconv inpaint``, ``bench``, ``doctor`` and ``demo`` (only stdlib imports at module level)."""
+"""``pconv inpaint`` and ``bench`` (only stdlib imports at module level)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt")
-STRATEGY_CHOICES = ("auto", "full", "crop", "resize")
-#: A mask file named IMG_mask.png belongs to IMG.png (in the mask folder, or in the image folder itself).
-MASK_SUFFIX = "_mask"
+from pconv.contract import BACKENDS, MASK_SUFFIX, STRATEGIES, nhw_arg
+
 #: Mirrors pconv.models.DEFAULT_MODEL (a test checks), so `pconv --help` stays import-light.
 DEFAULT_MODEL = "default"
 #: Mirrors of pconv.imagefiles.MASK_THRESHOLD and pconv.runtime.imageio's output settings, so that
@@ -33,7 +31,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=BACKEND_CHOICES,
+        choices=BACKENDS,
         default="auto",
         help="auto (default): ONNX Runtime for .onnx, TensorRT for .engine/.plan",
     )
@@ -130,7 +128,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--strategy",
-        choices=STRATEGY_CHOICES,
+        choices=STRATEGIES,
         default="auto",
         help="full: whole image, padded; crop: only boxes around holes, in tiles of at most 2048x2048 "
         "(faster on big images, less context); resize: the whole image downscaled to the pixel budget, "
@@ -151,7 +149,11 @@ def register(sub: Any) -> None:
     )
     _add_model_args(b)
     b.add_argument(
-        "--shape", default="1x512x512", metavar="NxHxW", help="batch x height x width (default: %(default)s)"
+        "--shape",
+        type=nhw_arg,
+        default="1x512x512",
+        metavar="NxHxW",
+        help="batch x height x width (default: %(default)s)",
     )
     b.add_argument("--iterations", type=int, default=50, help="timed runs (default: %(default)s)")
     b.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: %(default)s)")
@@ -173,96 +175,6 @@ def register(sub: Any) -> None:
         help="write the results as JSON to PATH (or stdout with no PATH) instead of the table",
     )
     b.set_defaults(func=run_bench)
-
-    d = sub.add_parser(
-        "doctor",
-        help="check what is installed and usable (torch, ONNX Runtime, TensorRT, GPU, plugin, VGG weights)",
-        description="Report each piece pconv can use and, for each missing one, the exact command that fixes "
-        "it. Exit code 0 when the CPU runtime (numpy + onnxruntime) works and --model (if given) opens, 1 "
-        "otherwise.",
-    )
-    d.add_argument(
-        "--vgg-weights",
-        default=None,
-        metavar="FILE",
-        help="VGG-16 weights to check (else $PCONV_VGG_WEIGHTS)",
-    )
-    d.add_argument(
-        "--plugin-library", default=None, metavar="SO", help="plugin library to check (else the default)"
-    )
-    d.add_argument("--model", default=None, metavar="M", help="also try opening this model")
-    d.add_argument("--json", action="store_true", help="print the checks as JSON")
-    d.set_defaults(func=run_doctor)
-
-    from pconv.runtime.demo import DemoOptions  # numpy only, already loaded by pconv.runtime
-
-    defaults = DemoOptions()  # the one place the demo's defaults are written
-    m = sub.add_parser(
-        "demo",
-        help="the shipped model vs OpenCV on held-out photos, in seconds (--train: the whole pipeline)",
-        description="Inpaint held-out photos (never used in training) with the model that ships with pconv "
-        "and with OpenCV's Telea and Navier-Stokes methods, and write OUT/grid.png, OUT/report.md and "
-        "OUT/report.json (PSNR/SSIM of each method, whole image and in the holes). Seconds on a CPU; needs "
-        "pconv[eval] for OpenCV. With --train, first train a small model on the photos bundled with "
-        "scikit-image, export it to ONNX and check ONNX-vs-PyTorch parity, then compare that model "
-        "(about a minute on 2 CPU cores; needs pconv[train,export,eval]).",
-    )
-    m.add_argument(
-        "--out",
-        default=defaults.out,
-        metavar="DIR",
-        help="output folder; with --train, its train/ subfolder from an earlier demo is replaced "
-        "(default: %(default)s)",
-    )
-    m.add_argument(
-        "--train",
-        action="store_true",
-        help="train, export and check a small model first, and compare it instead of the shipped one",
-    )
-    m.add_argument(
-        "--steps", type=int, default=defaults.steps, help="--train: training steps (default: %(default)s)"
-    )
-    m.add_argument(
-        "--size",
-        type=int,
-        default=defaults.size,
-        help="--train: training crop size, a multiple of 2^depth (default: %(default)s)",
-    )
-    m.add_argument(
-        "--depth", type=int, default=defaults.depth, help="--train: U-Net depth (default: %(default)s)"
-    )
-    m.add_argument(
-        "--width",
-        type=float,
-        default=defaults.width,
-        help="--train: channel width multiplier (default: %(default)s)",
-    )
-    m.add_argument(
-        "--batch",
-        type=int,
-        default=defaults.batch,
-        help="--train: training batch size (default: %(default)s)",
-    )
-    m.add_argument(
-        "--crops", type=int, default=defaults.crops, help="held-out views to inpaint (default: %(default)s)"
-    )
-    m.add_argument(
-        "--crop-size", type=int, default=defaults.crop_size, help="held-out view size (default: %(default)s)"
-    )
-    m.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help="seed for training, crops and masks (default: %(default)s)",
-    )
-    m.add_argument(
-        "--threads",
-        type=int,
-        default=defaults.threads,
-        help="--train: torch CPU threads for training (0 = torch's default); the demo model is tiny, so one "
-        "thread is nearly as fast and does not slow down on a busy machine (default: %(default)s)",
-    )
-    m.set_defaults(func=run_demo)
 
 
 # -- inpaint ----------------------------------------------------------------------------------------
@@ -309,7 +221,7 @@ def output_paths(
     images: list[Path], out: Path, fmt: str | None, folder: bool = False
 ) -> tuple[list[Path], str]:
     """Where each result goes and in which format: ``OUT/<stem>.<ext>``, or ``--out FILE`` for one image."""
-    from pconv.runtime.errors import InputError
+    from pconv.errors import InputError
     from pconv.runtime.imageio import SUFFIX_FORMATS
 
     as_file = out.suffix.lower() in SUFFIX_FORMATS and not out.is_dir()
@@ -335,7 +247,7 @@ def _concat_path(result: Path) -> Path:
 
 def _check_outputs(images: list[Path], masks: list[Path | None], outputs: list[Path], concat: bool) -> None:
     """Refuse outputs that would overwrite an input or each other (``a.png`` and ``a.jpg`` -> ``a.png``)."""
-    from pconv.runtime.errors import ImageFileError
+    from pconv.errors import ImageFileError
 
     inputs = {p.resolve() for p in [*images, *(m for m in masks if m is not None)]}
     seen: dict[Path, Path] = {}
@@ -373,8 +285,8 @@ def _write_error(path: Path, exc: OSError, done: int) -> Exception:
 
 def _load_pair(image_path: Path, mask_path: Path, args: argparse.Namespace) -> tuple[Any, Any]:
     """An image file and its hole mask (bool, True = hole) after --mask-threshold/--resize-mask/-dilate."""
+    from pconv.errors import InputError
     from pconv.imagefiles import grow, resize_nearest
-    from pconv.runtime.errors import InputError
     from pconv.runtime.imageio import read_image_file, read_mask
 
     image = read_image_file(image_path)
@@ -394,8 +306,8 @@ def _load_pair(image_path: Path, mask_path: Path, args: argparse.Namespace) -> t
 
 
 def _check_inpaint_args(args: argparse.Namespace) -> None:
+    from pconv.errors import InputError
     from pconv.imagefiles import check_threshold
-    from pconv.runtime.errors import InputError
 
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1; got {args.batch}")
@@ -439,8 +351,7 @@ def run_inpaint(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from pconv.errors import PconvError
-    from pconv.runtime.errors import ImageFileError
+    from pconv.errors import ImageFileError, PconvError
     from pconv.runtime.imageio import list_images, write_image
     from pconv.terminal import show_progress
 
@@ -529,18 +440,6 @@ def run_inpaint(args: argparse.Namespace) -> int:
 
 
 # -- bench ------------------------------------------------------------------------------------------
-def parse_shape(text: str) -> tuple[int, int, int]:
-    from pconv.runtime.errors import InputError
-
-    try:
-        n, h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise InputError(f"--shape must be NxHxW such as 1x512x512; got {text!r}") from exc
-    if min(n, h, w) < 1:
-        raise InputError(f"--shape values must be positive; got {text!r}")
-    return n, h, w
-
-
 def latency_stats(seconds: list[float], batch: int) -> dict[str, float]:
     """min/median/p90/p99/max/mean latency in ms and throughput in images/s."""
     import numpy as np
@@ -561,12 +460,12 @@ def run_bench(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from pconv.runtime.errors import InputError
+    from pconv.errors import InputError
     from pconv.runtime.inpainter import batch_limits
     from pconv.runtime.strategy import padded_size
     from pconv.terminal import show_progress
 
-    n, h, w = parse_shape(args.shape)
+    n, h, w = args.shape
     if args.iterations < 1 or args.warmup < 0:
         raise InputError("--iterations must be >= 1 and --warmup >= 0")
     inpainter = _open(args)
@@ -648,40 +547,4 @@ def run_bench(args: argparse.Namespace) -> int:
         f"{stats['min_ms']:7.2f}ms {stats['median_ms']:7.2f}ms {stats['p90_ms']:7.2f}ms "
         f"{stats['p99_ms']:7.2f}ms {stats['max_ms']:7.2f}ms   {stats['throughput_img_s']:.1f} img/s"
     )
-    return 0
-
-
-# -- doctor / demo ----------------------------------------------------------------------------------
-def run_doctor(args: argparse.Namespace) -> int:
-    from pconv.runtime.doctor import format_checks, run_checks
-
-    checks = run_checks(vgg_weights=args.vgg_weights, plugin_library=args.plugin_library, model=args.model)
-    if args.json:
-        print(json.dumps([c.to_dict() for c in checks], indent=2))
-    else:
-        print(format_checks(checks))
-    ok = all(c.ok for c in checks if c.required or c.asked)  # the CPU runtime, and a --model asked for
-    return 0 if ok else 1
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from pconv.runtime.demo import DemoOptions
-    from pconv.runtime.demo import run_demo as demo
-
-    report = demo(
-        DemoOptions(
-            out=args.out,
-            train=args.train,
-            steps=args.steps,
-            size=args.size,
-            depth=args.depth,
-            width=args.width,
-            batch=args.batch,
-            crops=args.crops,
-            crop_size=args.crop_size,
-            seed=args.seed,
-            threads=args.threads,
-        )
-    )
-    print(f"demo done in {report['timings_s']['total']:.1f} s: see {Path(args.out) / 'report.md'}")
     return 0

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from pconv.contract import IMAGE_SUFFIXES
+from pconv.errors import ImageFileError, InputError
 from pconv.imagefiles import (
     MASK_THRESHOLD,
     ImageReadError,
@@ -31,13 +33,11 @@ from pconv.imagefiles import (
     rgb_array,
     white_pixels,
 )
-from pconv.runtime.errors import ImageFileError, InputError
 
 #: dtypes an image may have; floats are in [0, 1], uint8 in [0, 255].
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 #: How far outside [0, 1] a float image may stray (rounding noise) before it is called a mistake.
 FLOAT_RANGE_TOLERANCE = 1e-3
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def is_pil_image(obj: object) -> bool:

@@ -7,7 +7,7 @@
 What happens on a call:
 
 1. Inputs are validated and normalised (:mod:`pconv.runtime.imageio`): any bad input raises one
-   :class:`~pconv.runtime.errors.InputError` saying what is wrong.
+   :class:`~pconv.errors.InputError` saying what is wrong.
 2. Each image is planned into network tiles (:mod:`pconv.runtime.strategy`): ``full`` pads the
    whole image to the model's size multiple with the padding marked as hole; ``crop`` inpaints
    only boxes around the holes; ``auto`` picks.
@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from pconv.errors import DeviceInputError, InputError
 from pconv.models import resolve_model
 from pconv.runtime import strategy as strategies
 from pconv.runtime.backend import Backend, ModelInfo
-from pconv.runtime.errors import DeviceInputError, InputError
 from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, to_float01
 from pconv.runtime.loader import is_server_url, open_backend
 

@@ -15,23 +15,24 @@ from typing import Any, Literal, TypeGuard
 
 import numpy as np
 
-from pconv.config import (
+from pconv.contract import (
+    BACKENDS,
+    CHECKPOINT_SUFFIXES,
+    ENGINE_SUFFIXES,
     MASK_CONVENTION,
     META_CONFIG,
     META_FORMAT,
     META_MASK,
     META_MULTIPLE,
     ONNX_FORMAT,
+    ONNX_SUFFIXES,
 )
+from pconv.errors import BackendUnavailableError, ModelLoadError
 from pconv.runtime.backend import Backend, ModelInfo
-from pconv.runtime.errors import BackendUnavailableError, ModelLoadError
+from pconv.trt import tensorrt_available
 
 logger = logging.getLogger("pconv.runtime")
 
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "triton")
 #: Model strings that name a model on a Triton server instead of a file (pconv.runtime.triton_backend).
 SERVER_SCHEMES = ("grpc://", "http://")
 
@@ -62,7 +63,7 @@ _WORDING: dict[str, _MetadataWording] = {
     "onnx": _MetadataWording(
         not_ours="is not a pconv model",
         where="",
-        fix="(re-)export the model with `pconv export` (pconv.export.export_onnx)",
+        fix="(re-)export the model with `pconv export` (pconv.export.onnx_export.export_onnx)",
     ),
     "engine": _MetadataWording(
         not_ours="was not built from a pconv ONNX model",
@@ -134,12 +135,12 @@ def open_backend(
 
     ``threads``: ONNX Runtime intra-op threads (None = ONNX Runtime's default, one per core).
     """
-    if backend not in BACKENDS:
-        raise ModelLoadError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if is_server_url(path) or backend == "triton":
         from pconv.runtime.triton_backend import TritonBackend
 
         return TritonBackend(str(path))
+    if backend not in BACKENDS:
+        raise ModelLoadError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     path = check_model_file(path)
     suffix = path.suffix.lower()
     if backend == "auto":
@@ -163,15 +164,6 @@ def open_backend(
 
         return OnnxRuntimeBackend(path, device=device, providers=providers, threads=threads)
     return _open_tensorrt(path, device, plugin_library)
-
-
-def tensorrt_available() -> bool:
-    """True if the real TensorRT Python package imports (``tensorrt-stubs`` alone is type hints only)."""
-    try:
-        import tensorrt
-    except ImportError:
-        return False
-    return hasattr(tensorrt, "Runtime")
 
 
 def _open_tensorrt(path: Path, device: int, plugin_library: str | Path | None) -> Backend:

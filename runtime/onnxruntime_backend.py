@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pconv.errors import BackendUnavailableError, InputError, ModelLoadError
 from pconv.runtime.backend import ModelInfo
-from pconv.runtime.errors import BackendUnavailableError, InputError, ModelLoadError
 from pconv.runtime.loader import check_model_file, logger, model_info_from_metadata
 
 #: Execution providers in order of preference.

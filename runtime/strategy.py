@@ -43,11 +43,11 @@ from typing import Literal
 
 import numpy as np
 
+from pconv.contract import STRATEGIES, round_up
+from pconv.errors import InputError
 from pconv.runtime.backend import ModelInfo
-from pconv.runtime.errors import InputError
 
 Strategy = Literal["full", "crop", "resize", "auto"]
-STRATEGIES: tuple[str, ...] = ("full", "crop", "resize", "auto")
 #: Default crop context around each hole region, in pixels.
 DEFAULT_MARGIN = 64
 #: Default pixel budget: above this many padded pixels per image, ``auto`` switches to ``crop``.
@@ -110,10 +110,6 @@ class Tile:
     net: tuple[int, int]
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return max(multiple, -(-value // multiple) * multiple)
-
-
 def _limits(info: ModelInfo) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """(min H, W) and (max H, W) (None = unbounded) the backend accepts, as multiples of m."""
     m = info.size_multiple
@@ -121,9 +117,7 @@ def _limits(info: ModelInfo) -> tuple[tuple[int, int], tuple[int, int] | None]:
         hw = (info.fixed_shape[1], info.fixed_shape[2])
         return hw, hw
     lo = (
-        (m, m)
-        if info.min_shape is None
-        else (_round_up(info.min_shape[1], m), _round_up(info.min_shape[2], m))
+        (m, m) if info.min_shape is None else (round_up(info.min_shape[1], m), round_up(info.min_shape[2], m))
     )
     hi = None if info.max_shape is None else ((info.max_shape[1] // m) * m, (info.max_shape[2] // m) * m)
     return lo, hi
@@ -133,7 +127,7 @@ def padded_size(height: int, width: int, info: ModelInfo) -> tuple[int, int] | N
     """The network size for a ``height x width`` input at native resolution, or None if too big."""
     lo, hi = _limits(info)
     m = info.size_multiple
-    net = (max(lo[0], _round_up(height, m)), max(lo[1], _round_up(width, m)))
+    net = (max(lo[0], round_up(height, m)), max(lo[1], round_up(width, m)))
     if hi is not None and (net[0] > hi[0] or net[1] > hi[1]):
         return None
     return net

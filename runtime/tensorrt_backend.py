@@ -4,7 +4,7 @@ Importing this module needs numpy only. TensorRT and cuda-python (``cuda.binding
 ``cuda.cudart``) are imported when a :class:`TensorRTBackend` is created, so ``pconv.runtime``
 stays importable (and its errors clear) on machines without them. torch and onnx are never used.
 
-The engine's sidecar ``<engine>.json`` (written by :func:`pconv.export.engine.build_engine`) says
+The engine's sidecar ``<engine>.json`` (written by :func:`pconv.engine.build.build_engine`) says
 what the runtime needs without the ONNX: the pconv metadata, the profile shapes, the I/O dtypes,
 the GPU and TensorRT version it was built with and whether it uses the plugin. It is compared with
 the running GPU and TensorRT *before* deserialising, so a foreign engine gives one clear error.
@@ -27,34 +27,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pconv.errors import PconvError
-from pconv.fileio import sha256_file
-from pconv.runtime.backend import ModelInfo
-from pconv.runtime.errors import (
+from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES, Shape3
+from pconv.errors import (
+    CudaError,
     DeviceInputError,
     EngineIncompatibleError,
     InputError,
     ModelLoadError,
+    PconvError,
     PluginLibraryError,
 )
+from pconv.fileio import sha256_file
+from pconv.runtime.backend import ModelInfo
 from pconv.runtime.loader import model_info_from_metadata
-from pconv.tensorrt_common import (
-    INPUT_CHANNELS,
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    Cuda,
-    CudaError,
-    EngineSidecar,
-    Shape3,
-    default_plugin_library,
-    import_tensorrt,
-    load_plugin_library,
-    log_tail,
-    make_trt_logger,
-    parse_version,
-    sidecar_path,
-    tensorrt_available,
-)
+from pconv.trt import import_tensorrt, parse_version, tensorrt_available
+from pconv.trt.cuda import Cuda
+from pconv.trt.log import log_tail, make_trt_logger
+from pconv.trt.registry import find_library, load_plugin_library
+from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -68,8 +58,8 @@ __all__ = [  # the backend's API, and the shared helpers its callers have always
     "check_batch_shape",
     "check_compatibility",
     "cuda_array_view",
-    "default_plugin_library",
     "dims_tuple",
+    "find_library",
     "model_info_from_sidecar",
     "parse_version",
     "read_sidecar",
@@ -103,7 +93,7 @@ def stream_handle(stream: Any) -> int:
         ) from exc
 
 
-# -- the engine sidecar (its format: pconv.tensorrt_common.EngineSidecar) ---------------------
+# -- the engine sidecar (its format: pconv.trt.sidecar.EngineSidecar) ---------------------
 def read_sidecar(engine_path: str | Path, *, verify_engine: bool = True) -> EngineSidecar:
     """The sidecar of ``engine_path``, checked to belong to that engine file."""
     engine_path = Path(engine_path)
@@ -462,7 +452,7 @@ class TensorRTBackend:
             return None
         if self.sidecar.plugin_serialized and plugin_library is None:
             return None  # the version-compatible plan carries the library itself
-        library = Path(plugin_library) if plugin_library is not None else default_plugin_library()
+        library = Path(plugin_library) if plugin_library is not None else find_library()
         built_with = self.sidecar.extra.get("plugin_library_path")
         if library is None and isinstance(built_with, str) and Path(built_with).is_file():
             library = Path(built_with)  # the library the engine was built with, still in place

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from pconv.errors import MissingDependencyError, PconvError
+from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
+from pconv.errors import InputError, MissingDependencyError, ModelLoadError, PconvError
 from pconv.runtime.backend import ModelInfo
-from pconv.runtime.errors import InputError, ModelLoadError
 from pconv.runtime.loader import model_info_from_metadata
-from pconv.tensorrt_common import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
 
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
 DEFAULT_TIMEOUT_S = 60.0

@@ -44,9 +44,9 @@ def main() -> int:
 
     import torch
 
-    from pconv.export import export_onnx
+    from pconv.data.images import BUILTIN_HELDOUT, BUILTIN_TRAIN
+    from pconv.export.onnx_export import export_onnx
     from pconv.models import DEFAULT_CHECKPOINT, DEFAULT_ONNX, DEFAULT_RECORD, MODELS_DIR, sha256_file
-    from pconv.training.data import BUILTIN_HELDOUT, BUILTIN_TRAIN
 
     def stage(run: Path) -> dict[str, Any]:
         state: dict[str, Any] = torch.load(run / "train_state.pt", map_location="cpu", weights_only=True)

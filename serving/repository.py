@@ -33,12 +33,20 @@ from typing import Any
 
 import numpy as np
 
-from pconv.config import META_FORMAT, META_MULTIPLE
+from pconv.contract import (
+    ENGINE_SUFFIXES,
+    INPUT_CHANNELS,
+    INPUT_NAMES,
+    META_FORMAT,
+    META_MULTIPLE,
+    ONNX_SUFFIXES,
+    OUTPUT_NAMES,
+)
 from pconv.errors import MissingDependencyError, PconvError
 from pconv.runtime.backend import ModelInfo
-from pconv.runtime.loader import ENGINE_SUFFIXES, ONNX_SUFFIXES, check_model_file, model_info_from_metadata
+from pconv.runtime.loader import check_model_file, model_info_from_metadata
 from pconv.serving.environment import PATH_ENV, SITE_ENV
-from pconv.tensorrt_common import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES, EngineSidecar, sidecar_path
+from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
 #: Backends the network model can run on.
 NETWORK_BACKENDS = ("onnxruntime", "tensorrt", "python")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -22,11 +21,9 @@ def has_cuda() -> bool:
 
 def has_tensorrt() -> bool:
     """Real TensorRT, not the type stubs (which make ``import tensorrt`` an empty namespace package)."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return False
-    import tensorrt
+    from pconv.trt import tensorrt_available
 
-    return hasattr(tensorrt, "Builder")
+    return tensorrt_available()
 
 
 requires_gpu = pytest.mark.skipif(not has_cuda(), reason="needs a CUDA GPU (none on this machine)")
@@ -41,7 +38,8 @@ def make_tiny_model(depth: int = TINY_DEPTH, width: float = TINY_WIDTH, seed: in
     """A tiny PConvUNet in eval mode with non-trivial BatchNorm statistics (so folding is tested)."""
     import torch
 
-    from pconv.training import PartialConv2d, PConvUNet
+    from pconv.training.layers import PartialConv2d
+    from pconv.training.unet import PConvUNet
 
     torch.manual_seed(seed)
     model = PConvUNet(depth=depth, width=width)
@@ -65,7 +63,7 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from pconv.training import save_checkpoint
+    from pconv.training.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     save_checkpoint(make_tiny_model(), path)
@@ -78,7 +76,7 @@ def tiny_onnx_factory(tmp_path_factory):
     cache: dict[tuple, Path] = {}
 
     def make(form: str = "explicit", precision: str = "fp32", **kwargs) -> Path:
-        from pconv.export import export_onnx
+        from pconv.export.onnx_export import export_onnx
 
         key = (form, precision, tuple(sorted(kwargs.items())))
         if key not in cache:

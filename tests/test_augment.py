@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from pconv.data.images import BUILTIN_HELDOUT, BUILTIN_TRAIN, builtin_is_grey
+from pconv.data.masks import ProceduralMaskSource
 from pconv.training.augment import (
     ColourJitter,
     augment_crop,
@@ -14,8 +16,7 @@ from pconv.training.augment import (
     random_dihedral,
     tint_grey,
 )
-from pconv.training.data import BUILTIN_HELDOUT, BUILTIN_TRAIN, InpaintingDataset, builtin_is_grey
-from pconv.training.masks import ProceduralMaskSource
+from pconv.training.dataset import InpaintingDataset
 
 
 def dataset(augment: str, seed: int = 0) -> InpaintingDataset:

@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from pconv.cli import main
+from pconv.apps.cli import main
 
 
 def _run_without(modules: list[str], argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -18,7 +18,7 @@ def _run_without(modules: list[str], argv: list[str]) -> subprocess.CompletedPro
     code = (
         "import sys\n"
         f"for name in {modules!r}: sys.modules[name] = None\n"
-        "from pconv.cli import main\n"
+        "from pconv.apps.cli import main\n"
         f"sys.exit(main({argv!r}))\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

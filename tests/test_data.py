@@ -7,17 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from pconv.errors import PconvError
-from pconv.training.data import (
+from pconv.data.images import (
     BUILTIN_HELDOUT,
     BUILTIN_TRAIN,
-    StepIndexSampler,
     builtin_image_path,
     builtin_images,
     heldout_crops,
-    make_dataset,
 )
-from pconv.training.masks import save_mask_file
+from pconv.data.masks import save_mask_file
+from pconv.errors import PconvError
+from pconv.training.dataset import StepIndexSampler, make_dataset
 
 
 def test_builtin_photos_are_local_and_split() -> None:
@@ -85,7 +84,8 @@ def test_step_sampler_splits_ranks_and_resumes() -> None:
 
 
 def test_image_folder_skips_hidden_files_and_reports_bad_ones_once_up_front(tmp_path) -> None:
-    from pconv.training.data import find_images, make_dataset
+    from pconv.data.images import find_images
+    from pconv.training.dataset import make_dataset
 
     rng = np.random.default_rng(0)
     for name in ("a.png", "sub/b.jpg"):
@@ -106,7 +106,7 @@ def test_image_folder_skips_hidden_files_and_reports_bad_ones_once_up_front(tmp_
 
 
 def test_a_file_that_breaks_while_decoding_is_replaced_not_fatal(tmp_path) -> None:
-    from pconv.training.data import InpaintingDataset
+    from pconv.training.dataset import InpaintingDataset
 
     good = tmp_path / "good.png"
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(good)
@@ -119,7 +119,7 @@ def test_a_file_that_breaks_while_decoding_is_replaced_not_fatal(tmp_path) -> No
 
 
 def test_mask_folder_skips_hidden_and_broken_files(tmp_path) -> None:
-    from pconv.training.masks import FileMaskSource
+    from pconv.data.masks import FileMaskSource
 
     hole = np.zeros((32, 32), bool)
     hole[8:20, 8:20] = True

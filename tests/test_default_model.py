@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pconv.data.images import BUILTIN_HELDOUT, BUILTIN_TRAIN, heldout_views
+from pconv.data.masks import generate_irregular_mask, save_mask_file
 from pconv.models import (
     DEFAULT_CHECKPOINT,
     DEFAULT_ONNX,
@@ -21,8 +23,6 @@ from pconv.models import (
     verify_default_model,
 )
 from pconv.runtime import Inpainter
-from pconv.training.data import BUILTIN_HELDOUT, BUILTIN_TRAIN, heldout_views
-from pconv.training.masks import generate_irregular_mask, save_mask_file
 
 #: What the shipped files may add to the wheel in all (issue 11).
 SIZE_LIMIT_BYTES = 12_000_000
@@ -148,7 +148,7 @@ def test_inpaint_without_model_uses_the_default(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_finetune_default_starts_from_the_shipped_weights(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    from pconv.training import load_checkpoint
+    from pconv.training.checkpoint import load_checkpoint
     from pconv.training.train import TrainOptions, train
 
     before = load_checkpoint(DEFAULT_CHECKPOINT)

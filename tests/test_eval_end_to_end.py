@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv.cli import main
+from pconv.apps.cli import main
 from pconv.errors import PconvError
 from pconv.eval import evaluate, masksets, report
 from pconv.eval.evaluate import EvalOptions, run_evaluation
@@ -163,7 +163,7 @@ def test_eval_needs_no_torch(tiny_onnx_factory, tmp_path: Path) -> None:
     model = tiny_onnx_factory()  # exported (with torch) here; evaluated in a process where torch is blocked
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from pconv.cli import main\n"
+        "from pconv.apps.cli import main\n"
         f"rc = main(['eval', '--model', {str(model)!r}, '--per-bin', '1', '--size', '64', '--limit', '1',"
         f" '--baselines', 'mean', '--out', {str(tmp_path / 'out')!r}, '--no-progress'])\n"
         "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
@@ -187,7 +187,7 @@ def test_rerun_with_other_radius_or_mask_polarity_is_refused(tmp_path: Path) -> 
 
 
 def test_builtin_images_are_held_out_views_only() -> None:
-    from pconv.training.data import BUILTIN_HELDOUT, BUILTIN_TRAIN
+    from pconv.data.images import BUILTIN_HELDOUT, BUILTIN_TRAIN
 
     refs = evaluate.resolve_images("builtin")
     photos = {ref.key.removeprefix("heldout:").split("_s")[0] for ref in refs}

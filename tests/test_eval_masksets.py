@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv.cli import main
+from pconv.apps.cli import main
+from pconv.data import masks
 from pconv.eval import masksets
-from pconv.training import masks
 
 
 @pytest.mark.parametrize(

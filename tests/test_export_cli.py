@@ -8,9 +8,9 @@ import onnx
 import pytest
 from conftest import make_tiny_model
 
-from pconv.cli import main
-from pconv.export import check_onnx, export_onnx
-from pconv.export.check import CheckError
+from pconv.apps.cli import main
+from pconv.export.check import CheckError, check_onnx
+from pconv.export.onnx_export import export_onnx
 
 
 def test_export_then_check_against_checkpoint(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
@@ -91,7 +91,7 @@ def test_plugin_fields_and_cli_import_without_onnx_or_torch() -> None:
     import sys
 
     code = (
-        "import sys, pconv.export, pconv.export.plugin_fields, pconv.export.cli; "
+        "import sys, pconv.export, pconv.plugin_fields, pconv.export.cli; "
         "heavy = [m for m in ('onnx', 'torch', 'onnxruntime') if m in sys.modules]; "
         "assert not heavy, heavy"
     )

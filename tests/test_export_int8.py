@@ -16,13 +16,12 @@ import onnxruntime as ort
 import pytest
 from conftest import make_tiny_model, requires_tensorrt
 
-from pconv.cli import main
-from pconv.config import INT8_TARGETS, META_INT8_ACTIVATIONS, META_PRECISION
+from pconv.apps.cli import main
+from pconv.contract import INT8_TARGETS, META_INT8_ACTIVATIONS, META_PRECISION
+from pconv.engine.build import BuildError, build_engine
 from pconv.errors import PconvError
-from pconv.export import check_onnx, export_onnx
-from pconv.export.check import photo_inputs, psnr
-from pconv.export.engine import BuildError, build_engine
-from pconv.export.onnx_export import ExportError, _build_graph
+from pconv.export.check import check_onnx, photo_inputs, psnr
+from pconv.export.onnx_export import ExportError, _build_graph, export_onnx
 from pconv.export.quantize import (
     FEATURE_CONV,
     CalibrationError,

@@ -16,7 +16,9 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import pconv
-from pconv.config import (
+from pconv import plugin_fields
+from pconv.config import ModelConfig
+from pconv.contract import (
     MASK_CONVENTION,
     META_CONFIG,
     META_FORM,
@@ -26,10 +28,8 @@ from pconv.config import (
     META_PRECISION,
     META_VERSION,
     ONNX_FORMAT,
-    ModelConfig,
 )
 from pconv.errors import PconvError
-from pconv.export import plugin_fields
 from pconv.export.onnx_export import (
     DEFAULT_OPSET,
     META_IO,

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from pconv.cli import main
+from pconv.apps.cli import main
+from pconv.errors import ImageFileError
 from pconv.imagefiles import MASK_THRESHOLD, read_mask_file, read_rgb
 from pconv.runtime import cli as runtime_cli
 from pconv.runtime import imageio
-from pconv.runtime.errors import ImageFileError
 
 ORIENTATION = 0x0112
 
@@ -57,9 +57,9 @@ def test_exif_orientation_is_applied_everywhere(tmp_path: Path, orientation: int
         shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     assert shown.shape[:2] == ((48, 32) if orientation in (6, 8) else (32, 48))
     assert np.array_equal(read_rgb(path), shown)
+    from pconv.data.images import read_rgb as training_read
     from pconv.eval.evaluate import ImageRef
-    from pconv.training.data import InpaintingDataset
-    from pconv.training.data import read_rgb as training_read
+    from pconv.training.dataset import InpaintingDataset
 
     assert np.array_equal(training_read(path), shown)
     assert np.array_equal(ImageRef("p", path).load(), shown)
@@ -244,7 +244,7 @@ def test_an_image_the_model_cannot_take_is_skipped_not_fatal(
 def test_training_and_eval_honour_the_mask_threshold(tmp_path: Path) -> None:
     """One threshold, settable everywhere a mask file is read: train --masks, eval --masks, masks --from."""
     from pconv.eval import masksets
-    from pconv.training.data import make_mask_source
+    from pconv.training.dataset import make_mask_source
 
     grey = np.zeros((64, 64), np.uint8)
     grey[8:40, 8:40] = 100  # a hole painted at 40 % grey: a hole at threshold 0.3, not at 0.5

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pconv.training import PartialConv2d
+from pconv.training.layers import PartialConv2d
 from pconv.training.reference import reference_partial_conv
 
 C_IN, C_OUT = 4, 5

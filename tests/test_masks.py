@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv.training.masks import (
+from pconv.data.masks import (
     FileMaskSource,
     MaskAugmenter,
     augment_mask_file,
@@ -115,8 +115,8 @@ def test_augmenter_shapes_determinism_and_dilation(tmp_path) -> None:
 def test_masks_and_data_import_without_torch() -> None:
     code = (
         "import sys\n"
-        "import pconv.training.masks, pconv.training.data\n"
-        "from pconv.training.data import builtin_images\n"
+        "import pconv.data.masks, pconv.data.images\n"
+        "from pconv.data.images import builtin_images\n"
         "assert builtin_images('heldout')[0].ndim == 3\n"
         "bad = [m for m in ('torch', 'scipy') if m in sys.modules]\n"
         "assert not bad, bad\n"

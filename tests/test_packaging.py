@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 import zipfile
@@ -35,14 +36,17 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"pconv"}
-    for stage in ("training", "export", "runtime", "plugins", "eval"):
+    for stage in ("data", "trt", "training", "export", "engine", "plugins", "runtime", "eval", "apps"):
         assert f"pconv/{stage}/__init__.py" in names
-    assert "pconv/plugins/CMakeLists.txt" in names or not (ROOT / "plugins" / "CMakeLists.txt").exists()
+    assert "pconv/plugins/csrc/CMakeLists.txt" in names
     # Every kernel/plugin source ships: `pconv build-plugin` and the harness compile from the package.
-    sources = [p.name for ext in ("*.cu", "*.cuh", "*.h", "*.cpp") for p in (ROOT / "plugins").glob(ext)]
+    csrc = ROOT / "plugins" / "csrc"
+    sources = [p.name for ext in ("*.cu", "*.cuh", "*.h", "*.cpp") for p in csrc.glob(ext)]
     assert "pconv_tile_nhwc.h" in sources and "pconv_tile_narrow.h" in sources
-    missing = [n for n in sources if f"pconv/plugins/{n}" not in names and n != "generated_fields.h"]
+    missing = [n for n in sources if f"pconv/plugins/csrc/{n}" not in names and n != "generated_fields.h"]
     assert not missing, missing
+    # The C++ check programs are test code: they stay out of the wheel.
+    assert not [n for n in names if n.endswith("_check.cpp")]
     # The default model ships, byte for byte what its record's sha256 names.
     from pconv.models import default_record
 
@@ -51,7 +55,7 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
         assert hashlib.sha256(wheel_zip.read(f"pconv/models/{name}")).hexdigest() == digest, name
     assert "pconv/models/default.json" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "pconv = pconv.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "pconv = pconv.apps.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
     # A regular (non-editable) install: the unpacked wheel alone, outside the repository, must
     # provide every stage and a working model (the editable install would hide missing files).
@@ -59,12 +63,12 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(site)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "import torch, pconv, pconv.cli, pconv.export, pconv.runtime, pconv.plugins, pconv.eval\n"
-        "from pconv.training import PConvUNet\n"
+        "import torch, pconv, pconv.apps.cli, pconv.export, pconv.runtime, pconv.plugins, pconv.eval\n"
+        "from pconv.training.unet import PConvUNet\n"
         "assert pconv.__file__.startswith(sys.argv[1]), pconv.__file__\n"
         "out = PConvUNet(depth=2, width=0.125)(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8))\n"
         "assert out.shape == (1, 3, 8, 8)\n"
-        "pconv.cli.build_parser().parse_args(['train', '--help'])\n"
+        "pconv.apps.cli.build_parser().parse_args(['train', '--help'])\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(site)], cwd=tmp_path, capture_output=True, text=True
@@ -72,22 +76,46 @@ def test_wheel_has_only_the_pconv_top_level_package(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "--vgg-weights" in proc.stdout, proc.stderr[-2000:]
 
 
-def test_installed_stages_resolve_to_the_repository_folders() -> None:
-    import pconv.export
-    import pconv.runtime
-    import pconv.training
+def test_each_package_is_imported_from_its_folder() -> None:
+    """pyproject's package-dir is what the checkout runs: a wrong mapping imports another folder."""
+    import importlib
 
-    for module, folder in (
-        (pconv.training, "training"),
-        (pconv.export, "export"),
-        (pconv.runtime, "runtime"),
-    ):
+    import tomllib
+
+    layout = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in layout.items():
+        module = importlib.import_module(package)
         assert module.__file__ is not None
-        assert Path(module.__file__).parent.name in (folder, module.__name__.split(".")[-1])
+        if not Path(module.__file__).is_relative_to(ROOT):
+            pytest.skip("pconv is installed from a wheel here, not from this checkout")
+        assert Path(module.__file__).resolve() == (ROOT / folder / "__init__.py").resolve(), package
 
 
-def test_console_script_help_lists_stage_commands() -> None:
+#: Every command of ``pconv``, in the order of ``pconv --help`` (the pipeline's order).
+COMMANDS = (
+    "train",
+    "export",
+    "check",
+    "build",
+    "build-plugin",
+    "inpaint",
+    "bench",
+    "masks",
+    "eval",
+    "lpips-weights",
+    "serve",
+    "triton-repo",
+    "doctor",
+    "demo",
+)
+
+
+def test_console_script_help_lists_every_command_and_the_readme_documents_each() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "pconv", "--help"], check=True, capture_output=True, text=True
     ).stdout
-    assert "train" in out
+    listed = re.findall(r"^    ([a-z][a-z-]*)\b", out, flags=re.MULTILINE)
+    assert tuple(listed) == COMMANDS
+    readme = (ROOT / "README.md").read_text()
+    undocumented = [c for c in COMMANDS if not re.search(rf"`pconv {c}\b|^pconv {c}\b", readme, re.MULTILINE)]
+    assert not undocumented

@@ -1,6 +1,6 @@
 """The fused kernel without a GPU: nvcc compiles it for sm_80/sm_90, and its block body runs on the CPU.
 
-``plugins/pconv_host_check.cpp`` runs ``pconv::tile::run_block`` (the code every GPU thread block
+``tests/cpp/pconv_host_check.cpp`` runs ``pconv::tile::run_block`` (the code every GPU thread block
 runs) for every block of a launch, playing the 128 threads in turn, and compares with a naive
 double-precision partial convolution. Here it runs on every layer shape of the 512² network (at
 small spatial sizes), on edge cases, on random shapes, against ``reference_partial_conv``, and as
@@ -30,6 +30,7 @@ from pconv.plugins.build import find_cuda_include
 
 pytestmark = requires_nvcc
 SRC = plugin_source_dir()
+CHECKS = Path(__file__).resolve().parent / "cpp"  # the C++ check programs (not shipped)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def host_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-Werror",
             f"-I{find_cuda_include()}",
             f"-I{SRC}",
-            str(SRC / "pconv_host_check.cpp"),
+            str(CHECKS / "pconv_host_check.cpp"),
             "-o",
             str(exe),
         ],

@@ -19,7 +19,7 @@ from conftest import requires_nvcc
 
 from pconv.config import ModelConfig
 from pconv.errors import PconvError
-from pconv.export.plugin_fields import FIELDS, PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION, attributes_for
+from pconv.plugin_fields import FIELDS, PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION, attributes_for
 from pconv.plugins import TensorRTHeadersNotFound, find_tensorrt_include, tensorrt_header_version
 from pconv.plugins.build import BuildResult, build_plugin, parse_archs
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import requires_tensorrt
 
 from pconv.config import LayerSpec, ModelConfig
-from pconv.export.plugin_fields import FIELDS, PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION, attributes_for
+from pconv.plugin_fields import FIELDS, PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION, attributes_for
 
 pytestmark = [requires_tensorrt, pytest.mark.tensorrt]
 

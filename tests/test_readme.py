@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from pconv.cli import build_parser
+from pconv.apps.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv.cli import main
+from pconv.apps.cli import main
 
 SIZES = {"a": (37, 61), "b": (50, 40), "c": (64, 64)}
 
@@ -153,8 +153,12 @@ def test_bench_table_and_json(tmp_path: Path, tiny_onnx_factory, capsys) -> None
         == 0
     )
     assert json.loads(capsys.readouterr().out)["mode"] == "end-to-end"
-    assert main(["bench", "--model", model, "--shape", "512x512"]) == 2
-    assert "NxHxW" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse's one-line usage error, exit status 2
+        main(["bench", "--model", model, "--shape", "512x512"])
+    assert refused.value.code == 2
+    assert "expected NxHxW" in capsys.readouterr().err
+    # The same parser as `pconv build --opt`: the × sign is accepted too.
+    assert main(["bench", "--model", model, "--shape", "1×24×24", "--iterations", "2", "--warmup", "0"]) == 0
 
 
 def test_doctor_reports_each_piece_with_fixes(tmp_path: Path, tiny_onnx_factory, capsys, monkeypatch) -> None:
@@ -173,7 +177,7 @@ def test_doctor_reports_each_piece_with_fixes(tmp_path: Path, tiny_onnx_factory,
     assert checks["onnxruntime"]["ok"] and checks["numpy"]["ok"]
     for check in checks.values():
         assert check["ok"] or check["fix"], check  # every missing piece says how to fix it
-    from pconv.runtime.doctor import check_vgg
+    from pconv.apps.doctor import check_vgg
 
     monkeypatch.delenv("PCONV_VGG_WEIGHTS")
     missing = check_vgg(None)

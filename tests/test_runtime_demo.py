@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv.cli import main
+from pconv.apps.cli import main
+from pconv.apps.demo import RUN_MARKER, _remove_demo_run
 from pconv.errors import PconvError
 from pconv.models import DEFAULT_ONNX
-from pconv.runtime.demo import RUN_MARKER, _remove_demo_run
 
 
 def _check_comparison(out: Path, crops: int, size: int) -> dict:

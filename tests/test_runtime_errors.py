@@ -182,7 +182,7 @@ def test_engine_without_tensorrt_says_what_to_install(tmp_path: Path) -> None:
 def test_missing_plugin_library_names_the_build_command(tmp_path: Path) -> None:
     """The path check comes before TensorRT is touched, so it runs (and must be clear) without it."""
     from pconv.runtime import PluginLibraryError
-    from pconv.tensorrt_common import load_plugin_library
+    from pconv.trt.registry import load_plugin_library
 
     with pytest.raises(PluginLibraryError, match=r"not found: build it with `pconv build-plugin`"):
         load_plugin_library(None, tmp_path / "libpconv_plugin.so")

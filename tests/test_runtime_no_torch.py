@@ -61,7 +61,7 @@ NO_ORT_SCRIPT = textwrap.dedent(
 
     sys.meta_path.insert(0, Blocker())
     from pconv.runtime import BackendUnavailableError, Inpainter
-    from pconv.runtime.doctor import run_checks
+    from pconv.apps.doctor import run_checks
 
     try:
         Inpainter(sys.argv[1])

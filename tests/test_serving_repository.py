@@ -17,10 +17,10 @@ pytest.importorskip("tritonclient.grpc", reason="needs tritonclient: pip install
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from pconv.config import META_CONFIG, META_FORMAT, META_MASK, META_MULTIPLE
+from pconv.contract import META_CONFIG, META_FORMAT, META_MASK, META_MULTIPLE
+from pconv.errors import ModelLoadError
 from pconv.models import default_onnx
 from pconv.runtime import Inpainter
-from pconv.runtime.errors import ModelLoadError
 from pconv.runtime.triton_backend import ServerUnavailableError, TritonBackend, parse_address
 from pconv.serving.repository import (
     RepoOptions,
@@ -29,7 +29,7 @@ from pconv.serving.repository import (
     validate_repository,
     write_repository,
 )
-from pconv.tensorrt_common import EngineSidecar, sidecar_path
+from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:

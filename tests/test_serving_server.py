@@ -27,8 +27,8 @@ tritonclient = pytest.importorskip(
     "tritonclient.grpc", reason="needs tritonclient: pip install 'pconv[serve]'"
 )
 
+from pconv.errors import InputError  # noqa: E402
 from pconv.runtime import Inpainter  # noqa: E402
-from pconv.runtime.errors import InputError  # noqa: E402
 from pconv.serving import environment  # noqa: E402
 
 try:
@@ -236,7 +236,7 @@ def test_metrics_and_per_model_readiness(served: Served) -> None:
 
 
 def test_wrong_contract_and_unknown_model_are_one_line_errors(served: Served) -> None:
-    from pconv.runtime.errors import ModelLoadError
+    from pconv.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="not the pconv contract") as info:
         Inpainter(f"grpc://127.0.0.1:{served.grpc}/pconv_ensemble")

@@ -10,6 +10,7 @@ Runtime through Polygraphy; they skip here and run with ``pytest -m tensorrt`` o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,25 +23,23 @@ import numpy as np
 import pytest
 from conftest import requires_tensorrt
 
-from pconv.cli import main as cli_main
-from pconv.config import META_FORMAT, ONNX_FORMAT
-from pconv.errors import MissingDependencyError, PconvError
-from pconv.export.engine import (
-    BuildError,
-    BuildReport,
-    Profile,
-    build_engine,
-    parse_shape,
-    read_onnx_facts,
-    resolve_profile,
-)
-from pconv.fileio import atomic_write_bytes
-from pconv.runtime.errors import (
+from pconv.apps.cli import main as cli_main
+from pconv.contract import META_FORMAT, ONNX_FORMAT
+from pconv.contract import parse_nhw as parse_shape
+from pconv.engine.build import build_engine
+from pconv.engine.errors import BuildError
+from pconv.engine.facts import read_onnx_facts
+from pconv.engine.profile import resolve_profile
+from pconv.engine.report import BuildReport
+from pconv.errors import (
     DeviceInputError,
     EngineIncompatibleError,
     InputError,
+    MissingDependencyError,
     ModelLoadError,
+    PconvError,
 )
+from pconv.fileio import atomic_write_bytes
 from pconv.runtime.tensorrt_backend import (
     DeviceArray,
     EngineSidecar,
@@ -75,7 +74,7 @@ def test_parse_shape_accepts_nxhxw(text: str, expected: tuple[int, int, int]) ->
     [("512x512", "expected NxHxW"), ("1x0x8", "positive"), ("axbxc", "integers"), ("1x2x3x4", "NxHxW")],
 )
 def test_parse_shape_rejects_other_text(text: str, message: str) -> None:
-    with pytest.raises(BuildError, match=message):
+    with pytest.raises(InputError, match=message):
         parse_shape(text)
 
 
@@ -148,7 +147,7 @@ def test_non_pconv_and_broken_onnx_files_are_refused(tmp_path: Path) -> None:
 @no_tensorrt
 def test_build_without_tensorrt_names_the_install_command(tiny_onnx_factory: Any, tmp_path: Path) -> None:
     with pytest.raises(MissingDependencyError, match=r"pip install 'pconv\[trt\]'"):
-        build_engine(tiny_onnx_factory(), tmp_path / "m.engine", opt_shape=(1, 64, 64), progress=False)
+        build_engine(tiny_onnx_factory(), tmp_path / "m.engine", opt_shape=(1, 64, 64))
     assert not (tmp_path / "m.engine").exists()
 
 
@@ -190,38 +189,61 @@ def test_missing_plugin_library_is_caught_before_tensorrt(
 
 def test_build_report_prints_precision_profile_plugin_layers_and_size(tmp_path: Path) -> None:
     """What `pconv build` prints after a build (the report itself is filled in by TensorRT runs)."""
+    library = tmp_path / "libpconv_plugin.so"
+    sidecar = _sidecar(
+        tensorrt_version="10.7.0.23",
+        profile_min=(1, 256, 256),
+        profile_opt=(8, 512, 512),
+        profile_max=(16, 1024, 1024),
+        io_dtypes={"image": "float32", "mask": "float32", "output": "float32", "composite": "float32"},
+        plugin_layers=("enc1/pconv", "dec1/pconv"),
+        engine_bytes=3 * 2**20,
+        extra={"plugin_library_path": str(library)},
+    )
     report = BuildReport(
+        sidecar=sidecar,
         engine_path=tmp_path / "m.engine",
         sidecar_path=tmp_path / "m.engine.json",
         onnx_path=tmp_path / "m.onnx",
-        tensorrt_version="10.7.0.23",
-        gpu_name="NVIDIA H100 80GB HBM3",
-        compute_capability=(9, 0),
-        precision="fp16",
-        strongly_typed=True,
-        profile=Profile(min=(1, 256, 256), opt=(8, 512, 512), max=(16, 1024, 1024)),
-        io_dtypes={"image": "float32", "mask": "float32", "output": "float32", "composite": "float32"},
         num_layers=40,
-        plugin_library=tmp_path / "libpconv_plugin.so",
-        plugin_layers=["enc1/pconv", "dec1/pconv"],
-        engine_bytes=3 * 2**20,
         build_seconds=12.5,
-        version_compatible=False,
     )
     text = report.summary()
-    assert "m.engine (3.00 MiB" in text
+    assert "m.engine (3.00 MiB, built in 12.5 s)" in text
     assert "precision  FP16 (strongly typed" in text
     assert "min 1x256x256, opt 8x512x512, max 16x1024x1024" in text
     assert "2 of 40 network layers are pconv::PartialConv2d" in text and "enc1/pconv, dec1/pconv" in text
+    assert f"(from {library})" in text
     assert "10.7.0.23 on NVIDIA H100 80GB HBM3 (sm_90)" in text
     data = report.to_dict()
-    assert data["profile"]["max"] == [16, 1024, 1024] and data["plugin_layers"] == [
-        "enc1/pconv",
-        "dec1/pconv",
+    # The --json object keeps the keys (and order) it had before the report held a sidecar.
+    assert list(data) == [
+        "engine_path",
+        "sidecar_path",
+        "onnx_path",
+        "tensorrt_version",
+        "gpu_name",
+        "compute_capability",
+        "precision",
+        "strongly_typed",
+        "profile",
+        "io_dtypes",
+        "num_layers",
+        "plugin_library",
+        "plugin_layers",
+        "engine_bytes",
+        "build_seconds",
+        "version_compatible",
+        "timing_cache",
+        "timing_cache_note",
+        "warnings",
     ]
+    assert data["profile"]["max"] == [16, 1024, 1024] and data["compute_capability"] == [9, 0]
+    assert data["plugin_layers"] == ["enc1/pconv", "dec1/pconv"] and data["plugin_library"] == str(library)
     json.dumps(data)  # the --json output is serialisable
-    report.plugin_layers, report.plugin_library = [], None
-    assert "plugin     none (40 network layers" in report.summary()
+    plain = dataclasses.replace(report, sidecar=dataclasses.replace(sidecar, plugin_layers=()))
+    assert "plugin     none (40 network layers" in plain.summary()
+    assert plain.plugin_library is None and plain.to_dict()["plugin_library"] is None
 
 
 def test_cli_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -258,7 +280,7 @@ def test_runtime_module_imports_without_torch_onnx_or_tensorrt(tmp_path: Path) -
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
         from pconv.runtime.tensorrt_backend import TensorRTBackend
-        from pconv.runtime.errors import BackendUnavailableError
+        from pconv.errors import BackendUnavailableError
         try:
             TensorRTBackend({str(engine)!r})
         except BackendUnavailableError as exc:
@@ -470,9 +492,9 @@ def _feeds(n: int, h: int, w: int, dtype: Any, seed: int) -> dict[str, np.ndarra
 
 
 def _plugin_library_or_skip() -> Path:
-    from pconv.runtime.tensorrt_backend import default_plugin_library
+    from pconv.runtime.tensorrt_backend import find_library
 
-    library = default_plugin_library()
+    library = find_library()
     if library is None:
         pytest.skip("the PartialConv2d plugin library is not built: run `pconv build-plugin` first")
     return library
@@ -509,7 +531,6 @@ def test_engine_matches_onnxruntime(
         use_default_plugin=False,
         timing_cache=tmp_path / "timing.cache",
         workspace_gib=1.0,
-        progress=False,
     )
     assert engine.stat().st_size == report.engine_bytes > 0
     assert (tmp_path / "timing.cache").stat().st_size > 0
@@ -544,7 +565,7 @@ def test_device_io_and_cuda_graphs_match_host_io(tiny_onnx_factory: Any, tmp_pat
     import torch
 
     engine = tmp_path / "m.engine"
-    build_engine(tiny_onnx_factory(), engine, opt_shape=(1, 64, 64), progress=False, use_default_plugin=False)
+    build_engine(tiny_onnx_factory(), engine, opt_shape=(1, 64, 64), use_default_plugin=False)
     feed = _feeds(1, 64, 64, np.float32, 3)
     with TensorRTBackend(engine) as plain, TensorRTBackend(engine, use_cuda_graph=True) as graphed:
         host = plain.run(feed["image"], feed["mask"])
@@ -571,7 +592,7 @@ def test_engine_from_another_tensorrt_is_refused_before_deserialising(
     tiny_onnx_factory: Any, tmp_path: Path
 ) -> None:
     engine = tmp_path / "m.engine"
-    build_engine(tiny_onnx_factory(), engine, opt_shape=(1, 32, 32), progress=False, use_default_plugin=False)
+    build_engine(tiny_onnx_factory(), engine, opt_shape=(1, 32, 32), use_default_plugin=False)
     side = sidecar_path(engine)
     data = json.loads(side.read_text())
     data["tensorrt_version"] = "9.0.0.1"
@@ -588,11 +609,9 @@ def test_fp16_builder_flag_on_tensorrt_10(tiny_onnx_factory: Any, tmp_path: Path
     onnx_path = tiny_onnx_factory()
     if parse_version(trt.__version__)[0] >= 11:
         with pytest.raises(PconvError, match="no FP16 builder flag"):
-            build_engine(onnx_path, tmp_path / "m.engine", fp16_flag=True, progress=False)
+            build_engine(onnx_path, tmp_path / "m.engine", fp16_flag=True)
         return
-    report = build_engine(
-        onnx_path, tmp_path / "m.engine", opt_shape=(1, 64, 64), fp16_flag=True, progress=False
-    )
+    report = build_engine(onnx_path, tmp_path / "m.engine", opt_shape=(1, 64, 64), fp16_flag=True)
     assert report.precision == "fp16-flag" and not report.strongly_typed
     feed = _feeds(1, 64, 64, np.float32, 5)
     import onnxruntime as ort

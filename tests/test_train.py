@@ -17,10 +17,11 @@ import torch
 from conftest import requires_gpu
 from PIL import Image
 
-from pconv.cli import main as pconv_main
+from pconv.apps.cli import main as pconv_main
 from pconv.errors import PconvError
-from pconv.training import PConvUNet, load_checkpoint, save_checkpoint
+from pconv.training.checkpoint import load_checkpoint, save_checkpoint
 from pconv.training.train import TrainOptions, TrainResult, learning_rate, train
+from pconv.training.unet import PConvUNet
 
 TINY = {"size": 64, "depth": 4, "width": 0.125, "batch": 4}
 

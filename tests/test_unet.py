@@ -8,8 +8,9 @@ from conftest import make_tiny_model
 from safetensors.torch import save_file
 
 from pconv.config import LayerSpec, ModelConfig
-from pconv.training import CheckpointError, PConvUNet, composite, load_checkpoint, save_checkpoint
+from pconv.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pconv.training.reference import reference_forward
+from pconv.training.unet import PConvUNet, composite
 
 
 def spec_params(spec: LayerSpec) -> int:

@@ -13,7 +13,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from pconv._version import __version__
-from pconv.config import CHECKPOINT_FORMAT, META_CONFIG, META_FORMAT, META_VERSION, ModelConfig
+from pconv.config import ModelConfig
+from pconv.contract import CHECKPOINT_FORMAT, META_CONFIG, META_FORMAT, META_VERSION
 from pconv.errors import PconvError
 from pconv.fileio import atomic_write
 from pconv.training.unet import PConvUNet

@@ -231,7 +231,7 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.no_progress,
     )
-    result = train(opts)  # warnings print as one line: pconv.cli installs that for every command
+    result = train(opts)  # warnings print as one line: pconv.apps.cli installs that for every command
 
     if int(os.environ.get("RANK", "0")) == 0:
         last = result.history[-1] if result.history else None

@@ -60,7 +60,7 @@ from pconv.fileio import atomic_write
 from pconv.models import resolve_checkpoint
 from pconv.training.augment import check_level
 from pconv.training.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
-from pconv.training.data import StepIndexSampler, make_dataset
+from pconv.training.dataset import StepIndexSampler, make_dataset
 from pconv.training.losses import LOSS_TERMS, build_loss
 from pconv.training.options import SCHEDULES, TrainOptions
 from pconv.training.runfolder import commit_step, has_run, latest_step_dir

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
 from pconv.errors import PconvError
 from pconv.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from pconv.serving.models import error_response, input_array, output_tensor, parameters
-from pconv.tensorrt_common import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
 
 
 class TritonPythonModel:

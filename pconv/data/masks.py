@@ -6,7 +6,7 @@ Conventions (read this once, they never change):
   :func:`generate_irregular_mask` return ``bool`` arrays of shape (H, W) where ``True`` marks a
   hole. Mask image files are white = hole by default (``white_is_hole=False`` flips that for
   datasets drawn the other way round).
-* **The model speaks "1 = valid, 0 = hole"** (:data:`pconv.config.MASK_CONVENTION`).
+* **The model speaks "1 = valid, 0 = hole"** (:data:`pconv.contract.MASK_CONVENTION`).
   :func:`to_valid_mask` is the one place that converts.
 
 This module imports only numpy, PIL and the standard library at module level, so the runtime
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pconv.contract import IMAGE_SUFFIXES
 from pconv.imagefiles import (
     MASK_THRESHOLD,
     ImageReadError,
@@ -35,8 +36,6 @@ from pconv.imagefiles import (
 #: Grey level (in [0, 1]) above which a mask-file pixel counts as white: the one threshold every
 #: stage uses (mid-grey; NVIDIA's masks are antialiased, JPEG masks are noisy).
 BINARIZE_THRESHOLD = MASK_THRESHOLD
-
-MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def load_mask_file(
@@ -68,7 +67,7 @@ def find_mask_files(root: str | Path) -> list[Path]:
     return sorted(
         p
         for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS and not is_hidden(p, root)
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p, root)
     )
 
 
@@ -165,7 +164,7 @@ class FileMaskSource:
         self.files = find_mask_files(root)
         if not self.files:
             raise FileNotFoundError(
-                f"no mask images ({', '.join(MASK_EXTENSIONS)}) found under {root}; "
+                f"no mask images ({', '.join(IMAGE_SUFFIXES)}) found under {root}; "
                 "point --masks at a folder of mask files or use --masks procedural"
             )
         self.files = drop_unreadable(self.files, "--masks")  # headers only: fast, reported once

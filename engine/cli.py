@@ -10,8 +10,12 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pconv.contract import nhw_arg
 
 DESCRIPTION = """\
 Build a TensorRT engine from a pconv ONNX model (pconv export) on this machine's GPU.
@@ -33,17 +37,6 @@ examples:
   pconv build model.onnx -o model.engine
   pconv build model_fp16.onnx -o model.engine --min 1x256x256 --opt 8x512x512 --max 16x1024x1024
   pconv build model.onnx -o model.engine --timing-cache ~/.cache/pconv/timing.cache --verbose"""
-
-
-def _shape(text: str) -> tuple[int, int, int]:
-    """argparse type for NxHxW (errors become argparse's one-line usage errors)."""
-    from pconv.errors import PconvError
-    from pconv.export.engine import parse_shape
-
-    try:
-        return parse_shape(text)
-    except PconvError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def register(sub: Any) -> None:
@@ -69,9 +62,11 @@ def register(sub: Any) -> None:
         "model's size multiple (2^depth). A missing --min/--max takes --opt; with none given, static "
         "ONNX dims are used and dynamic ones get 1xMxM .. 1x512x512 .. 1x1024x1024 (M = multiple).",
     )
-    shapes.add_argument("--min", type=_shape, default=None, metavar="NxHxW", help="smallest batch shape")
-    shapes.add_argument("--opt", type=_shape, default=None, metavar="NxHxW", help="shape to tune kernels for")
-    shapes.add_argument("--max", type=_shape, default=None, metavar="NxHxW", help="largest batch shape")
+    shapes.add_argument("--min", type=nhw_arg, default=None, metavar="NxHxW", help="smallest shape")
+    shapes.add_argument(
+        "--opt", type=nhw_arg, default=None, metavar="NxHxW", help="shape to tune kernels for"
+    )
+    shapes.add_argument("--max", type=nhw_arg, default=None, metavar="NxHxW", help="largest shape")
     plugin = p.add_mutually_exclusive_group()
     plugin.add_argument(
         "--plugin",
@@ -123,9 +118,30 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_build)
 
 
+@contextmanager
+def step_bar(wanted: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A ``progress`` callback drawing a tqdm bar of the build's steps, or None off a terminal."""
+    from pconv.terminal import show_progress
+
+    if not show_progress(wanted):
+        yield None
+        return
+    from tqdm import tqdm
+
+    from pconv.engine.build import STEPS
+
+    with tqdm(total=len(STEPS), desc="pconv build", unit="step", leave=False) as bar:
+
+        def update(done: int, total: int, text: str) -> None:
+            bar.total, bar.n = total, done
+            bar.set_postfix_str(text)  # redraws
+
+        yield update
+
+
 def run_build(args: argparse.Namespace) -> int:
     """Run ``pconv build``; user-fixable problems raise PconvError (printed as one line)."""
-    from pconv.export.engine import DEFAULT_WORKSPACE_GIB, build_engine
+    from pconv.engine.build import DEFAULT_WORKSPACE_GIB, build_engine
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -133,23 +149,24 @@ def run_build(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     output = args.output if args.output is not None else args.onnx.with_suffix(".engine")
-    report = build_engine(
-        args.onnx,
-        output,
-        min_shape=args.min,
-        opt_shape=args.opt,
-        max_shape=args.max,
-        plugin_library=args.plugin,
-        use_default_plugin=not args.no_plugin,
-        timing_cache=args.timing_cache,
-        workspace_gib=args.workspace if args.workspace is not None else DEFAULT_WORKSPACE_GIB,
-        version_compatible=args.version_compatible,
-        fp16_flag=args.fp16,
-        allow_tf32=args.tf32,
-        device=args.device,
-        verbose=args.verbose,
-        progress=not args.json,
-    )
+    with step_bar(wanted=not args.json) as progress:
+        report = build_engine(
+            args.onnx,
+            output,
+            min_shape=args.min,
+            opt_shape=args.opt,
+            max_shape=args.max,
+            plugin_library=args.plugin,
+            use_default_plugin=not args.no_plugin,
+            timing_cache=args.timing_cache,
+            workspace_gib=args.workspace if args.workspace is not None else DEFAULT_WORKSPACE_GIB,
+            version_compatible=args.version_compatible,
+            fp16_flag=args.fp16,
+            allow_tf32=args.tf32,
+            device=args.device,
+            verbose=args.verbose,
+            progress=progress,
+        )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

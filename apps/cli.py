@@ -1,4 +1,4 @@
-"""``pconv`` command line. Each pipeline stage registers its own subcommands.
+"""``pconv`` command line: the dispatcher. Each pipeline stage registers its own subcommands.
 
 Stage CLI modules import only argparse at module level; the heavy libraries (torch, onnx,
 TensorRT) are imported inside each command, so ``pconv --help`` is instant and works on a
@@ -19,15 +19,16 @@ from typing import TextIO
 from pconv._version import __version__
 from pconv.errors import PconvError
 
-#: Modules with a ``register(subparsers)`` function, in pipeline order.
+#: Modules with a ``register(subparsers)`` function, in pipeline order (the order of ``pconv --help``).
 STAGE_CLI_MODULES = (
     "pconv.training.cli",
     "pconv.export.cli",
-    "pconv.export.engine_cli",
+    "pconv.engine.cli",
     "pconv.plugins.cli",
     "pconv.runtime.cli",
     "pconv.eval.cli",
     "pconv.serving.cli",
+    "pconv.apps.commands",  # doctor, demo: they span stages
 )
 
 

@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from pconv.data.masks import BINARIZE_THRESHOLD, hole_ratio_of
 from pconv.errors import PconvError
 from pconv.eval import baselines as baselines_mod
 from pconv.eval import lpips as lpips_mod
 from pconv.eval import masksets
 from pconv.eval.metrics import METRIC_NAMES, score
 from pconv.fileio import sha256_file
-from pconv.training.masks import BINARIZE_THRESHOLD, hole_ratio_of
 
 MODEL_METHOD = "pconv"
 RESULTS_NAME = "results.csv"
@@ -78,10 +78,10 @@ class ImageRef:
 def resolve_images(spec: str, limit: int | None = None) -> list[ImageRef]:
     """``"builtin"`` or a folder of images.
 
-    ``builtin`` is the held-out set (:func:`pconv.training.data.heldout_views`: 256² views of the
+    ``builtin`` is the held-out set (:func:`pconv.data.images.heldout_views`: 256² views of the
     photos no builtin training run uses), never the training photos.
     """
-    from pconv.training import data
+    from pconv.data import images as data
 
     if spec == BUILTIN:
         refs = [ImageRef(f"heldout:{n}", None, view) for n, view in data.heldout_views(HELDOUT_VIEW_SIZE)]

@@ -7,7 +7,7 @@ Telea | Navier-Stokes | pconv | original), ``report.md`` and ``report.json`` (PS
 method, whole image and in the holes).
 
 ``--train`` first runs the whole pipeline: train a small model on the builtin photos
-(``pconv.training.train``), export it (``pconv.export.export_onnx``), check ONNX Runtime against
+(``pconv.training.train``), export it (``pconv.export.onnx_export.export_onnx``), check ONNX Runtime against
 PyTorch, then the same comparison. Torch is imported only then.
 """
 
@@ -57,7 +57,7 @@ def _parity(
     import torch
 
     from pconv.runtime.loader import open_backend
-    from pconv.training import load_checkpoint
+    from pconv.training.checkpoint import load_checkpoint
 
     model = load_checkpoint(checkpoint)
     backend = open_backend(onnx_path, backend="onnxruntime", providers=["CPUExecutionProvider"])
@@ -82,7 +82,7 @@ def _parity(
 def _export_check(checkpoint: Path, onnx_path: Path) -> dict[str, Any] | None:
     """The export stage's own parity check, if this build has it (recorded as reported)."""
     try:
-        from pconv.export import check_onnx
+        from pconv.export.check import check_onnx
     except (ImportError, AttributeError):
         return None
     report = check_onnx(onnx_path, checkpoint)
@@ -143,7 +143,7 @@ def _train_export_check(
 
     torch: Any = require("torch", "train", "PyTorch (pconv demo --train trains a model)")
     require("onnx", "export", "onnx (pconv demo --train exports the model)")
-    from pconv.export import export_onnx
+    from pconv.export.onnx_export import export_onnx
     from pconv.training.train import TrainOptions, train
 
     if opts.size % (2**opts.depth):
@@ -224,8 +224,8 @@ def _remove_demo_run(run_dir: Path) -> None:
 
 def _test_pairs(opts: DemoOptions) -> Pairs:
     """``opts.crops`` held-out views spread over the photos, each masked from its own hole-ratio slice."""
-    from pconv.training.data import heldout_views
-    from pconv.training.masks import generate_irregular_mask
+    from pconv.data.images import heldout_views
+    from pconv.data.masks import generate_irregular_mask
 
     views = heldout_views(opts.crop_size)
     crops = [views[(i * len(views)) // opts.crops][1] for i in range(opts.crops)]
@@ -305,7 +305,7 @@ def _markdown(report: dict[str, Any]) -> str:
             f"ONNX Runtime vs PyTorch, raw output max-abs: {p['max_abs']:.2e} "
             f"(tolerance {p['tolerance']:.0e}: {'pass' if p['passed'] else 'FAIL'}).",
             *(
-                [f"`pconv.export.check_onnx`: {'PASS' if report['export_check']['passed'] else 'FAIL'}."]
+                [f"`check_onnx`: {'PASS' if report['export_check']['passed'] else 'FAIL'}."]
                 if report.get("export_check")
                 else []
             ),

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pconv.data import masks
 from pconv.errors import PconvError
-from pconv.training import masks
 
 #: Hole-ratio bins, ``(low, high]``, as in the NVIDIA irregular-mask test set and the paper's tables.
 BINS: tuple[tuple[float, float], ...] = (
@@ -155,7 +155,7 @@ def save_mask_png(path: Path, hole: np.ndarray) -> None:
 def load_mask(
     path: Path, white_is_hole: bool = True, threshold: float = masks.BINARIZE_THRESHOLD
 ) -> np.ndarray:
-    """A mask file as a bool H x W array, True = hole (via ``pconv.training.masks.load_mask_file``)."""
+    """A mask file as a bool H x W array, True = hole (via ``pconv.data.masks.load_mask_file``)."""
 
     try:
         return np.asarray(masks.load_mask_file(path, white_is_hole, threshold)).astype(bool)
@@ -174,7 +174,7 @@ def _progress(iterable: Sequence, desc: str, enabled: bool) -> Iterator:
 def draw_cell_mask(size: int, bin_idx: int, border: bool, rng: np.random.Generator) -> np.ndarray:
     """One random ``size x size`` hole mask whose *measured* bin and border flag are the requested ones.
 
-    Uses the project's one stroke/ellipse/box generator (:func:`pconv.training.masks.generate_irregular_mask`,
+    Uses the project's one stroke/ellipse/box generator (:func:`pconv.data.masks.generate_irregular_mask`,
     with ``margin`` = :func:`border_margin` for no-border cells) and keeps drawing until the measurement
     matches, so the definitions in this module stay the only ones (border cells must actually touch the
     frame; a ratio exactly on a bin's lower bound is redrawn).

@@ -109,7 +109,7 @@ def validate(values: dict[str, Any]) -> None:
 def render_header() -> str:
     """C++ header declaring the field list, generated from :data:`FIELDS` at plugin build time."""
     lines = [
-        "// Generated from pconv/export/plugin_fields.py by `pconv build-plugin`. Do not edit.",
+        "// Generated from pconv/plugin_fields.py by `pconv build-plugin`. Do not edit.",
         "#pragma once",
         "#include <cstdint>",
         "",

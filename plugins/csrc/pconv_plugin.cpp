@@ -1,6 +1,6 @@
 // TensorRT glue of the fused partial convolution: `pconv::PartialConv2d`, version 1, IPluginV3.
 //
-// Node (pconv/export/plugin_fields.py): inputs  features (FP32|FP16), mask (FP32, K channels),
+// Node (pconv/plugin_fields.py): inputs  features (FP32|FP16), mask (FP32, K channels),
 //                                                weight (C_out, C_in, kh, kw), bias (C_out)
 //                                       outputs output (features' type), new_mask (FP32, 1 channel)
 // Formats: linear NCHW, and for FP16 layers with channel counts that are multiples of 8 also
