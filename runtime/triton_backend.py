@@ -101,6 +101,8 @@ def import_client(protocol: str) -> Any:
 def _is_unavailable(exc: Exception) -> bool:
     """A transient failure worth retrying: gRPC UNAVAILABLE, HTTP 503, or a refused connection."""
     status = str(getattr(exc, "status", lambda: "")() or "")
+    if "restricted" in str(exc).lower():  # a restricted API answers UNAVAILABLE too: not transient
+        return False
     if "UNAVAILABLE" in status.upper() or status == "503":
         return True
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):

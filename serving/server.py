@@ -12,7 +12,8 @@ for a busy port, readiness per model (``/v2/models/<name>/ready``: ``/v2/health/
 before the models load), and SIGTERM/SIGINT forwarded as one SIGTERM, on which Triton stops taking
 new requests and lets in-flight ones finish (up to ``--exit-timeout``). ``--admin-token`` restricts
 the admin APIs (model repository, shared memory, statistics, trace, logging) to requests carrying
-the header ``pconv-admin-key: TOKEN`` (HTTP header or gRPC metadata, same lower-case name).
+``pconv-admin-key: TOKEN`` (HTTP header) or ``triton-grpc-protocol-pconv-admin-key: TOKEN`` (gRPC
+metadata: Triton prefixes the key for gRPC, so the two names differ).
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from typing import Any
 
 from pconv.errors import PconvError
 from pconv.serving.environment import TritonInstall, backend_directory, find_install, server_env
-from pconv.serving.repository import RepoOptions, write_repository
+from pconv.serving.repository import ENSEMBLE, NETWORK, RepoOptions, validate_repository, write_repository
 
-ADMIN_HEADER = "pconv-admin-key"
+ADMIN_HEADER = "pconv-admin-key"  # the HTTP header
+#: gRPC clients send the key as metadata under this name (Triton prefixes restricted-protocol keys).
+ADMIN_GRPC_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
 ADMIN_APIS = "model-repository,shared-memory,statistics,trace,logging"
 
 
@@ -155,15 +158,35 @@ def _die_with_parent() -> None:
 class TritonServer:
     """A running ``tritonserver`` on a generated repository; a context manager that stops it."""
 
-    def __init__(self, model: str | Path, options: ServeOptions, install: TritonInstall | None = None):
+    def __init__(
+        self,
+        model: str | Path | None,
+        options: ServeOptions,
+        install: TritonInstall | None = None,
+        *,
+        repository: Path | None = None,
+    ):
+        """Serve ``model`` on a repository written to a temporary folder, or an existing ``repository``
+        (checked first; its models must run on this build: python backend and ensembles)."""
         self.options = options
         self.install = install or find_install()
         check_ports(options)
         self._tmp = tempfile.TemporaryDirectory(prefix="pconv-serve-")
         root = Path(self._tmp.name)
-        self.repository = root / "models"
-        repo_options = options.repo
-        self.summary = write_repository(model, self.repository, repo_options)
+        if repository is None:
+            if model is None:
+                raise ServeError("give a model file or an existing repository to serve")
+            self.repository = root / "models"
+            self.summary = write_repository(model, self.repository, options.repo)
+        else:
+            self.repository = Path(repository).resolve()
+            names = validate_repository(self.repository)
+            network, ensemble = options.repo.model_name(NETWORK), options.repo.model_name(ENSEMBLE)
+            self.summary = {
+                "models": names,
+                "network": network,
+                "ensemble": ensemble if ensemble in names else None,
+            }
         self.models: list[str] = list(self.summary["models"])
         self.backends = backend_directory(self.install, root / "backends")
         self.log_path = root / "tritonserver.log"

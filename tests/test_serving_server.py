@@ -39,6 +39,7 @@ except environment.ServeEnvironmentError as exc:
 import tritonclient.http as triton_http  # noqa: E402
 
 START_TIMEOUT_S = 120
+ADMIN_TOKEN = "s3cret"
 MAX_PIXELS = 512 * 512  # the server's per-image limit in this module (requests above it are refused)
 
 
@@ -98,7 +99,7 @@ def start_serve(tmp: Path, *extra: str) -> Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_serve(tmp_path_factory.mktemp("serve"))
+    server = start_serve(tmp_path_factory.mktemp("serve"), "--admin-token", ADMIN_TOKEN)
     try:
         yield server
     finally:
@@ -235,6 +236,31 @@ def test_metrics_and_per_model_readiness(served: Served) -> None:
             assert r.status == 200
 
 
+def test_admin_token_restricts_the_admin_apis_over_http_and_grpc(served: Served) -> None:
+    import urllib.error
+    import urllib.request
+
+    from pconv.serving.server import ADMIN_GRPC_HEADER, ADMIN_HEADER
+
+    index = f"http://127.0.0.1:{served.http}/v2/repository/index"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(index, data=b"{}"), timeout=10)
+    assert refused.value.code == 403
+    request = urllib.request.Request(index, data=b"{}", headers={ADMIN_HEADER: ADMIN_TOKEN})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status == 200
+    client = tritonclient.InferenceServerClient(f"127.0.0.1:{served.grpc}")
+    try:
+        with pytest.raises(tritonclient.InferenceServerException, match=ADMIN_GRPC_HEADER):
+            client.get_model_repository_index(headers={ADMIN_HEADER: ADMIN_TOKEN})  # the HTTP name: refused
+        headers = {ADMIN_GRPC_HEADER: ADMIN_TOKEN}
+        names = {m.name for m in client.get_model_repository_index(headers=headers).models}
+        assert "pconv_ensemble" in names
+        assert client.is_model_ready("pconv")  # inference, health and metadata stay open
+    finally:
+        client.close()
+
+
 def test_wrong_contract_and_unknown_model_are_one_line_errors(served: Served) -> None:
     from pconv.errors import ModelLoadError
 
@@ -279,3 +305,34 @@ def test_sigterm_drains_in_flight_requests(served: Served, local: Inpainter) -> 
         assert np.array_equal(got, local.backend.run(image, mask)["output"])
     assert served.process.wait(timeout=60) == 0
     assert "stopped" in served.log.read_text()
+
+
+def test_triton_repo_output_loads_on_the_bundled_server_with_a_python_stand_in(tmp_path: Path) -> None:
+    """``pconv triton-repo``'s pre/post/ensemble, byte for byte, on the bundled tritonserver; only the
+    network (onnxruntime backend, absent from that build) is swapped for the python stand-in."""
+    import shutil
+
+    from pconv.models import default_onnx
+    from pconv.serving.repository import RepoOptions, write_repository
+    from pconv.serving.server import ServeOptions, TritonServer
+
+    repo = tmp_path / "models"
+    done = subprocess.run(
+        [sys.executable, "-m", "pconv", "triton-repo", "default", "-o", str(repo)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert 'backend: "onnxruntime"' in (repo / "pconv" / "config.pbtxt").read_text()
+    stand_in = tmp_path / "stand_in"
+    write_repository(default_onnx(), stand_in, RepoOptions(backend="python", ensemble=False))
+    shutil.rmtree(repo / "pconv")
+    shutil.copytree(stand_in / "pconv", repo / "pconv")
+    http, grpc, metrics = free_ports(3)
+    options = ServeOptions(
+        http_port=http, grpc_port=grpc, metrics_port=metrics, ready_timeout=START_TIMEOUT_S
+    )
+    image, mask = sample(5, (77, 150))
+    with TritonServer(None, options, repository=repo) as server:
+        server.wait_ready()
+        got = _ensemble(http, image, mask)
+    assert np.array_equal(got, Inpainter("default")(image, mask, strategy="full"))
