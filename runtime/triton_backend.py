@@ -10,8 +10,9 @@ way the file backends check the ONNX metadata.
 
 ``http://host:8000/MODEL`` works the same over HTTP. Query options: ``?timeout=SECONDS`` (per
 request, default 60), ``&retries=N`` (retries on ``UNAVAILABLE`` / connection errors, default 3,
-with exponential backoff). Needs ``tritonclient`` (``pip install 'pconv[serve]'``); numpy and
-tritonclient only, never torch.
+with exponential backoff; a full queue answers ``UNAVAILABLE`` too, so a busy server is retried
+and then reported as :class:`ServerBusyError`). Needs ``tritonclient`` (``pip install
+'pconv[serve]'``); numpy and tritonclient only, never torch.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ _UNBOUNDED = 1 << 30
 
 class ServerUnavailableError(ModelLoadError):
     """The Triton server cannot be reached (or stayed unavailable through the retries)."""
+
+
+class ServerBusyError(PconvError):
+    """The server's queue stayed full through the retries (``--max-queue``): back-pressure, not a fault."""
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,7 @@ class TritonBackend:
         return self._module.InferenceServerClient(self.address.endpoint)
 
     def _wait_for_server(self) -> None:
-        try:
-            live = self._call(self.client.is_server_live)
-        except ServerUnavailableError:
-            raise
+        live = self._call(self.client.is_server_live)
         if not live:
             raise ServerUnavailableError(f"the Triton server at {self.address.endpoint} is not live")
         model, version = self.address.model, self.address.version
@@ -219,6 +221,12 @@ class TritonBackend:
             except (exceptions, OSError) as exc:
                 if not _is_unavailable(exc):
                     raise
+                if attempt == self.address.retries and "queue size" in _one_line(exc):
+                    raise ServerBusyError(
+                        f"the Triton server at {self.address.endpoint} is full ({_one_line(exc)}; "
+                        f"{attempt + 1} attempt(s)): retry later, or serve with more --instances or a larger "
+                        "--max-queue (or raise retries= in the model URL)"
+                    ) from exc
                 if attempt == self.address.retries:
                     raise ServerUnavailableError(
                         f"cannot reach the Triton server at {self.address.endpoint} ({_one_line(exc)}; "
@@ -252,6 +260,8 @@ class TritonBackend:
                 outputs=outputs,
                 **timeout,
             )
+        except ServerBusyError:
+            raise
         except self._module.InferenceServerException as exc:
             raise InputError(
                 f"the Triton server rejected a batch of shape {image.shape} ({_one_line(exc)})"

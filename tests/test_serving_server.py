@@ -336,3 +336,36 @@ def test_triton_repo_output_loads_on_the_bundled_server_with_a_python_stand_in(t
         server.wait_ready()
         got = _ensemble(http, image, mask)
     assert np.array_equal(got, Inpainter("default")(image, mask, strategy="full"))
+
+
+def test_a_full_queue_rejects_at_once_and_the_server_keeps_serving() -> None:
+    """``--max-queue 1`` on one instance: a burst gets Triton's rejection (UNAVAILABLE), which the
+    client retries with backoff and then reports as one ServerBusyError line; the rest are served."""
+    from pconv.models import default_onnx
+    from pconv.runtime.triton_backend import ServerBusyError
+    from pconv.serving.repository import RepoOptions
+    from pconv.serving.server import ServeOptions, TritonServer
+
+    http, grpc, metrics = free_ports(3)
+    repo = RepoOptions(backend="python", instances=1, max_queue=1, queue_delay_us=0, ensemble=False)
+    options = ServeOptions(http_port=http, grpc_port=grpc, metrics_port=metrics, repo=repo)
+    mask = np.ones((4, 1, 512, 512), np.float32)
+    image = np.random.default_rng(1).random((4, 3, 512, 512), dtype=np.float32)
+    with TritonServer(default_onnx(), options) as server:
+        server.wait_ready()
+        url = f"grpc://127.0.0.1:{grpc}/pconv?retries=0"
+
+        def call(_: int) -> str:
+            with Inpainter(url) as remote:
+                try:
+                    remote.backend.run(image, mask)
+                    return "ok"
+                except ServerBusyError as exc:
+                    assert "\\n" not in str(exc) and "--max-queue" in str(exc)
+                    return "busy"
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = list(pool.map(call, range(6)))
+        assert "busy" in outcomes and "ok" in outcomes, outcomes
+        with Inpainter(f"grpc://127.0.0.1:{grpc}/pconv") as remote:  # default retries: served
+            assert remote.backend.run(image[:1], mask[:1])["output"].shape == (1, 3, 512, 512)
