@@ -424,8 +424,7 @@ def run_inpaint(args: argparse.Namespace) -> int:
                     save(_concat_path(out_path), np.concatenate([image.pixels, shown, result], axis=1), image)
                 written += 1
             bar.update(len(jobs[start : start + args.batch]))
-    providers = getattr(inpainter.backend, "providers", None)
-    where = inpainter.backend.name + (f" ({', '.join(providers)})" if providers else "")
+    where = inpainter.backend.describe()
     target = outputs[0] if len(outputs) == 1 and Path(args.out) == outputs[0] else Path(args.out)
     extra = f"; {existing} already existed (--skip-existing)" if existing else ""
     print(f"wrote {written} image(s) to {target} with {where}{extra}")
@@ -519,7 +518,7 @@ def run_bench(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {
         "model": str(inpainter.model_path),
         "backend": backend.name,
-        "providers": getattr(backend, "providers", None),
+        "providers": list(backend.providers) or None,  # null for backends without providers
         "shape": [n, h, w],
         "network_shape": [n, net_h, net_w],
         "io_dtype": str(info.io_dtype),
@@ -538,7 +537,7 @@ def run_bench(args: argparse.Namespace) -> int:
             atomic_write_bytes(args.json, (text + "\n").encode())
             print(f"wrote {args.json}")
         return 0
-    where = backend.name + (f" ({', '.join(result['providers'])})" if result["providers"] else "")
+    where = backend.describe()
     print(
         f"model {args.model} on {where}, {result['mode']}, input {n}x{h}x{w} -> network {n}x{net_h}x{net_w}"
     )

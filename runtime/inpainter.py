@@ -29,7 +29,7 @@ import dataclasses
 import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,23 +165,21 @@ class Inpainter:
             results = self._inpaint(batch, strategy, batch_size)
         return batch.restore(results)
 
-    def run_device(self, image: Any, mask: Any, **options: Any) -> dict[str, Any]:
+    def run_device(
+        self, image: Any, mask: Any, stream: Any = None, out: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Zero-copy GPU path: NCHW ``image`` and N1HW ``mask`` (1 = valid) already on the GPU.
 
         Sizes must already be multiples of the model's size multiple and the dtype the engine's
         I/O dtype (no host-side padding or conversion happens here). Returns the backend's device
-        outputs ``{"output", "composite"}``. ``options`` go to the backend (TensorRT: ``stream=``,
-        ``out=``). Only the TensorRT backend supports it.
+        outputs ``{"output", "composite"}``; ``stream`` and ``out`` as in
+        :meth:`pconv.runtime.backend.Backend.run_device`. Only backends with ``supports_device``
+        (TensorRT) take them; the others raise :class:`~pconv.errors.DeviceInputError`.
         """
-        run_device = getattr(self.backend, "run_device", None)
-        if run_device is None:
-            raise DeviceInputError(
-                f"the {self.backend.name} backend cannot take GPU arrays; pass numpy arrays / PIL images, "
-                "or use a TensorRT engine (.engine) for zero-copy GPU inputs"
-            )
+        if not self.backend.supports_device:
+            return self.backend.run_device(image, mask)  # raises the backend's one-line refusal
         with self._lock:
-            result: dict[str, Any] = run_device(image, mask, **options)
-        return result
+            return self.backend.run_device(image, mask, stream=stream, out=out)
 
     # -- internals ----------------------------------------------------------------------------------
     def _inpaint(self, batch: Batch, strategy: str, batch_size: int) -> list[np.ndarray]:
