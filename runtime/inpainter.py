@@ -39,10 +39,10 @@ from pconv.errors import DeviceInputError, InputError
 from pconv.models import resolve_model
 from pconv.runtime import strategy as strategies
 from pconv.runtime.backend import Backend, ModelInfo
-from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, to_float01
+from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, to_float32_clipped
 from pconv.runtime.loader import open_backend
+from pconv.runtime.options import DEFAULT_BATCH_SIZE, DEFAULT_STRATEGY
 
-DEFAULT_BATCH_SIZE = 4
 #: Rows of an upscaled fill made at a time (a whole 24 MP fill in float32 is 288 MB, plus temporaries).
 UPSCALE_ROWS = 256
 
@@ -136,7 +136,7 @@ class Inpainter:
         mask: Any,
         *,
         mask_is_hole: bool = True,
-        strategy: str = "auto",
+        strategy: str = DEFAULT_STRATEGY,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Any:
         """Inpaint ``image`` where ``mask`` says; returns the same type and dtype as ``image``.
@@ -239,7 +239,7 @@ class Inpainter:
                 mask = np.zeros((n, 1, net_h, net_w), dtype=np.float32)  # 0 = hole: padding is hole
                 for slot, tile in enumerate(chunk):
                     item = batch.items[tile.item]
-                    region = to_float01(item.original[tile.box.slices])
+                    region = to_float32_clipped(item.original[tile.box.slices])
                     valid = (~item.holes[tile.box.slices]).astype(np.float32)
                     if tile.scaled != (tile.box.height, tile.box.width):
                         region = strategies.resize_bilinear(region, *tile.scaled)
