@@ -176,9 +176,7 @@ class Inpainter:
         :meth:`pconv.runtime.backend.Backend.run_device`. Only backends with ``supports_device``
         (TensorRT) take them; the others raise :class:`~pconv.errors.DeviceInputError`.
         """
-        if not self.backend.supports_device:
-            return self.backend.run_device(image, mask)  # raises the backend's one-line refusal
-        with self._lock:
+        with self._lock:  # a backend without device support raises its one-line refusal
             return self.backend.run_device(image, mask, stream=stream, out=out)
 
     # -- internals ----------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ stays importable (and its errors clear) on machines without them. torch and onnx
 The engine's sidecar ``<engine>.json`` (written by :func:`pconv.engine.build.build_engine`) says
 what the runtime needs without the ONNX: the pconv metadata, the profile shapes, the I/O dtypes,
 the GPU and TensorRT version it was built with and whether it uses the plugin. It is compared with
-the running GPU and TensorRT *before* deserialising, so a foreign engine gives one clear error.
+the running GPU and TensorRT *before* deserialising, so a foreign engine gives one clear error
+(that policy: :mod:`pconv.runtime.sidecar`; GPU array views and owned memory:
+:mod:`pconv.runtime.device_arrays`).
 
 Threading: one execution context per backend, guarded by a lock (calls from several threads are
 safe and serialised). For concurrent GPU work, open one backend per thread.
