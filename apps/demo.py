@@ -56,7 +56,7 @@ def _parity(
     """Max |ONNX Runtime - PyTorch| on raw outputs for the demo's own inputs (padded as the runtime does)."""
     import torch
 
-    from pconv.runtime.loader import open_backend
+    from pconv.runtime import open_backend
     from pconv.training.checkpoint import load_checkpoint
 
     model = load_checkpoint(checkpoint)
@@ -257,7 +257,7 @@ def _compare(
     t0 = time.perf_counter()
     with Inpainter(onnx_path, backend="onnxruntime") as inpainter:
         fills = inpainter(crops, holes, batch_size=opts.crops)
-        providers = inpainter.backend.providers if hasattr(inpainter.backend, "providers") else None
+        providers = list(inpainter.backend.providers)
     timings["inference"] = time.perf_counter() - t0
     results: dict[str, list[np.ndarray]] = {
         "telea": [telea(c, h) for c, h in zip(crops, holes)],

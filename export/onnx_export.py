@@ -65,6 +65,7 @@ from pconv.contract import (
 from pconv.errors import PconvError
 from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
 from pconv.export.quantize import DECODER_SUM, FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
+from pconv.metadata import read_onnx_metadata
 from pconv.network import unet_forward
 from pconv.training.fold import FoldedLayer, fold_layers
 
@@ -684,7 +685,7 @@ def export_onnx(
 def summarize(path: str | Path) -> dict[str, Any]:
     """What ``pconv export`` prints: form, precision, node counts, size, dynamic dims."""
     m = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in m.metadata_props}
+    props = read_onnx_metadata(path)
     ops: dict[str, int] = {}
     for node in m.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1

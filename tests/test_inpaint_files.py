@@ -39,10 +39,10 @@ def test_cli_mirrors_agree_with_their_sources() -> None:
     from pconv.eval import cli as eval_cli
     from pconv.training.options import TrainOptions
 
-    assert runtime_cli.MASK_THRESHOLD == MASK_THRESHOLD
+    # The runtime CLI states no copies: its flags are generated from pconv.runtime.options
+    # (tests/test_runtime_options.py); these two stages still mirror the threshold.
     assert eval_cli.MASK_THRESHOLD == TrainOptions.mask_threshold == MASK_THRESHOLD
-    assert tuple(imageio.OUTPUT_FORMATS) == runtime_cli.OUTPUT_FORMATS
-    assert runtime_cli.DEFAULT_QUALITY == imageio.DEFAULT_QUALITY
+    assert not hasattr(runtime_cli, "MASK_THRESHOLD") and not hasattr(runtime_cli, "DEFAULT_QUALITY")
 
 
 # -- orientation and bit depth ----------------------------------------------------------------------
