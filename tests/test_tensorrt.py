@@ -129,7 +129,7 @@ def test_non_pconv_and_broken_onnx_files_are_refused(tmp_path: Path) -> None:
     )
     foreign = tmp_path / "foreign.onnx"
     onnx.save_model(helper.make_model(graph), str(foreign))
-    with pytest.raises(BuildError, match=r"not a pconv ONNX model.*pconv export"):
+    with pytest.raises(BuildError, match=r"not a pconv model.*pconv export"):
         read_onnx_facts(foreign)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00not onnx at all\xff" * 10)
