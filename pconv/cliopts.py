@@ -6,7 +6,7 @@ dataclass's ``__post_init__`` calls :func:`check` for the declared checks (choic
 its own rules for combinations, raising :class:`OptionError`. Why:
 
 * the default ``--help`` shows is the dataclass default (the text is made from it, and argparse
-  never holds a copy: options not given are left out of the namespace, so the dataclass fills them);
+  holds no copy: options not given are left out of the namespace, so the dataclass fills them in);
 * the CLI and a library caller get the same validation, with one-line messages naming the flag
   (``pconv`` prints a :class:`~pconv.errors.PconvError` as ``pconv CMD: error: ...``);
 * no hand-written ``Options(size=args.size, ...)`` block that can forget a field.
@@ -36,8 +36,10 @@ Rules:
   checked by :func:`check`, so a library caller gets them too.
 * A ``bool`` is a switch: ``--flag`` stores True when the default is False; a default-True bool stores
   False and needs an inverting flag (default ``--no-field-name``, e.g. ``--masks-black-is-hole``).
-* A field without a default is a required option. ``group`` puts the option in one of the groups
-  passed to :func:`add_options` (argument groups, mutually exclusive groups).
+* A field without a default is a required option; ``positional=True`` makes it an argument without a
+  flag (optional on the command line when it has a default). ``group`` puts the option in one of the groups
+  passed to :func:`add_options` (argument groups, mutually exclusive groups): layout and usage only,
+  a group not passed leaves the option on the parser (the dataclass checks combinations itself).
 * Fields without :func:`option` metadata are library-only: not on the command line.
 * ``choices`` show in the usage as ``{a,b}``; they are checked by :func:`check`, not argparse, so the
   error is the same one-line message from the CLI and the library.
@@ -81,6 +83,7 @@ class Option:
     at_least: float | None = None
     at_most: float | None = None
     group: str | None = None
+    positional: bool = False  # an argument without a flag (``pconv export CHECKPOINT``)
 
 
 def option(
@@ -96,6 +99,7 @@ def option(
     at_least: float | None = None,
     at_most: float | None = None,
     group: str | None = None,
+    positional: bool = False,
 ) -> Any:
     """A dataclass field (``dataclasses.field``) that is also a command-line option."""
     spec = Option(
@@ -109,6 +113,7 @@ def option(
         at_least=at_least,
         at_most=at_most,
         group=group,
+        positional=positional,
     )
     return dataclasses.field(default=default, metadata={_KEY: spec})
 
@@ -132,6 +137,8 @@ def flag_of(cls: type, name: str) -> str:
 
 
 def _flags(f: dataclasses.Field[Any], spec: Option) -> tuple[str, ...]:
+    if spec.positional:
+        return (f.name,)
     if spec.flags:
         return spec.flags
     if f.default is True:
@@ -188,10 +195,14 @@ def add_options(
     for f, spec in cli_fields(cls):
         if f.name in exclude:
             continue
-        target = parser if spec.group is None else (groups or {})[spec.group]
-        kwargs: dict[str, Any] = {"dest": f.name, "help": _help(f, spec), "default": argparse.SUPPRESS}
-        if f.default is dataclasses.MISSING:
-            kwargs["required"] = True
+        target = (groups or {}).get(spec.group or "", parser)
+        kwargs: dict[str, Any] = {"help": _help(f, spec), "default": argparse.SUPPRESS}
+        if spec.positional:  # argparse names it by the field; one with a default may be left out
+            if f.default is not dataclasses.MISSING:  # (argparse would type-convert SUPPRESS itself)
+                kwargs.update(nargs="?", default=f.default)
+        else:
+            kwargs["dest"] = f.name
+            kwargs["required"] = f.default is dataclasses.MISSING
         if hints[f.name] is bool:
             kwargs["action"] = "store_false" if f.default is True else "store_true"
         else:
