@@ -262,8 +262,7 @@ def model_method(
     def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return np.asarray(inpainter(image, hole.astype(np.uint8), strategy=strategy))
 
-    close = getattr(inpainter, "close", None)
-    return run, (close if callable(close) else (lambda: None))
+    return run, inpainter.close
 
 
 def build_methods(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pconv.cliopts import OptionError, check, comma_list, option
-from pconv.contract import BACKENDS, STRATEGIES
+from pconv.contract import BACKENDS, MASK_THRESHOLD, STRATEGIES
 
 #: Baselines ``--baselines`` accepts (:mod:`pconv.eval.baselines`).
 BASELINE_NAMES = ("telea", "ns", "mean")
@@ -24,9 +24,6 @@ EVAL_STRATEGIES = tuple(s for s in STRATEGIES if s != "resize")
 BUILTIN = "builtin"
 #: Side in px of generated masks.
 GENERATED_MASK_SIZE = 512
-#: Mask files: grey above this is white (= pconv.imagefiles.MASK_THRESHOLD; tests/test_inpaint_files.py
-#: checks: that module imports numpy, and this one must not).
-MASK_THRESHOLD = 0.5
 
 
 def _baselines(text: str) -> tuple[str, ...]:

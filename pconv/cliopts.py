@@ -57,16 +57,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pconv.errors import PconvError
+from pconv.errors import OptionError, PconvError
 
 T = TypeVar("T")
 _KEY = "pconv.cli"
 #: Field types argparse converts itself (``X | None`` too).
 _PLAIN_TYPES: tuple[type, ...] = (int, float, str, Path)
-
-
-class OptionError(PconvError, ValueError):
-    """An option with a bad value, or options that do not go together; the message names the flag."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,13 +35,24 @@ def _inpaint(model: Path, image: Path, mask: Path, out: Path, *extra: str) -> in
     return main([*argv, *extra])
 
 
-def test_cli_mirrors_agree_with_their_sources() -> None:
-    from pconv.eval import cli as eval_cli
+def test_the_mask_threshold_is_stated_once() -> None:
+    """Every command's --mask-threshold default is pconv.contract's constant, never a copy."""
+    import re
+
+    from pconv.eval.options import EvalOptions
+    from pconv.runtime.options import InpaintOptions
     from pconv.training.options import TrainOptions
 
-    # The runtime CLI states no copies: its flags are generated from pconv.runtime.options
-    # (tests/test_runtime_options.py); these two stages still mirror the threshold.
-    assert eval_cli.MASK_THRESHOLD == TrainOptions.mask_threshold == MASK_THRESHOLD
+    root = Path(__file__).resolve().parents[1]
+    defined = [
+        str(path.relative_to(root))
+        for folder in ("pconv", "training", "export", "engine", "plugins", "runtime", "eval", "apps")
+        for path in (root / folder).rglob("*.py")
+        if re.search(r"^MASK_THRESHOLD\s*=", path.read_text(), re.MULTILINE)
+    ]
+    assert defined == ["pconv/contract.py"]
+    assert TrainOptions().mask_threshold == EvalOptions.mask_threshold == MASK_THRESHOLD
+    assert InpaintOptions.mask_threshold == MASK_THRESHOLD
     assert not hasattr(runtime_cli, "MASK_THRESHOLD") and not hasattr(runtime_cli, "DEFAULT_QUALITY")
 
 

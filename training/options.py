@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pconv.cliopts import OptionError, check, option
+from pconv.contract import MASK_THRESHOLD
 
 #: ``--augment`` levels: none (random scale + flip); geometric (+ all flips, 90° turns); full (+ colour).
 AUGMENT_LEVELS = ("none", "geometric", "full")
@@ -13,9 +14,6 @@ AUGMENT_LEVELS = ("none", "geometric", "full")
 SCHEDULES = ("constant", "cosine")
 #: ``--amp`` choices (CUDA only; fp16 uses a gradient scaler).
 AMP_MODES = ("off", "bf16", "fp16")
-#: Mask files: grey above this is white (= pconv.imagefiles.MASK_THRESHOLD; tests/test_inpaint_files.py
-#: checks: that module imports numpy, and this one must not).
-MASK_THRESHOLD = 0.5
 
 
 def _lo_hi(text: str) -> tuple[float, float]:
