@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pconv.apps.options import DemoOptions
 
 #: ONNX Runtime vs PyTorch raw-output tolerance for an FP32 graph.
 PARITY_TOLERANCE = 1e-4
@@ -31,23 +33,6 @@ METHOD_TITLES = {"telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes", "pconv":
 SCORES = ("psnr", "ssim", "psnr_hole", "ssim_hole")
 #: Held-out views and their hole masks (True = hole).
 Pairs = tuple[list[np.ndarray], list[np.ndarray]]
-
-
-@dataclass
-class DemoOptions:
-    out: str = "demo_out"
-    train: bool = False  # train a small model first instead of using the shipped one
-    steps: int = 1500  # --train only, as are size, depth, width, batch and threads
-    size: int = 64
-    depth: int = 4
-    width: float = 0.25
-    batch: int = 4
-    crops: int = 6
-    crop_size: int = 256
-    seed: int = 0
-    hole_ratio: tuple[float, float] = (0.1, 0.6)  # spread evenly over the crops
-    progress: bool = True
-    threads: int = 1  # torch CPU threads while training (restored afterwards)
 
 
 def _parity(
@@ -106,8 +91,6 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     from pconv.errors import PconvError, require
 
     require("cv2", "eval", "OpenCV (the demo compares with cv2.inpaint)")
-    if opts.crops < 1 or opts.crop_size < 16:
-        raise PconvError("--crops must be >= 1 and --crop-size >= 16")
     out = Path(opts.out)
     if out.exists() and not out.is_dir():
         raise PconvError(f"--out {out}: is a file; pass a folder")
