@@ -9,6 +9,9 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    from pconv.apps.options import DemoOptions, DoctorOptions
+    from pconv.cliopts import add_options
+
     d = sub.add_parser(
         "doctor",
         help="check what is installed and usable (torch, ONNX Runtime, TensorRT, GPU, plugin, VGG weights)",
@@ -16,22 +19,9 @@ def register(sub: Any) -> None:
         "it. Exit code 0 when the CPU runtime (numpy + onnxruntime) works and --model (if given) opens, 1 "
         "otherwise.",
     )
-    d.add_argument(
-        "--vgg-weights",
-        default=None,
-        metavar="FILE",
-        help="VGG-16 weights to check (else $PCONV_VGG_WEIGHTS)",
-    )
-    d.add_argument(
-        "--plugin-library", default=None, metavar="SO", help="plugin library to check (else the default)"
-    )
-    d.add_argument("--model", default=None, metavar="M", help="also try opening this model")
-    d.add_argument("--json", action="store_true", help="print the checks as JSON")
+    add_options(d, DoctorOptions)
     d.set_defaults(func=run_doctor)
 
-    from pconv.apps.demo import DemoOptions  # numpy only at import time
-
-    defaults = DemoOptions()  # the one place the demo's defaults are written
     m = sub.add_parser(
         "demo",
         help="the shipped model vs OpenCV on held-out photos, in seconds (--train: the whole pipeline)",
@@ -42,69 +32,18 @@ def register(sub: Any) -> None:
         "scikit-image, export it to ONNX and check ONNX-vs-PyTorch parity, then compare that model "
         "(about a minute on 2 CPU cores; needs pconv[train,export,eval]).",
     )
-    m.add_argument(
-        "--out",
-        default=defaults.out,
-        metavar="DIR",
-        help="output folder; with --train, its train/ subfolder from an earlier demo is replaced "
-        "(default: %(default)s)",
-    )
-    m.add_argument(
-        "--train",
-        action="store_true",
-        help="train, export and check a small model first, and compare it instead of the shipped one",
-    )
-    m.add_argument(
-        "--steps", type=int, default=defaults.steps, help="--train: training steps (default: %(default)s)"
-    )
-    m.add_argument(
-        "--size",
-        type=int,
-        default=defaults.size,
-        help="--train: training crop size, a multiple of 2^depth (default: %(default)s)",
-    )
-    m.add_argument(
-        "--depth", type=int, default=defaults.depth, help="--train: U-Net depth (default: %(default)s)"
-    )
-    m.add_argument(
-        "--width",
-        type=float,
-        default=defaults.width,
-        help="--train: channel width multiplier (default: %(default)s)",
-    )
-    m.add_argument(
-        "--batch",
-        type=int,
-        default=defaults.batch,
-        help="--train: training batch size (default: %(default)s)",
-    )
-    m.add_argument(
-        "--crops", type=int, default=defaults.crops, help="held-out views to inpaint (default: %(default)s)"
-    )
-    m.add_argument(
-        "--crop-size", type=int, default=defaults.crop_size, help="held-out view size (default: %(default)s)"
-    )
-    m.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help="seed for training, crops and masks (default: %(default)s)",
-    )
-    m.add_argument(
-        "--threads",
-        type=int,
-        default=defaults.threads,
-        help="--train: torch CPU threads for training (0 = torch's default); the demo model is tiny, so one "
-        "thread is nearly as fast and does not slow down on a busy machine (default: %(default)s)",
-    )
+    add_options(m, DemoOptions)
     m.set_defaults(func=run_demo)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
     from pconv.apps.doctor import format_checks, run_checks
+    from pconv.apps.options import DoctorOptions
+    from pconv.cliopts import from_args
 
-    checks = run_checks(vgg_weights=args.vgg_weights, plugin_library=args.plugin_library, model=args.model)
-    if args.json:
+    opts = from_args(DoctorOptions, args)
+    checks = run_checks(vgg_weights=opts.vgg_weights, plugin_library=opts.plugin_library, model=opts.model)
+    if opts.json:
         print(json.dumps([c.to_dict() for c in checks], indent=2))
     else:
         print(format_checks(checks))
@@ -113,23 +52,11 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from pconv.apps.demo import DemoOptions
     from pconv.apps.demo import run_demo as demo
+    from pconv.apps.options import DemoOptions
+    from pconv.cliopts import from_args
 
-    report = demo(
-        DemoOptions(
-            out=args.out,
-            train=args.train,
-            steps=args.steps,
-            size=args.size,
-            depth=args.depth,
-            width=args.width,
-            batch=args.batch,
-            crops=args.crops,
-            crop_size=args.crop_size,
-            seed=args.seed,
-            threads=args.threads,
-        )
-    )
-    print(f"demo done in {report['timings_s']['total']:.1f} s: see {Path(args.out) / 'report.md'}")
+    opts = from_args(DemoOptions, args)
+    report = demo(opts)
+    print(f"demo done in {report['timings_s']['total']:.1f} s: see {Path(opts.out) / 'report.md'}")
     return 0

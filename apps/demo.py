@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pconv.apps.options import DemoOptions
 
 #: ONNX Runtime vs PyTorch raw-output tolerance for an FP32 graph.
 PARITY_TOLERANCE = 1e-4
@@ -33,30 +35,13 @@ SCORES = ("psnr", "ssim", "psnr_hole", "ssim_hole")
 Pairs = tuple[list[np.ndarray], list[np.ndarray]]
 
 
-@dataclass
-class DemoOptions:
-    out: str = "demo_out"
-    train: bool = False  # train a small model first instead of using the shipped one
-    steps: int = 1500  # --train only, as are size, depth, width, batch and threads
-    size: int = 64
-    depth: int = 4
-    width: float = 0.25
-    batch: int = 4
-    crops: int = 6
-    crop_size: int = 256
-    seed: int = 0
-    hole_ratio: tuple[float, float] = (0.1, 0.6)  # spread evenly over the crops
-    progress: bool = True
-    threads: int = 1  # torch CPU threads while training (restored afterwards)
-
-
 def _parity(
     checkpoint: Path, onnx_path: Path, images: list[np.ndarray], holes: list[np.ndarray]
 ) -> dict[str, Any]:
     """Max |ONNX Runtime - PyTorch| on raw outputs for the demo's own inputs (padded as the runtime does)."""
     import torch
 
-    from pconv.runtime.loader import open_backend
+    from pconv.runtime import open_backend
     from pconv.training.checkpoint import load_checkpoint
 
     model = load_checkpoint(checkpoint)
@@ -106,8 +91,6 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     from pconv.errors import PconvError, require
 
     require("cv2", "eval", "OpenCV (the demo compares with cv2.inpaint)")
-    if opts.crops < 1 or opts.crop_size < 16:
-        raise PconvError("--crops must be >= 1 and --crop-size >= 16")
     out = Path(opts.out)
     if out.exists() and not out.is_dir():
         raise PconvError(f"--out {out}: is a file; pass a folder")
@@ -257,7 +240,7 @@ def _compare(
     t0 = time.perf_counter()
     with Inpainter(onnx_path, backend="onnxruntime") as inpainter:
         fills = inpainter(crops, holes, batch_size=opts.crops)
-        providers = inpainter.backend.providers if hasattr(inpainter.backend, "providers") else None
+        providers = list(inpainter.backend.providers)
     timings["inference"] = time.perf_counter() - t0
     results: dict[str, list[np.ndarray]] = {
         "telea": [telea(c, h) for c, h in zip(crops, holes)],

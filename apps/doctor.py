@@ -136,7 +136,7 @@ def check_onnxruntime() -> list[Check]:
 
 
 def check_tensorrt() -> Check:
-    from pconv.runtime.loader import tensorrt_available
+    from pconv.trt import tensorrt_available
 
     if not tensorrt_available():
         stubs = " (only tensorrt-stubs, type hints, is installed)" if _version("tensorrt-stubs") else ""
@@ -232,25 +232,14 @@ def check_plugin(plugin_library: str | None) -> Check:
     path: Path | None = Path(plugin_library) if plugin_library else None
     source = "--plugin-library"
     if path is None:
+        from pconv.trt.registry import default_library_path
+
         try:
-            plugins = importlib.import_module("pconv.plugins")
-        except ImportError as exc:
-            return Check("TensorRT plugin", False, f"pconv.plugins not importable: {exc}", "pip install -e .")
-        default = getattr(plugins, "default_library_path", None)
-        if default is None:
-            return Check(
-                "TensorRT plugin",
-                False,
-                "this build of pconv.plugins does not report a default library location",
-                "pass --plugin-library PATH/libpconv_plugin.so",
-            )
-        try:
-            found = default()
-        except Exception as exc:
+            path = default_library_path()
+        except (OSError, ValueError) as exc:
             return Check(
                 "TensorRT plugin", False, f"default_library_path() failed: {exc}", "pass --plugin-library"
             )
-        path = Path(found) if found else None
         source = "default location"
     if path is not None and path.is_file():
         return Check("TensorRT plugin", True, f"{path} ({source})")
@@ -295,8 +284,7 @@ def check_model(model: str) -> Check:
     try:
         with Inpainter(model) as inp:
             info = inp.info
-            providers = getattr(inp.backend, "providers", None)
-            where = inp.backend.name + (f" ({', '.join(providers)})" if providers else "")
+            where = inp.backend.describe()
             return Check(
                 "model",
                 True,

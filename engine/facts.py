@@ -15,15 +15,13 @@ from pconv.contract import (
     INPUT_NAMES,
     INT8_TARGETS,
     META_FORM,
-    META_FORMAT,
     META_INT8_ACTIVATIONS,
     META_IO,
-    META_MULTIPLE,
     META_PRECISION,
-    ONNX_FORMAT,
 )
 from pconv.engine.errors import BuildError
 from pconv.errors import require
+from pconv.metadata import parse_metadata
 
 
 @dataclass(frozen=True)
@@ -55,19 +53,6 @@ def _load(path: Path) -> Any:
         raise BuildError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
 
 
-def _size_multiple(path: Path, meta: dict[str, str]) -> int:
-    """The model's size multiple (2^depth) from pconv's metadata; refuses non-pconv models."""
-    if meta.get(META_FORMAT) != ONNX_FORMAT:
-        raise BuildError(
-            f"{path} is not a pconv ONNX model (no '{META_FORMAT}' = {ONNX_FORMAT!r} metadata): export "
-            "one with `pconv export CHECKPOINT -o model.onnx`"
-        )
-    try:
-        return int(meta[META_MULTIPLE])
-    except (KeyError, ValueError) as exc:
-        raise BuildError(f"{path}: damaged pconv metadata ({exc}); re-export the model") from exc
-
-
 def _fixed_dims(path: Path, graph: Any) -> dict[str, int | None]:
     """``{"N", "H", "W"} -> static value or None`` of the ``image`` input."""
     inputs = {vi.name: vi for vi in graph.input}
@@ -87,8 +72,8 @@ def read_onnx_facts(onnx_path: str | Path) -> OnnxFacts:
     """Check that ``onnx_path`` is a pconv ONNX model and read its metadata, dims and plugin nodes."""
     path = Path(onnx_path)
     model = _load(path)
-    meta = {p.key: p.value for p in model.metadata_props}
-    multiple = _size_multiple(path, meta)
+    checked = parse_metadata({p.key: p.value for p in model.metadata_props}, path, error=BuildError)
+    meta, multiple = dict(checked.raw), checked.size_multiple
     fixed = _fixed_dims(path, model.graph)
     plugin_nodes = [
         n

@@ -12,11 +12,9 @@ from typing import Any
 import numpy as np
 
 from pconv.errors import require
+from pconv.eval.options import BASELINE_NAMES, DEFAULT_RADIUS  # stated with the options of `pconv eval`
 
 Baseline = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-#: Default neighbourhood radius (px) for OpenCV's inpainting, OpenCV's documented typical value.
-DEFAULT_RADIUS = 3
 
 
 def _check(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,10 +55,6 @@ def mean_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     out = img.copy()
     out[h] = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
     return out
-
-
-#: Baseline names accepted by ``pconv eval --baselines``.
-BASELINE_NAMES = ("telea", "ns", "mean")
 
 
 def get_baseline(name: str, radius: int = DEFAULT_RADIUS) -> Baseline:

@@ -9,34 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pconv.cliopts import add_options, from_args
+from pconv.eval.options import MASK_THRESHOLD, EvalOptions, MasksOptions
+
+__all__ = ["MASK_THRESHOLD", "eval_command", "lpips_weights_command", "masks_command", "register"]
+
 _BINS_TEXT = "(0.01,0.1], (0.1,0.2], ..., (0.5,0.6]"
 _MARGIN_TEXT = "border margin: 1/32 of the shorter side, 16 px at 512"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-#: Mirrors pconv.imagefiles.MASK_THRESHOLD (a test checks), so building the parser stays import-light.
-MASK_THRESHOLD = 0.5
-
-
-def _add_threshold(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--mask-threshold",
-        type=float,
-        default=MASK_THRESHOLD,
-        metavar="T",
-        help="mask files: grey level (0-1, alpha applied) above T is white, as in pconv inpaint "
-        "(default %(default)s)",
-    )
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``masks`` and ``eval`` subcommands."""
+    """Add ``masks`` and ``eval`` (options from :mod:`pconv.eval.options`) and ``lpips-weights``."""
     masks = sub.add_parser(
         "masks",
         help="write a binned test mask set (hole-ratio bins x border flag), or bin an existing folder",
@@ -50,35 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "in OUT/outside_bins.csv."
         ),
     )
-    masks.add_argument("--out", type=Path, required=True, help="folder to write the masks and index.csv to")
-    masks.add_argument(
-        "--per-bin",
-        type=_positive_int,
-        default=None,
-        help="masks per (bin, border) cell: required when generating; with --from, keep at most N per cell",
-    )
-    masks.add_argument(
-        "--size",
-        type=_positive_int,
-        default=512,
-        help="side in px of generated masks (default 512; not used with --from)",
-    )
-    masks.add_argument("--seed", type=int, default=0, help="random seed of the generated set (default 0)")
-    masks.add_argument(
-        "--from",
-        dest="from_dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="bin the existing mask files under DIR (e.g. the NVIDIA test set) instead of generating",
-    )
-    _add_threshold(masks)
-    masks.add_argument(
-        "--black-is-hole",
-        action="store_true",
-        help="with --from: the files mark holes in black (default: white = hole)",
-    )
-    masks.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_options(masks, MasksOptions)
     masks.set_defaults(func=masks_command)
 
     ev = sub.add_parser(
@@ -94,89 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "to cover each mask and centre-cropped to its size. Needs no torch."
         ),
     )
-    ev.add_argument(
-        "--model",
-        type=Path,
-        default=None,
-        help="exported model (.onnx, or a TensorRT engine); omit for baselines only",
-    )
-    ev.add_argument(
-        "--images",
-        default="builtin",
-        help="folder of test images (searched recursively), or 'builtin' (default): the held-out set, "
-        "13 views (256², whole scene and closer) of each photo no builtin training run sees: chelsea "
-        "(scikit-image), grace_hopper (matplotlib), china and flower (scikit-learn, when installed)",
-    )
-    source = ev.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--masks",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="mask set: a folder written by `pconv masks` (uses its index.csv) or any folder of mask files",
-    )
-    source.add_argument(
-        "--per-bin",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="generate N masks per (bin, border) cell into OUT/masks (deterministic for --seed)",
-    )
-    ev.add_argument(
-        "--baselines",
-        default="telea,ns,mean",
-        help="comma-separated baselines: telea (OpenCV Telea), ns (OpenCV Navier-Stokes), mean "
-        "(mean colour of the valid pixels); 'none' for the model only (default: telea,ns,mean)",
-    )
-    ev.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default eval_out)")
-    ev.add_argument(
-        "--size",
-        type=_positive_int,
-        default=None,
-        help="mask side in px: for --per-bin the generated size (default 512); with --masks, masks are "
-        "resized to SIZE x SIZE (nearest) and re-binned (default: keep their size). Any size works with "
-        "the model: the runtime pads to its size multiple",
-    )
-    ev.add_argument(
-        "--limit", type=_positive_int, default=None, metavar="K", help="use only the first K images"
-    )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the generated masks (default 0)")
-    ev.add_argument(
-        "--pairing",
-        choices=("cycle", "all"),
-        default="cycle",
-        help="cycle: each mask once, images spread evenly over the bins (default); all: every image "
-        "with every mask",
-    )
-    ev.add_argument(
-        "--backend",
-        choices=("auto", "onnxruntime", "tensorrt"),
-        default="auto",
-        help="runtime backend for the model (default auto: chosen from the model file)",
-    )
-    ev.add_argument(
-        "--strategy",
-        choices=("full", "auto", "crop"),
-        default="full",
-        help="runtime strategy for the model: full = whole image at once, as the paper (default); auto "
-        "falls back to crops when an engine's shape limits are exceeded",
-    )
-    ev.add_argument(
-        "--radius", type=_positive_int, default=3, help="OpenCV inpainting radius in px (default 3)"
-    )
-    _add_threshold(ev)
-    ev.add_argument(
-        "--black-is-hole", action="store_true", help="mask files mark holes in black (default: white = hole)"
-    )
-    ev.add_argument(
-        "--lpips-weights",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="add an LPIPS column (AlexNet v0.1) using this local .npz (made by `pconv lpips-weights`); "
-        "default: $PCONV_LPIPS_WEIGHTS if set, else no LPIPS (weights are never downloaded)",
-    )
-    ev.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_options(ev, EvalOptions, groups={"source": ev.add_mutually_exclusive_group(required=True)})
     ev.set_defaults(func=eval_command)
 
     lp = sub.add_parser(
@@ -196,73 +69,42 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def masks_command(args: argparse.Namespace) -> int:
-    from pconv.errors import PconvError
+    opts = from_args(MasksOptions, args)
     from pconv.eval import masksets
 
-    progress = not args.no_progress
-    if args.from_dir is not None:
+    if opts.from_dir is not None:
         binned = masksets.bin_folder(
-            args.from_dir,
-            index_dir=args.out,
-            white_is_hole=not args.black_is_hole,
-            per_bin=args.per_bin,
-            progress=progress,
-            threshold=args.mask_threshold,
+            opts.from_dir,
+            index_dir=opts.out,
+            white_is_hole=opts.white_is_hole,
+            per_bin=opts.per_bin,
+            progress=opts.progress,
+            threshold=opts.mask_threshold,
         )
-        masksets.write_binned_folder(binned, args.out)
+        masksets.write_binned_folder(binned, opts.out)
         print(masksets.describe_counts(binned.entries))
-        print(f"indexed {len(binned.entries)} masks in {args.out / masksets.INDEX_NAME}")
+        print(f"indexed {len(binned.entries)} masks in {opts.out / masksets.INDEX_NAME}")
         if binned.outside or binned.unreadable:
             print(
                 f"{len(binned.outside)} file(s) outside every bin and {len(binned.unreadable)} unreadable: "
-                f"listed in {args.out / masksets.OUTSIDE_NAME}"
+                f"listed in {opts.out / masksets.OUTSIDE_NAME}"
             )
         return 0
-    if args.per_bin is None:
-        raise PconvError("pass --per-bin N to generate masks (or --from DIR to bin an existing folder)")
-    entries = masksets.generate_mask_set(args.out, args.per_bin, args.size, args.seed, progress)
+    assert opts.per_bin is not None  # MasksOptions requires it without --from
+    entries = masksets.generate_mask_set(opts.out, opts.per_bin, opts.size, opts.seed, opts.progress)
     print(masksets.describe_counts(entries))
     print(
-        f"wrote {len(entries)} masks ({args.size}x{args.size}, seed {args.seed}) "
-        f"and {args.out / masksets.INDEX_NAME}"
+        f"wrote {len(entries)} masks ({opts.size}x{opts.size}, seed {opts.seed}) "
+        f"and {opts.out / masksets.INDEX_NAME}"
     )
     return 0
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    from pconv.errors import PconvError
-    from pconv.eval.baselines import BASELINE_NAMES
-    from pconv.eval.evaluate import EvalOptions, run_evaluation
+    opts = from_args(EvalOptions, args)
+    from pconv.eval.evaluate import run_evaluation
 
-    names = (
-        []
-        if args.baselines.strip() == "none"
-        else [b.strip() for b in args.baselines.split(",") if b.strip()]
-    )
-    unknown = [b for b in names if b not in BASELINE_NAMES]
-    if unknown:
-        raise PconvError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
-    result = run_evaluation(
-        EvalOptions(
-            out=args.out,
-            images=args.images,
-            model=args.model,
-            masks=args.masks,
-            per_bin=args.per_bin,
-            size=args.size,
-            seed=args.seed,
-            baselines=tuple(dict.fromkeys(names)),
-            limit=args.limit,
-            backend=args.backend,
-            strategy=args.strategy,
-            radius=args.radius,
-            pairing=args.pairing,
-            white_is_hole=not args.black_is_hole,
-            mask_threshold=args.mask_threshold,
-            progress=not args.no_progress,
-            lpips_weights=args.lpips_weights,
-        )
-    )
+    result = run_evaluation(opts)
     print(result.markdown)
     if result.resumed_rows:
         print(f"(resumed: {result.resumed_rows} result(s) were already in {result.files['results']})")

@@ -38,6 +38,7 @@ from pconv.eval import baselines as baselines_mod
 from pconv.eval import lpips as lpips_mod
 from pconv.eval import masksets
 from pconv.eval.metrics import METRIC_NAMES, score
+from pconv.eval.options import BUILTIN, GENERATED_MASK_SIZE, EvalOptions
 from pconv.fileio import sha256_file
 
 MODEL_METHOD = "pconv"
@@ -47,7 +48,6 @@ GENERATED_MASKS_DIR = "masks"
 KEY_FIELDS = ("image", "mask", "method", "bin", "border", "hole_ratio")
 RESULT_FIELDS = (*KEY_FIELDS, *METRIC_NAMES)
 LPIPS_METRIC = "lpips"
-BUILTIN = "builtin"
 #: Side of the held-out views ``--images builtin`` scores (fitted to each mask like any image).
 HELDOUT_VIEW_SIZE = 256
 
@@ -151,7 +151,7 @@ def prepare_masks(
         desc = f"folder {masks_dir.resolve()}" + (f" resized to {size}" if size else "")
         return MaskSet(masks_dir, entries, desc, size)
     assert per_bin is not None
-    gen_size = size or 512
+    gen_size = size or GENERATED_MASK_SIZE
     target = out_dir / GENERATED_MASKS_DIR
     stamp = {"per_bin": per_bin, "size": gen_size, "seed": seed}
     stamp_file = target / "masks.json"
@@ -262,8 +262,7 @@ def model_method(
     def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return np.asarray(inpainter(image, hole.astype(np.uint8), strategy=strategy))
 
-    close = getattr(inpainter, "close", None)
-    return run, (close if callable(close) else (lambda: None))
+    return run, inpainter.close
 
 
 def build_methods(
@@ -374,29 +373,6 @@ def check_run_settings(out_dir: Path, settings: dict[str, Any]) -> None:
 
 
 @dataclass
-class EvalOptions:
-    """Everything ``pconv eval`` takes (see ``pconv eval --help``)."""
-
-    out: Path
-    images: str = BUILTIN
-    model: Path | None = None
-    masks: Path | None = None
-    per_bin: int | None = None
-    size: int | None = None
-    seed: int = 0
-    baselines: tuple[str, ...] = ("telea", "ns", "mean")
-    limit: int | None = None
-    backend: str = "auto"
-    strategy: str = "full"
-    radius: int = 3
-    pairing: str = "cycle"
-    white_is_hole: bool = True
-    mask_threshold: float = BINARIZE_THRESHOLD  # mask files: grey above this is white
-    progress: bool = True
-    lpips_weights: Path | None = None  # None: PCONV_LPIPS_WEIGHTS if set, else no LPIPS
-
-
-@dataclass
 class EvalResult:
     """What a run produced: its rows (finished now or earlier) and the files written."""
 
@@ -415,20 +391,64 @@ LPIPS_MISSING_NOTE = (
 LPIPS_NOTE = "LPIPS: AlexNet v0.1 (lower is better), whole image, from {path}."
 
 
+@dataclass
+class Evaluation:
+    """An evaluation set up by :func:`start_evaluation`: what scoring and the reports read."""
+
+    opts: EvalOptions
+    mask_set: MaskSet
+    images: list[ImageRef]
+    settings: dict[str, Any]  # recorded in run.json
+    pairs: list[Pair]
+    log: ResultsLog
+    method_names: list[str]
+    metric_names: tuple[str, ...]
+    loader: PairLoader
+    methods: LazyMethods
+    lpips: lpips_mod.LPIPS | None = None
+    lpips_path: Path | None = None
+
+
+class LazyMethods:
+    """The methods, built on first use: the model loads only when something is left to compute."""
+
+    def __init__(self, opts: EvalOptions) -> None:
+        self.opts = opts
+        self._methods: dict[str, Method] | None = None
+        self._close: Callable[[], None] = lambda: None
+
+    def get(self) -> dict[str, Method]:
+        if self._methods is None:
+            o = self.opts
+            self._methods, self._close = build_methods(o.model, o.baselines, o.backend, o.radius, o.strategy)
+        return self._methods
+
+    def close(self) -> None:
+        self._close()
+
+
 def run_evaluation(opts: EvalOptions) -> EvalResult:
     """Score every method on every pair (appending to ``results.csv``), then write tables, plot and grids."""
-    from tqdm import tqdm
+    ev = start_evaluation(opts)
+    try:
+        result = score_pairs(ev)
+        ev.log.close()
+        if not result.rows:
+            raise PconvError("no (image, mask) pair could be evaluated (every mask fell outside the bins)")
+        write_summary(ev, result)
+        write_examples(ev, result)
+    finally:
+        ev.log.close()
+        ev.methods.close()
+    return result
 
-    from pconv.eval import report
-    from pconv.terminal import show_progress
 
+def start_evaluation(opts: EvalOptions) -> Evaluation:
+    """Masks, images, pairs and the results log of ``opts.out``; refuses a rerun with other settings."""
     if opts.model is not None and not opts.model.is_file():
         raise PconvError(
             f"--model {opts.model}: file not found (pass an exported .onnx model or a TensorRT engine)"
         )
-    unknown = [b for b in opts.baselines if b not in baselines_mod.BASELINE_NAMES]
-    if unknown:
-        raise PconvError(f"unknown baseline(s) {', '.join(unknown)}; choose from telea, ns, mean")
     opts.out.mkdir(parents=True, exist_ok=True)
     mask_set = prepare_masks(
         opts.out,
@@ -441,6 +461,30 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         opts.mask_threshold,
     )
     images = resolve_images(opts.images, opts.limit)
+    lpips_path = lpips_mod.weights_path(opts.lpips_weights)
+    lpips = lpips_mod.LPIPS.from_file(lpips_path) if lpips_path is not None else None
+    settings = run_settings(opts, mask_set, lpips_path)
+    metric_names = (*METRIC_NAMES, LPIPS_METRIC) if lpips is not None else METRIC_NAMES
+    check_run_settings(opts.out, settings)
+    pairs = make_pairs(images, mask_set.entries, opts.pairing)
+    return Evaluation(
+        opts=opts,
+        mask_set=mask_set,
+        images=images,
+        settings=settings,
+        pairs=pairs,
+        log=ResultsLog(opts.out / RESULTS_NAME, (*KEY_FIELDS, *metric_names)),
+        method_names=([MODEL_METHOD] if opts.model is not None else []) + list(opts.baselines),
+        metric_names=metric_names,
+        loader=PairLoader(mask_set, opts.white_is_hole, opts.mask_threshold),
+        methods=LazyMethods(opts),
+        lpips=lpips,
+        lpips_path=lpips_path,
+    )
+
+
+def run_settings(opts: EvalOptions, mask_set: MaskSet, lpips_path: Path | None) -> dict[str, Any]:
+    """What the rows of a run depend on beyond their keys (run.json): a rerun must match them."""
     settings: dict[str, Any] = {
         "images": opts.images if opts.images == BUILTIN else str(Path(opts.images).resolve()),
         "masks": mask_set.description,
@@ -452,109 +496,110 @@ def run_evaluation(opts: EvalOptions) -> EvalResult:
         "white_is_hole": opts.white_is_hole,
         "mask_threshold": opts.mask_threshold,
     }
-    lpips_path = lpips_mod.weights_path(opts.lpips_weights)
-    lpips = lpips_mod.LPIPS.from_file(lpips_path) if lpips_path is not None else None
     if lpips_path is not None:
         settings["lpips_weights_sha256"] = sha256_file(lpips_path)
-    metric_names = (*METRIC_NAMES, LPIPS_METRIC) if lpips is not None else METRIC_NAMES
-    check_run_settings(opts.out, settings)
-    pairs = make_pairs(images, mask_set.entries, opts.pairing)
-    log = ResultsLog(opts.out / RESULTS_NAME, (*KEY_FIELDS, *metric_names))
-    method_names = ([MODEL_METHOD] if opts.model is not None else []) + list(opts.baselines)
-    todo = sum(1 for p in pairs for m in method_names if not log.done(p.image.key, p.mask.file, m))
-    loader = PairLoader(mask_set, opts.white_is_hole, opts.mask_threshold)
-    methods: dict[str, Method] | None = None
-    close: Callable[[], None] = lambda: None  # noqa: E731
-    result = EvalResult([], method_names, {"results": log.path}, 0, len(pairs) * len(method_names) - todo)
-    try:
-        with tqdm(total=todo, desc="eval", unit="result", disable=not show_progress(opts.progress)) as bar:
-            for pair in pairs:
-                pending = [m for m in method_names if not log.done(pair.image.key, pair.mask.file, m)]
-                if pending:
-                    if methods is None:  # load the model only when something is left to do
-                        methods, close = build_methods(
-                            opts.model, opts.baselines, opts.backend, opts.radius, opts.strategy
-                        )
-                    hole = loader.hole(pair.mask)
-                    b, border, ratio = masksets.classify(hole)
-                    if b is None:  # only possible after resizing a mask
-                        result.skipped_masks += 1
-                        bar.update(len(pending))
-                        continue
-                    target = loader.image(pair.image, *hole.shape)
-                    target_features = lpips.features(target) if lpips is not None else None
-                    for name in pending:
-                        output = methods[name](target, hole)
-                        values = score(output, target, hole).as_dict()
-                        if lpips is not None and target_features is not None:
-                            values[LPIPS_METRIC] = lpips.distance(lpips.features(output), target_features)
-                        log.add(
-                            {
-                                "image": pair.image.key,
-                                "mask": pair.mask.file,
-                                "method": name,
-                                "bin": str(b),
-                                "border": str(int(border)),
-                                "hole_ratio": f"{ratio:.6f}",
-                                **{k: _fmt(v) for k, v in values.items()},
-                            }
-                        )
-                        bar.update(1)
-                for name in method_names:
-                    row = log.rows.get((pair.image.key, pair.mask.file, name))
-                    if row is not None:
-                        result.rows.append(row)
-        log.close()
-        if not result.rows:
-            raise PconvError("no (image, mask) pair could be evaluated (every mask fell outside the bins)")
+    return settings
 
-        summary = report.summarise(result.rows, method_names, metric_names)
-        notes = [
-            f"Masks: {len(mask_set.entries)}, {mask_set.description}; images: {settings['images']} "
-            f"({len(images)}), scaled to cover each mask "
-            f"(Lanczos) and centre-cropped; pairing: {opts.pairing}.",
-            LPIPS_NOTE.format(path=lpips_path) if lpips_path is not None else LPIPS_MISSING_NOTE,
-        ]
-        if result.skipped_masks:
-            notes.append(f"{result.skipped_masks} pair(s) skipped: the resized mask fell outside every bin.")
-        markdown = report.markdown_table(summary, notes)
-        result.markdown = markdown
-        result.files["summary_md"] = opts.out / "summary.md"
-        result.files["summary_md"].write_text(markdown)
-        result.files["summary_csv"] = opts.out / "summary.csv"
-        report.write_summary_csv(summary, result.files["summary_csv"])
-        result.files["plot"] = report.plot_metrics(
-            summary, opts.out / "metrics_vs_hole_ratio.png", method_names
-        )
 
-        if methods is None:
-            methods, close = build_methods(
-                opts.model, opts.baselines, opts.backend, opts.radius, opts.strategy
-            )
-        by_image = {ref.key: ref for ref in images}
-        by_mask = {e.file: e for e in mask_set.entries}
-        rows_by_key = {(r["image"], r["mask"], r["method"]): r for r in result.rows}
-        for b, chosen in sorted(example_pairs(result.rows).items()):
-            examples = []
-            for image_key, mask_file in chosen:
-                hole = loader.hole(by_mask[mask_file])
-                target = loader.image(by_image[image_key], *hole.shape)
-                panels = [("input", report.masked_input(target, hole))]
-                for name in method_names:
-                    row = rows_by_key[(image_key, mask_file, name)]
-                    panels.append((f"{name}\nPSNR {float(row['psnr']):.2f} dB", methods[name](target, hole)))
-                panels.append(("ground truth", target))
-                flag = "border" if masksets.touches_border(hole) else "no border"
-                title = f"{image_key} | {mask_file} | hole {hole_ratio_of(hole):.3f}, {flag}"
-                examples.append(report.Example(title, panels))
-            path = opts.out / f"examples_{masksets.bin_slug(b)}.png"
-            result.files[f"grid_{masksets.bin_slug(b)}"] = report.example_grid(
-                examples, path, f"hole ratio {masksets.bin_label(b)}"
-            )
-    finally:
-        log.close()
-        close()
+def score_pairs(ev: Evaluation) -> EvalResult:
+    """Compute every (pair, method) row not in ``results.csv`` yet; the result holds all rows, in order."""
+    from tqdm import tqdm
+
+    from pconv.terminal import show_progress
+
+    log, names = ev.log, ev.method_names
+    todo = sum(1 for p in ev.pairs for m in names if not log.done(p.image.key, p.mask.file, m))
+    result = EvalResult([], names, {"results": log.path}, 0, len(ev.pairs) * len(names) - todo)
+    with tqdm(total=todo, desc="eval", unit="result", disable=not show_progress(ev.opts.progress)) as bar:
+        for pair in ev.pairs:
+            pending = [m for m in names if not log.done(pair.image.key, pair.mask.file, m)]
+            if pending and not score_pair(ev, pair, pending, bar.update):
+                result.skipped_masks += 1
+                bar.update(len(pending))
+                continue
+            for name in names:
+                row = log.rows.get((pair.image.key, pair.mask.file, name))
+                if row is not None:
+                    result.rows.append(row)
     return result
+
+
+def score_pair(ev: Evaluation, pair: Pair, pending: Sequence[str], advance: Callable[[int], object]) -> bool:
+    """Score the ``pending`` methods on one pair; False when its (resized) mask leaves every bin."""
+    methods = ev.methods.get()
+    hole = ev.loader.hole(pair.mask)
+    b, border, ratio = masksets.classify(hole)
+    if b is None:  # only possible after resizing a mask
+        return False
+    target = ev.loader.image(pair.image, *hole.shape)
+    target_features = ev.lpips.features(target) if ev.lpips is not None else None
+    for name in pending:
+        output = methods[name](target, hole)
+        values = score(output, target, hole).as_dict()
+        if ev.lpips is not None and target_features is not None:
+            values[LPIPS_METRIC] = ev.lpips.distance(ev.lpips.features(output), target_features)
+        ev.log.add(
+            {
+                "image": pair.image.key,
+                "mask": pair.mask.file,
+                "method": name,
+                "bin": str(b),
+                "border": str(int(border)),
+                "hole_ratio": f"{ratio:.6f}",
+                **{k: _fmt(v) for k, v in values.items()},
+            }
+        )
+        advance(1)
+    return True
+
+
+def write_summary(ev: Evaluation, result: EvalResult) -> None:
+    """``summary.md`` (also ``result.markdown``), ``summary.csv`` and the metrics-vs-hole-ratio plot."""
+    from pconv.eval import report
+
+    out = ev.opts.out
+    summary = report.summarise(result.rows, ev.method_names, ev.metric_names)
+    notes = [
+        f"Masks: {len(ev.mask_set.entries)}, {ev.mask_set.description}; images: {ev.settings['images']} "
+        f"({len(ev.images)}), scaled to cover each mask "
+        f"(Lanczos) and centre-cropped; pairing: {ev.opts.pairing}.",
+        LPIPS_NOTE.format(path=ev.lpips_path) if ev.lpips_path is not None else LPIPS_MISSING_NOTE,
+    ]
+    if result.skipped_masks:
+        notes.append(f"{result.skipped_masks} pair(s) skipped: the resized mask fell outside every bin.")
+    result.markdown = report.markdown_table(summary, notes)
+    result.files["summary_md"] = out / "summary.md"
+    result.files["summary_md"].write_text(result.markdown)
+    result.files["summary_csv"] = out / "summary.csv"
+    report.write_summary_csv(summary, result.files["summary_csv"])
+    result.files["plot"] = report.plot_metrics(summary, out / "metrics_vs_hole_ratio.png", ev.method_names)
+
+
+def write_examples(ev: Evaluation, result: EvalResult) -> None:
+    """``examples_<bin>.png``: per bin, a pair of each border flag with every method's output."""
+    from pconv.eval import report
+
+    methods = ev.methods.get()
+    by_image = {ref.key: ref for ref in ev.images}
+    by_mask = {e.file: e for e in ev.mask_set.entries}
+    rows_by_key = {(r["image"], r["mask"], r["method"]): r for r in result.rows}
+    for b, chosen in sorted(example_pairs(result.rows).items()):
+        examples = []
+        for image_key, mask_file in chosen:
+            hole = ev.loader.hole(by_mask[mask_file])
+            target = ev.loader.image(by_image[image_key], *hole.shape)
+            panels = [("input", report.masked_input(target, hole))]
+            for name in ev.method_names:
+                row = rows_by_key[(image_key, mask_file, name)]
+                panels.append((f"{name}\nPSNR {float(row['psnr']):.2f} dB", methods[name](target, hole)))
+            panels.append(("ground truth", target))
+            flag = "border" if masksets.touches_border(hole) else "no border"
+            title = f"{image_key} | {mask_file} | hole {hole_ratio_of(hole):.3f}, {flag}"
+            examples.append(report.Example(title, panels))
+        path = ev.opts.out / f"examples_{masksets.bin_slug(b)}.png"
+        result.files[f"grid_{masksets.bin_slug(b)}"] = report.example_grid(
+            examples, path, f"hole ratio {masksets.bin_label(b)}"
+        )
 
 
 def example_pairs(rows: Sequence[dict[str, str]], per_cell: int = 1) -> dict[int, list[tuple[str, str]]]:

@@ -40,8 +40,12 @@ SSIM_K2 = 0.03
 METRIC_NAMES = ("l1", "psnr", "ssim", "l1_hole", "psnr_hole", "ssim_hole")
 
 
-def to_float01(image: np.ndarray) -> np.ndarray:
-    """Return ``image`` as float64 on ``[0, 1]`` (``uint8`` is divided by 255, floats kept as they are)."""
+def to_float64_exact(image: np.ndarray) -> np.ndarray:
+    """``image`` as float64 on the [0, 1] scale: uint8 / 255, floats kept exactly as they are.
+
+    Not clipped (unlike :func:`pconv.runtime.imageio.to_float32_clipped`, which feeds the network):
+    a metric must see a method's out-of-range output, not a tidied copy.
+    """
     arr = np.asarray(image)
     if arr.dtype == np.uint8:
         return arr.astype(np.float64) / 255.0
@@ -51,7 +55,7 @@ def to_float01(image: np.ndarray) -> np.ndarray:
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, y = to_float01(a), to_float01(b)
+    x, y = to_float64_exact(a), to_float64_exact(b)
     if x.shape != y.shape:
         raise ValueError(f"images differ in shape: {x.shape} vs {y.shape}")
     if x.ndim == 2:

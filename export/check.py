@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pconv.config import ModelConfig
-from pconv.contract import META_CONFIG, META_FORMAT, META_PRECISION, ONNX_FORMAT
+from pconv.contract import META_CONFIG, META_PRECISION
 from pconv.errors import PconvError, require
+from pconv.metadata import parse_metadata, read_onnx_metadata
 
 if TYPE_CHECKING:
     from pconv.training.unet import PConvUNet
@@ -123,12 +124,8 @@ def read_onnx_info(path: Path) -> tuple[ModelConfig, dict[str, str], dict[str, A
         model = onnx.load(str(path), load_external_data=False)  # type: ignore[attr-defined]
     except Exception as exc:
         raise CheckError(f"{path} is not a readable ONNX model ({exc})") from exc
-    meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get(META_FORMAT) != ONNX_FORMAT or META_CONFIG not in meta:
-        raise CheckError(
-            f"{path} is an ONNX model but not a pconv export (no '{META_FORMAT}' metadata); "
-            "export one with `pconv export CKPT -o model.onnx`"
-        )
+    meta = read_onnx_metadata(path, error=CheckError)
+    parse_metadata(meta, path, require_config=True, error=CheckError)
     have_inputs = {i.name: i for i in model.graph.input}
     have_outputs = {o.name for o in model.graph.output}
     missing = [n for n in GRAPH_INPUTS if n not in have_inputs] + [

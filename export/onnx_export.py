@@ -1,9 +1,9 @@
 """Build the ONNX graph of a :class:`~pconv.training.unet.PConvUNet` directly from its layer specs.
 
 No tracing: every node is written here from :meth:`ModelConfig.layer_specs` and the folded
-weights, and the partial-convolution arithmetic comes from :mod:`pconv.formula` through
-:class:`~pconv.export.graph.OnnxOps`, so PyTorch, this graph and the plugin's function body all
-run the same steps. Two forms:
+weights; the wiring is :func:`pconv.network.unet_forward` and the partial-convolution arithmetic
+comes from :mod:`pconv.formula` through :class:`~pconv.export.graph.OnnxOps`, so PyTorch, this
+graph and the plugin's function body all run the same steps. Two forms:
 
 ``explicit``
     Standard ONNX ops. Per layer: the window mask sum is a Conv of the single-channel mask(s)
@@ -34,6 +34,8 @@ graph needs 13 for ``Clip``/``Resize`` with tensor inputs and ``Unsqueeze`` axes
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +65,8 @@ from pconv.contract import (
 from pconv.errors import PconvError
 from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
 from pconv.export.quantize import DECODER_SUM, FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
+from pconv.metadata import read_onnx_metadata
+from pconv.network import unet_forward
 from pconv.training.fold import FoldedLayer, fold_layers
 
 if TYPE_CHECKING:
@@ -397,6 +401,107 @@ def build_model(
     return quantized
 
 
+@dataclass(frozen=True)
+class _Upsampled:
+    """A nearest ×2 upsampling not emitted yet: the decoder layer reading it decides how to emit it."""
+
+    source: str
+
+
+#: A value of the network walk: an ONNX value name, or a deferred upsampling of one.
+_Value = str | _Upsampled
+
+
+def _name(value: _Value) -> str:
+    if isinstance(value, _Upsampled):
+        raise TypeError(f"upsampled {value.source!r} must be read by a decoder layer")
+    return value
+
+
+class _OnnxNetwork:
+    """:class:`pconv.network.NetworkOps` that writes the graph's nodes, one scope per layer.
+
+    Upsampling is deferred into the decoder layer that reads it, so the explicit subpixel form
+    convolves the low-resolution features directly (no Resize of them at all) and every node lands
+    in its layer's scope (mask Resize and Concat first, then the features). Masks are FP32 and
+    concatenated into one (N, 2, H, W) input per decoder layer; features are masked at the input,
+    then stay masked (every layer multiplies its output by its new mask).
+    """
+
+    def __init__(
+        self,
+        g: GraphBuilder,
+        config: ModelConfig,
+        folded: list[FoldedLayer],
+        form: Form,
+        precision: FloatPrecision,
+        decoder: Decoder,
+        fp32_layers: tuple[str, ...] | None,
+    ) -> None:
+        self.g, self.form, self.precision = g, form, precision
+        self.layers = {layer.spec.name: layer for layer in folded}
+        self.decoder, self.fp32_layers = decoder, fp32_layers
+        g.scope = "input"  # the FP32 normalisation constants, and the Resize scales every layer shares
+        self.mean = g.initializer(np.asarray(config.mean, dtype=np.float32).reshape(1, 3, 1, 1), "mean")
+        self.std = g.initializer(np.asarray(config.std, dtype=np.float32).reshape(1, 3, 1, 1), "std")
+        self.scales = g.shared_initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
+
+    def normalize(self, image: _Value, mask: _Value) -> tuple[_Value, _Value]:
+        """Mask path in FP32; normalisation in FP32, then one cast to the feature precision."""
+        g = self.g
+        g.scope = "input"
+        mask32 = g.cast(_name(mask), FLOAT)
+        image32 = g.cast(_name(image), FLOAT)
+        normalized = g.op(
+            "Div", g.op("Sub", image32, self.mean, hint="centered"), self.std, hint="normalized"
+        )
+        x0 = g.cast(g.op("Mul", normalized, mask32, hint="masked"), _ELEM[self.precision])
+        return x0, mask32
+
+    def upsample2x(self, x: _Value) -> _Value:
+        return _Upsampled(_name(x))
+
+    def _resized(self, value: _Value, hint: str) -> str:
+        """``value`` as a graph value: a deferred upsampling becomes a nearest Resize here."""
+        if isinstance(value, _Upsampled):
+            return self.g.op("Resize", value.source, "", self.scales, hint=hint, **_RESIZE_NEAREST)
+        return value
+
+    def _concat(self, parts: Sequence[_Value], up_hint: str, hint: str) -> str:
+        if len(parts) == 1:
+            return self._resized(parts[0], up_hint)
+        return self.g.op("Concat", *(self._resized(p, up_hint) for p in parts), hint=hint, axis=1)
+
+    def layer(
+        self, spec: LayerSpec, features: Sequence[_Value], masks: Sequence[_Value]
+    ) -> tuple[_Value, _Value]:
+        g, layer = self.g, self.layers[spec.name]
+        g.scope = spec.name
+        mask = self._concat(masks, "up_mask", "concat_mask")
+        if self.form == "plugin":
+            return emit_plugin_node(g, layer, self._concat(features, "up", "concat"), mask, self.precision)
+        if len(features) == 1:
+            return emit_partial_conv(g, layer, _name(features[0]), mask, self.precision)
+        up, skip = features
+        if not isinstance(up, _Upsampled):
+            raise TypeError(f"{spec.name}: the first decoder part must be the upsampled features")
+        return emit_partial_conv(
+            g,
+            layer,
+            up.source,
+            mask,
+            self.precision,
+            skip=_name(skip),
+            decoder=self.decoder,
+            phases_only=self.fp32_layers is not None and spec.name not in self.fp32_layers,
+        )
+
+    def denormalize(self, y: _Value) -> _Value:
+        self.g.scope = "output"
+        y32 = self.g.cast(_name(y), FLOAT)
+        return self.g.op("Add", self.g.op("Mul", y32, self.std, hint="scaled"), self.mean, hint="output32")
+
+
 def _build_graph(
     model: PConvUNet,
     form: Form,
@@ -416,7 +521,7 @@ def _build_graph(
     Runtime has no integer kernel for; those stay as in FP32 (narrow ones are faster transposed).
     """
     config: ModelConfig = model.config
-    ft, io_t = _ELEM[precision], _ELEM[io]
+    io_t = _ELEM[io]
     g = GraphBuilder()
     n, h, w = _dims(batch, height, width)
     image = g.reserve("image", io_t)
@@ -424,49 +529,9 @@ def _build_graph(
     out_name = g.reserve("output", io_t)
     comp_name = g.reserve("composite", io_t)
 
-    # Mask path in FP32; normalisation in FP32, then one cast to the feature precision.
-    g.scope = "input"
-    mask32 = g.cast(mask, FLOAT)
-    image32 = g.cast(image, FLOAT)
-    mean = g.initializer(np.asarray(config.mean, dtype=np.float32).reshape(1, 3, 1, 1), "mean")
-    std = g.initializer(np.asarray(config.std, dtype=np.float32).reshape(1, 3, 1, 1), "std")
-    normalized = g.op("Div", g.op("Sub", image32, mean, hint="centered"), std, hint="normalized")
-    x0 = g.cast(g.op("Mul", normalized, mask32, hint="masked"), ft)
-
-    saved: dict[str, tuple[str, str]] = {"input": (x0, mask32)}
-    feats, feat_mask = x0, mask32
-    scales = g.shared_initializer(np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32), "up_scales")
-    for layer in fold_layers(model):
-        spec = layer.spec
-        g.scope = spec.name
-        skip = None
-        if spec.upsample_input:
-            assert spec.skip is not None
-            skip, skip_mask = saved[spec.skip]
-            up_mask = g.op("Resize", feat_mask, "", scales, hint="up_mask", **_RESIZE_NEAREST)
-            feat_mask = g.op("Concat", up_mask, skip_mask, hint="concat_mask", axis=1)
-        if form == "explicit":
-            feats, feat_mask = emit_partial_conv(
-                g,
-                layer,
-                feats,
-                feat_mask,
-                precision,
-                skip=skip,
-                decoder=decoder,
-                phases_only=fp32_layers is not None and spec.name not in fp32_layers,
-            )
-        else:
-            if skip is not None:
-                up = g.op("Resize", feats, "", scales, hint="up", **_RESIZE_NEAREST)
-                feats = g.op("Concat", up, skip, hint="concat", axis=1)
-            feats, feat_mask = emit_plugin_node(g, layer, feats, feat_mask, precision)
-        if not spec.upsample_input:
-            saved[spec.name] = (feats, feat_mask)
-
-    g.scope = "output"
-    y32 = g.cast(feats, FLOAT)
-    out32 = g.op("Add", g.op("Mul", y32, std, hint="scaled"), mean, hint="output32")
+    folded = fold_layers(model)
+    net = _OnnxNetwork(g, config, folded, form, precision, decoder, fp32_layers)
+    out32 = _name(unet_forward([layer.spec for layer in folded], image, mask, net))
     if io_t == FLOAT:
         rename_value(g.nodes, out32, out_name)
     else:
@@ -620,7 +685,7 @@ def export_onnx(
 def summarize(path: str | Path) -> dict[str, Any]:
     """What ``pconv export`` prints: form, precision, node counts, size, dynamic dims."""
     m = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in m.metadata_props}
+    props = read_onnx_metadata(path)
     ops: dict[str, int] = {}
     for node in m.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1

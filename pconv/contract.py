@@ -57,6 +57,9 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: A mask file named IMG_mask.png belongs to IMG.png.
 MASK_SUFFIX = "_mask"
+#: Grey level in [0, 1] above which a mask pixel is white (a hole, by default); mid-grey. Here, not
+#: in :mod:`pconv.imagefiles` (which re-exports it), so the command lines can state it without numpy.
+MASK_THRESHOLD = 0.5
 
 
 # -- small shared parsers --------------------------------------------------------------------------

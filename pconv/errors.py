@@ -47,6 +47,10 @@ class CudaError(PconvError, RuntimeError):
     """A CUDA runtime call failed (no GPU, driver too old, out of memory, ...)."""
 
 
+class OptionError(PconvError, ValueError):
+    """An option with a bad value, or options that do not go together; the message names the flag."""
+
+
 class InputError(PconvError, ValueError):
     """An image or mask the runtime cannot use (shape, channels, dtype, NaN/Inf, size mismatch)."""
 

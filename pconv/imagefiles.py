@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from pconv.contract import MASK_THRESHOLD as MASK_THRESHOLD  # re-exported: it was defined here
 from pconv.errors import PconvError
 
-#: Grey level in [0, 1] above which a mask pixel is white (a hole, by default); mid-grey.
-MASK_THRESHOLD = 0.5
 #: How far outside [0, 1] a float image file may stray (rounding noise) before it is refused.
 FLOAT_FILE_TOLERANCE = 1e-3
 #: PIL modes holding 16-bit unsigned grey values.

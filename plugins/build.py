@@ -15,7 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pconv.cliopts import OptionError, check, comma_list, option
 from pconv.errors import PconvError
 from pconv.fileio import atomic_copy
 from pconv.plugins import (
@@ -48,12 +50,52 @@ class BuildResult:
 
 
 def parse_archs(text: str | Sequence[str]) -> tuple[str, ...]:
-    """``"80,90"`` -> ``("80", "90")``; raises :class:`PconvError` on anything but SM numbers."""
+    """``"80,90"`` -> ``("80", "90")``; raises :class:`OptionError` on anything but SM numbers."""
     items = [a.strip() for a in (text.split(",") if isinstance(text, str) else text) if a.strip()]
     bad = [a for a in items if not _ARCH.match(a)]
     if not items or bad:
-        raise PconvError(f"--arch takes SM numbers such as 80,90 (A100, H100); got {text!r}")
+        shown = text if isinstance(text, str) else ",".join(text)
+        raise OptionError(f"--arch takes SM numbers such as 80,90 (A100, H100); got {shown!r}")
     return tuple(items)
+
+
+@dataclass
+class PluginBuildOptions:
+    """Every ``pconv build-plugin`` option (the keyword arguments of :func:`build_plugin`), stated once."""
+
+    tensorrt_include: Path | None = option(
+        None,
+        metavar="DIR",
+        help="directory containing NvInferRuntime.h (default: $TENSORRT_ROOT/include, then system paths)",
+    )
+    archs: tuple[str, ...] = option(
+        DEFAULT_ARCHS,
+        flags=("--arch",),
+        parse=comma_list,
+        metavar="SM,...",
+        help="GPU architectures as SM numbers, comma-separated (80: A100, 90: H100)",
+    )
+    out: Path | None = option(None, metavar="PATH", help="where to write the library (default: see above)")
+    kernels_only: bool = option(
+        False, help="build only the CUDA kernels and their CPU check (no TensorRT headers needed)"
+    )
+    jobs: int | None = option(
+        None,
+        flags=("--jobs", "-j"),
+        at_least=1,
+        metavar="N",
+        help="parallel compile jobs (default: CPU count)",
+    )
+    build_dir: Path | None = option(
+        None,
+        metavar="DIR",
+        help="CMake build folder (default: plugins/build in a checkout, else ~/.cache/pconv/plugin-build)",
+    )
+    show_progress: bool = option(True, flags=("--quiet", "-q"), help="no progress bar")
+
+    def __post_init__(self) -> None:
+        self.archs = parse_archs(self.archs)
+        check(self)
 
 
 def find_nvcc() -> Path:
@@ -106,27 +148,22 @@ def _run(cmd: list[str], what: str, env: dict[str, str]) -> None:
         raise PconvError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
 
 
-def build_plugin(
-    *,
-    tensorrt_include: str | os.PathLike[str] | None = None,
-    archs: Sequence[str] = DEFAULT_ARCHS,
-    out: str | os.PathLike[str] | None = None,
-    kernels_only: bool = False,
-    jobs: int | None = None,
-    build_dir: str | os.PathLike[str] | None = None,
-    show_progress: bool = True,
-) -> BuildResult:
-    """Configure and build with CMake; install ``libpconv_plugin.so`` to ``out`` (or the default path)."""
+def build_plugin(options: PluginBuildOptions | None = None, /, **fields_: Any) -> BuildResult:
+    """Configure and build with CMake; install ``libpconv_plugin.so`` to ``out`` (or the default path).
+
+    Takes a :class:`PluginBuildOptions`, or its fields as keywords (``archs=("90",), out=...``).
+    """
     from tqdm import tqdm
 
     from pconv import terminal
 
+    opts = options if options is not None else PluginBuildOptions(**fields_)
+    archs, kernels_only, out = opts.archs, opts.kernels_only, opts.out
     start = time.perf_counter()
-    archs = parse_archs(archs)
     nvcc = find_nvcc()
     cmake = find_cmake()
-    include = None if kernels_only else find_tensorrt_include(tensorrt_include)
-    bdir = Path(build_dir) if build_dir is not None else default_build_dir()
+    include = None if kernels_only else find_tensorrt_include(opts.tensorrt_include)
+    bdir = Path(opts.build_dir) if opts.build_dir is not None else default_build_dir()
     bdir.mkdir(parents=True, exist_ok=True)
     generated = bdir / "generated"
     write_header(generated / "generated_fields.h")
@@ -150,7 +187,7 @@ def build_plugin(
     targets = ["pconv_kernels", "pconv_host_check"]
     if not kernels_only:
         targets += ["pconv_plugin", "pconv_plugin_check"]
-    build = [str(cmake), "--build", str(bdir), "--parallel", str(jobs or os.cpu_count() or 2)]
+    build = [str(cmake), "--build", str(bdir), "--parallel", str(opts.jobs or os.cpu_count() or 2)]
     build += ["--target", *targets]
 
     env = dict(os.environ)
@@ -159,7 +196,7 @@ def build_plugin(
         total=len(steps),
         desc="pconv build-plugin",
         unit="step",
-        disable=not terminal.show_progress(show_progress),
+        disable=not terminal.show_progress(opts.show_progress),
     ) as bar:
         bar.set_postfix_str("cmake configure")
         _run(configure, "CMake configure", env)

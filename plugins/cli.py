@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from pconv.cliopts import add_options, from_args
+from pconv.plugins.build import PluginBuildOptions
 
 
 def register(sub: Any) -> None:
-    """Add ``build-plugin`` to the ``pconv`` command line."""
+    """Add ``build-plugin`` to the ``pconv`` command line (options: :class:`PluginBuildOptions`)."""
     p = sub.add_parser(
         "build-plugin",
         help="compile the fused PartialConv2d TensorRT plugin library (needs nvcc, CMake, TensorRT headers)",
@@ -21,46 +23,14 @@ def register(sub: Any) -> None:
             "and the runtime find it. Prints the library path."
         ),
     )
-    p.add_argument(
-        "--tensorrt-include",
-        metavar="DIR",
-        help="directory containing NvInferRuntime.h (default: $TENSORRT_ROOT/include, then system paths)",
-    )
-    p.add_argument(
-        "--arch",
-        default="80,90",
-        metavar="SM,...",
-        help="GPU architectures as SM numbers, comma-separated (default 80,90: A100 and H100)",
-    )
-    p.add_argument("--out", type=Path, metavar="PATH", help="where to write the library (default: see above)")
-    p.add_argument(
-        "--kernels-only",
-        action="store_true",
-        help="build only the CUDA kernels and their CPU check (no TensorRT headers needed)",
-    )
-    p.add_argument("--jobs", "-j", type=int, metavar="N", help="parallel compile jobs (default: CPU count)")
-    p.add_argument(
-        "--build-dir",
-        type=Path,
-        metavar="DIR",
-        help="CMake build folder (default: plugins/build in a checkout, else ~/.cache/pconv/plugin-build)",
-    )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_options(p, PluginBuildOptions)
     p.set_defaults(func=run_build_plugin)
 
 
 def run_build_plugin(args: argparse.Namespace) -> int:
     from pconv.plugins.build import build_plugin
 
-    result = build_plugin(
-        tensorrt_include=args.tensorrt_include,
-        archs=args.arch,
-        out=args.out,
-        kernels_only=args.kernels_only,
-        jobs=args.jobs,
-        build_dir=args.build_dir,
-        show_progress=not args.quiet,
-    )
+    result = build_plugin(from_args(PluginBuildOptions, args))
     archs = ",".join(f"sm_{a}" for a in result.archs)
     if result.library is None:
         print(f"built the CUDA kernels for {archs} in {result.seconds:.1f} s: {result.kernels_archive}")

@@ -12,13 +12,14 @@ torch is imported inside the functions: importing this module stays cheap.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from pconv.config import LayerSpec, ModelConfig
 from pconv.formula import effective_slope
+from pconv.network import unet_forward
 from pconv.plugins import plugin_source_dir, user_cache_dir
 
 if TYPE_CHECKING:
@@ -157,7 +158,6 @@ def fused_unet_forward(
     the NCHW kernel, as a TensorRT engine with kHWC8 plugin formats would.
     """
     import torch
-    import torch.nn.functional as F
 
     model.check_inputs(image, mask)
     if mask.shape[1] != 1:
@@ -172,24 +172,52 @@ def fused_unet_forward(
             return fused_partial_conv(x, m, w, b, spec, channels_last=channels_last_supported(spec))
 
     layers = folded if folded is not None else folded_parameters(model, dtype, image.device)
-    mean = torch.tensor(model.config.mean, device=image.device).view(1, 3, 1, 1)
-    std = torch.tensor(model.config.std, device=image.device).view(1, 3, 1, 1)
-    mask32 = mask.float()
-    x0 = (((image.float() - mean) / std) * mask32).to(dtype)
-    saved: dict[str, tuple[Tensor, Tensor]] = {"input": (x0, mask32)}
-    feats, feat_mask = x0, mask32
-    for spec, weight, bias in layers:
-        if spec.upsample_input:
-            assert spec.skip is not None
-            skip, skip_mask = saved[spec.skip]
-            feats = torch.cat([F.interpolate(feats, scale_factor=2.0, mode="nearest"), skip], dim=1)
-            feat_mask = torch.cat(
-                [F.interpolate(feat_mask, scale_factor=2.0, mode="nearest"), skip_mask], dim=1
-            )
-        feats, feat_mask = conv(feats, feat_mask, weight, bias, spec)
-        if not spec.upsample_input:
-            saved[spec.name] = (feats, feat_mask)
-    return feats.float() * std + mean
+    net = _FusedNetwork(model.config, {spec.name: (w, b) for spec, w, b in layers}, conv, dtype, image.device)
+    return unet_forward([spec for spec, _, _ in layers], image, mask, net)
+
+
+class _FusedNetwork:
+    """:class:`pconv.network.NetworkOps` wired as the plugin-form ONNX graph is.
+
+    Normalisation and masks in FP32, features in ``dtype`` and kept masked between layers (the
+    kernel expects masked input), decoder parts concatenated before the one fused call per layer.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        params: dict[str, tuple[Tensor, Tensor]],
+        conv: PartialConvFn,
+        dtype: Any,
+        device: Any,
+    ) -> None:
+        import torch
+
+        self.params, self.conv, self.dtype = params, conv, dtype
+        self.mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
+
+    def normalize(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        mask32 = mask.float()
+        return (((image.float() - self.mean) / self.std) * mask32).to(self.dtype), mask32
+
+    def upsample2x(self, x: Tensor) -> Tensor:
+        import torch.nn.functional as F
+
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+    def layer(
+        self, spec: LayerSpec, features: Sequence[Tensor], masks: Sequence[Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        import torch
+
+        x = features[0] if len(features) == 1 else torch.cat(list(features), dim=1)
+        m = masks[0] if len(masks) == 1 else torch.cat(list(masks), dim=1)
+        weight, bias = self.params[spec.name]
+        return self.conv(x, m, weight, bias, spec)
+
+    def denormalize(self, y: Tensor) -> Tensor:
+        return y.float() * self.std + self.mean
 
 
 def unfused_partial_conv(

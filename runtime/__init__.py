@@ -5,6 +5,12 @@ imported when a model is opened. torch and onnx are never imported.
 
 >>> from pconv.runtime import Inpainter
 >>> result = Inpainter("model.onnx")(image, mask)   # mask: non-zero = hole
+
+Modules: ``backend`` (the :class:`Backend` base class every backend subclasses, and
+:class:`ModelInfo`), ``loader`` (:func:`open_backend`, which imports a backend only when chosen),
+``onnxruntime_backend`` and ``tensorrt_backend`` (the two backends), ``sidecar`` (the TensorRT
+engine sidecar policy), ``device_arrays`` (``__cuda_array_interface__`` views, owned GPU memory),
+``imageio``, ``strategy``, ``inpainter``, ``options`` (the inpaint/bench options) and ``cli``.
 """
 
 from __future__ import annotations

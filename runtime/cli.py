@@ -10,190 +10,40 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pconv.contract import BACKENDS, MASK_SUFFIX, STRATEGIES, nhw_arg
+from pconv.contract import MASK_SUFFIX
+from pconv.runtime.options import BenchOptions, InpaintOptions, add_arguments
 
-#: Mirrors pconv.models.DEFAULT_MODEL (a test checks), so `pconv --help` stays import-light.
-DEFAULT_MODEL = "default"
-#: Mirrors of pconv.imagefiles.MASK_THRESHOLD and pconv.runtime.imageio's output settings, so that
-#: building the parser imports nothing heavy; a test checks they agree.
-MASK_THRESHOLD = 0.5
-OUTPUT_FORMATS = ("png", "jpg", "webp")
-DEFAULT_QUALITY = 95
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        metavar="M",
-        help="a .onnx model (pconv export), a .engine/.plan (pconv build), or 'default': the model that "
-        "ships with pconv (see the README's quality section)",
-    )
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="auto (default): ONNX Runtime for .onnx, TensorRT for .engine/.plan",
-    )
-    p.add_argument("--device", type=int, default=0, help="CUDA device index for GPU backends (default: 0)")
-    p.add_argument(
-        "--providers",
-        default=None,
-        metavar="P1,P2",
-        help="ONNX Runtime execution providers in order "
-        "(default: TensorRT, CUDA, CPU, whichever are installed)",
-    )
-    p.add_argument(
-        "--plugin-library",
-        default=None,
-        metavar="SO",
-        help="the pconv TensorRT plugin library, for engines built with the plugin "
-        "(default: pconv.plugins.default_library_path())",
-    )
+INPAINT_DESCRIPTION = (
+    "Inpaint images with a .onnx model or a TensorRT engine. Masks are paired to images by "
+    "file stem (IMG.png <- MASKDIR/IMG.png or IMG_mask.png; --mask may be the image folder itself "
+    "when it holds IMG_mask.png next to IMG.png), or one mask file is used for every image. "
+    "By default white mask pixels (above --mask-threshold, alpha applied) are holes. Results are written "
+    "as OUT/<stem>.png (or --out FILE for one image); every non-hole pixel is exactly the input pixel. "
+    "A folder run goes on past unreadable files, prints what it skipped and why, and exits 1 if any "
+    "image failed."
+)
+BENCH_DESCRIPTION = (
+    "Latency (min / median / p90 / p99 / max) and throughput of a model on random inputs, "
+    "like trtexec and onnxruntime_perf_test. Times the backend call on padded network inputs "
+    "(add --end-to-end to time the full Inpainter call on uint8 images, host work included)."
+)
 
 
 def register(sub: Any) -> None:
+    """``inpaint`` and ``bench``, their flags generated from :mod:`pconv.runtime.options`."""
     p = sub.add_parser(
-        "inpaint",
-        help="inpaint image files with an exported model",
-        description="Inpaint images with a .onnx model or a TensorRT engine. Masks are paired to images by "
-        "file stem (IMG.png <- MASKDIR/IMG.png or IMG_mask.png; --mask may be the image folder itself "
-        "when it holds IMG_mask.png next to IMG.png), or one mask file is used for every image. "
-        "By default white mask pixels (above --mask-threshold, alpha applied) are holes. Results are written "
-        "as OUT/<stem>.png (or --out FILE for one image); every non-hole pixel is exactly the input pixel. "
-        "A folder run goes on past unreadable files, prints what it skipped and why, and exits 1 if any "
-        "image failed.",
+        "inpaint", help="inpaint image files with an exported model", description=INPAINT_DESCRIPTION
     )
-    _add_model_args(p)
-    p.add_argument("--image", required=True, metavar="FILE|DIR", help="an image file or a folder of images")
-    p.add_argument(
-        "--mask", required=True, metavar="FILE|DIR", help="a mask file (used for all images) or a folder"
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="DIR|FILE",
-        help="output folder (created), or for a single --image a file name such as result.png",
-    )
-    p.add_argument(
-        "--mask-is-valid",
-        action="store_true",
-        help="masks mark VALID pixels (white = keep) instead of holes",
-    )
-    p.add_argument(
-        "--mask-threshold",
-        type=float,
-        default=MASK_THRESHOLD,
-        metavar="T",
-        help="a mask pixel is white when its grey level (0..1, alpha applied) is above T; "
-        "0 = any non-zero pixel (default: %(default)s, mid-grey)",
-    )
-    p.add_argument(
-        "--mask-dilate",
-        type=int,
-        default=0,
-        metavar="PX",
-        help="grow every hole by PX pixels (default: %(default)s)",
-    )
-    p.add_argument(
-        "--resize-mask",
-        action="store_true",
-        help="resize a mask whose size differs from its image to the image (nearest neighbour), e.g. one "
-        "watermark mask for photos of several sizes (default: a size difference is an error)",
-    )
-    p.add_argument(
-        "--format",
-        choices=tuple(OUTPUT_FORMATS),
-        default=None,
-        help="output format (default: from --out's suffix, else png)",
-    )
-    p.add_argument(
-        "--quality",
-        type=int,
-        default=DEFAULT_QUALITY,
-        metavar="Q",
-        help="jpg/webp quality 1..100 (default: %(default)s)",
-    )
-    p.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="leave images whose output file already exists (rerun after an interruption)",
-    )
-    p.add_argument(
-        "--batch",
-        type=int,
-        default=4,
-        metavar="N",
-        help="images (or crops) per backend call (default: %(default)s)",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default="auto",
-        help="full: whole image, padded; crop: only boxes around holes, in tiles of at most 2048x2048 "
-        "(faster on big images, less context); resize: the whole image downscaled to the pixel budget, "
-        "only the fill upscaled (whole-image context, softer fill); auto (default): crop when the image "
-        "is too big for the model or the pixel budget",
-    )
-    p.add_argument(
-        "--concat", action="store_true", help="also write OUT/<stem>_concat.png: image | mask | result"
-    )
+    add_arguments(p, InpaintOptions)
     p.set_defaults(func=run_inpaint)
-
     b = sub.add_parser(
-        "bench",
-        help="measure inference latency and throughput of a model",
-        description="Latency (min / median / p90 / p99 / max) and throughput of a model on random inputs, "
-        "like trtexec and onnxruntime_perf_test. Times the backend call on padded network inputs "
-        "(add --end-to-end to time the full Inpainter call on uint8 images, host work included).",
+        "bench", help="measure inference latency and throughput of a model", description=BENCH_DESCRIPTION
     )
-    _add_model_args(b)
-    b.add_argument(
-        "--shape",
-        type=nhw_arg,
-        default="1x512x512",
-        metavar="NxHxW",
-        help="batch x height x width (default: %(default)s)",
-    )
-    b.add_argument("--iterations", type=int, default=50, help="timed runs (default: %(default)s)")
-    b.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: %(default)s)")
-    b.add_argument(
-        "--hole-ratio",
-        type=float,
-        default=0.25,
-        help="fraction of hole pixels in the random mask (default: %(default)s)",
-    )
-    b.add_argument(
-        "--end-to-end", action="store_true", help="time Inpainter calls (host pre/post work included)"
-    )
-    b.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        default=None,
-        metavar="PATH",
-        help="write the results as JSON to PATH (or stdout with no PATH) instead of the table",
-    )
+    add_arguments(b, BenchOptions)
     b.set_defaults(func=run_bench)
 
 
 # -- inpaint ----------------------------------------------------------------------------------------
-def _providers(text: str | None) -> list[str] | None:
-    return None if not text else [p.strip() for p in text.split(",") if p.strip()]
-
-
-def _open(args: argparse.Namespace) -> Any:
-    from pconv.runtime import Inpainter
-
-    return Inpainter(
-        args.model,
-        backend=args.backend,
-        device=args.device,
-        providers=_providers(args.providers),
-        plugin_library=args.plugin_library,
-    )
-
-
 def pair_masks(images: list[Path], mask_arg: Path) -> list[Path | None]:
     """The mask file for each image (None when it has none): by stem from a folder, or one file for all."""
     from pconv.runtime.imageio import list_images
@@ -222,7 +72,7 @@ def output_paths(
 ) -> tuple[list[Path], str]:
     """Where each result goes and in which format: ``OUT/<stem>.<ext>``, or ``--out FILE`` for one image."""
     from pconv.errors import InputError
-    from pconv.runtime.imageio import SUFFIX_FORMATS
+    from pconv.runtime.options import SUFFIX_FORMATS
 
     as_file = out.suffix.lower() in SUFFIX_FORMATS and not out.is_dir()
     if out.exists() and not out.is_dir() and not as_file:
@@ -283,43 +133,30 @@ def _write_error(path: Path, exc: OSError, done: int) -> Exception:
     )
 
 
-def _load_pair(image_path: Path, mask_path: Path, args: argparse.Namespace) -> tuple[Any, Any]:
+def _load_pair(image_path: Path, mask_path: Path, opts: InpaintOptions) -> tuple[Any, Any]:
     """An image file and its hole mask (bool, True = hole) after --mask-threshold/--resize-mask/-dilate."""
     from pconv.errors import InputError
     from pconv.imagefiles import grow, resize_nearest
     from pconv.runtime.imageio import read_image_file, read_mask
 
     image = read_image_file(image_path)
-    white = read_mask(mask_path, args.mask_threshold) != 0
+    white = read_mask(mask_path, opts.mask_threshold) != 0
     h, w = image.pixels.shape[:2]
     if white.shape != (h, w):
-        if not args.resize_mask:
+        if not opts.resize_mask:
             raise InputError(
                 f"mask {mask_path.name} is {white.shape[0]}x{white.shape[1]} but image {image_path.name} is "
                 f"{h}x{w} (HxW); they must match (or pass --resize-mask)"
             )
         white = resize_nearest(white, h, w)
-    holes = white if not args.mask_is_valid else ~white
-    if args.mask_dilate:
-        holes = grow(holes, args.mask_dilate)
+    holes = white if not opts.mask_is_valid else ~white
+    if opts.mask_dilate:
+        holes = grow(holes, opts.mask_dilate)
     return image, holes
 
 
-def _check_inpaint_args(args: argparse.Namespace) -> None:
-    from pconv.errors import InputError
-    from pconv.imagefiles import check_threshold
-
-    if args.batch < 1:
-        raise InputError(f"--batch must be >= 1; got {args.batch}")
-    check_threshold(args.mask_threshold)
-    if args.mask_dilate < 0:
-        raise InputError(f"--mask-dilate must be >= 0 pixels; got {args.mask_dilate}")
-    if not 1 <= args.quality <= 100:
-        raise InputError(f"--quality must be 1..100; got {args.quality}")
-
-
 def _inpaint_loaded(
-    inpainter: Any, loaded: list[tuple[Path, Path, Any, Any]], args: argparse.Namespace, fail: Any
+    inpainter: Any, loaded: list[tuple[Path, Path, Any, Any]], opts: InpaintOptions, fail: Any
 ) -> list[Any]:
     """Results for ``loaded`` (image path, output path, ImageFile, holes), one call for the chunk.
 
@@ -335,12 +172,12 @@ def _inpaint_loaded(
         warnings.simplefilter("ignore", NoHoleWarning)  # reported by run_inpaint, one line per file
         try:
             images, holes = [item[2].pixels for item in loaded], [item[3] for item in loaded]
-            return list(inpainter(images, holes, strategy=args.strategy, batch_size=args.batch))
+            return list(inpainter(images, holes, strategy=opts.strategy, batch_size=opts.batch))
         except PconvError:
             results: list[Any] = []
             for image_path, _, image, hole in loaded:
                 try:
-                    results.append(inpainter(image.pixels, hole, strategy=args.strategy))
+                    results.append(inpainter(image.pixels, hole, strategy=opts.strategy))
                 except PconvError as exc:
                     fail(image_path, str(exc))
                     results.append(None)
@@ -355,26 +192,26 @@ def run_inpaint(args: argparse.Namespace) -> int:
     from pconv.runtime.imageio import list_images, write_image
     from pconv.terminal import show_progress
 
-    _check_inpaint_args(args)
-    images = list_images(args.image)
-    mask_arg = Path(args.mask)
-    if mask_arg.is_dir() and mask_arg.resolve() == Path(args.image).resolve():
+    opts = InpaintOptions.from_namespace(args)
+    images = list_images(opts.image)
+    mask_arg = Path(opts.mask)
+    if mask_arg.is_dir() and mask_arg.resolve() == Path(opts.image).resolve():
         # One folder holding IMG.png and IMG_mask.png: the masks are not images to inpaint.
         images = [p for p in images if not p.stem.endswith(MASK_SUFFIX)]
         if not images:
-            raise ImageFileError(f"{args.image} holds only *{MASK_SUFFIX} files, no images to inpaint")
+            raise ImageFileError(f"{opts.image} holds only *{MASK_SUFFIX} files, no images to inpaint")
     masks = pair_masks(images, mask_arg)
-    folder = Path(args.image).is_dir()
+    folder = Path(opts.image).is_dir()
     single = len(images) == 1 and not folder
     if single and masks[0] is None:
         raise ImageFileError(_no_mask(images[0], mask_arg))
-    outputs, fmt = output_paths(images, Path(args.out), args.format, folder)
-    _check_outputs(images, masks, outputs, args.concat)
+    outputs, fmt = output_paths(images, Path(opts.out), opts.format, folder)
+    _check_outputs(images, masks, outputs, opts.concat)
     try:
         outputs[0].parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _write_error(outputs[0].parent, exc, 0) from exc
-    inpainter = _open(args)
+    inpainter = opts.open()
     written, existing = 0, 0
     failed: list[tuple[str, str]] = []
 
@@ -386,47 +223,46 @@ def run_inpaint(args: argparse.Namespace) -> int:
 
     def save(path: Path, pixels: Any, source: Any) -> None:
         try:
-            write_image(path, pixels, fmt, args.quality, source.icc_profile, source.exif)
+            write_image(path, pixels, fmt, opts.quality, source.icc_profile, source.exif)
         except OSError as exc:
             raise _write_error(path, exc, written) from exc
 
     jobs = list(zip(images, masks, outputs))
     with tqdm(total=len(jobs), unit="img", desc="inpaint", disable=not show_progress()) as bar:
-        for start in range(0, len(jobs), args.batch):
+        for start in range(0, len(jobs), opts.batch):
             loaded = []
-            for image_path, mask_path, out_path in jobs[start : start + args.batch]:
-                if args.skip_existing and out_path.exists():
+            for image_path, mask_path, out_path in jobs[start : start + opts.batch]:
+                if opts.skip_existing and out_path.exists():
                     existing += 1
                     continue
                 if mask_path is None:
                     fail(bar, image_path, _no_mask(image_path, mask_arg))
                     continue
                 try:
-                    image, holes = _load_pair(image_path, mask_path, args)
+                    image, holes = _load_pair(image_path, mask_path, opts)
                 except PconvError as exc:
                     fail(bar, image_path, str(exc))
                     continue
                 if not holes.any():
-                    other = "--mask-is-valid was given" if args.mask_is_valid else "try --mask-is-valid"
+                    other = "--mask-is-valid was given" if opts.mask_is_valid else "try --mask-is-valid"
                     bar.write(
                         f"pconv inpaint: warning: mask {mask_path.name} marks no hole pixels, so "
                         f"{out_path.name} is the input unchanged ({other})",
                         file=sys.stderr,
                     )
                 loaded.append((image_path, out_path, image, holes))
-            results = _inpaint_loaded(inpainter, loaded, args, lambda path, why: fail(bar, path, why))
+            results = _inpaint_loaded(inpainter, loaded, opts, lambda path, why: fail(bar, path, why))
             for (_, out_path, image, holes), result in zip(loaded, results):
                 if result is None:
                     continue
                 save(out_path, result, image)
-                if args.concat:
+                if opts.concat:
                     shown = np.repeat((holes * 255).astype(np.uint8)[..., None], 3, axis=-1)
                     save(_concat_path(out_path), np.concatenate([image.pixels, shown, result], axis=1), image)
                 written += 1
-            bar.update(len(jobs[start : start + args.batch]))
-    providers = getattr(inpainter.backend, "providers", None)
-    where = inpainter.backend.name + (f" ({', '.join(providers)})" if providers else "")
-    target = outputs[0] if len(outputs) == 1 and Path(args.out) == outputs[0] else Path(args.out)
+            bar.update(len(jobs[start : start + opts.batch]))
+    where = inpainter.backend.describe()
+    target = outputs[0] if len(outputs) == 1 and Path(opts.out) == outputs[0] else Path(opts.out)
     extra = f"; {existing} already existed (--skip-existing)" if existing else ""
     print(f"wrote {written} image(s) to {target} with {where}{extra}")
     if failed:
@@ -465,29 +301,28 @@ def run_bench(args: argparse.Namespace) -> int:
     from pconv.runtime.strategy import padded_size
     from pconv.terminal import show_progress
 
-    n, h, w = args.shape
-    if args.iterations < 1 or args.warmup < 0:
-        raise InputError("--iterations must be >= 1 and --warmup >= 0")
-    inpainter = _open(args)
+    opts = BenchOptions.from_namespace(args)
+    n, h, w = opts.shape
+    inpainter = opts.open()
     info = inpainter.info
     rng = np.random.default_rng(0)
     net = padded_size(h, w, info)
     if net is None:
         largest = info.fixed_shape or info.max_shape or (0, 0, 0)
         raise InputError(
-            f"--shape {args.shape}: {h}x{w} is larger than the model accepts "
+            f"--shape {opts.shape}: {h}x{w} is larger than the model accepts "
             f"({largest[1]}x{largest[2]} max); use a smaller --shape"
         )
     net_h, net_w = net
     min_n, max_n = batch_limits(info)
-    if not args.end_to_end and not min_n <= n <= max_n:
+    if not opts.end_to_end and not min_n <= n <= max_n:
         raise InputError(
-            f"--shape {args.shape}: the model takes batches of {min_n}"
+            f"--shape {opts.shape}: the model takes batches of {min_n}"
             f"{'' if max_n == min_n else f' to {max_n}'} image(s); change N (or use --end-to-end, "
             "which pads or splits batches as the Inpainter does)"
         )
-    holes = rng.random((n, h, w)) < args.hole_ratio
-    if args.end_to_end:
+    holes = rng.random((n, h, w)) < opts.hole_ratio
+    if opts.end_to_end:
         images = list(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
         hole_list = list(holes)
 
@@ -505,11 +340,11 @@ def run_bench(args: argparse.Namespace) -> int:
         def step() -> None:
             inpainter.backend.run(image, mask)
 
-    for _ in range(args.warmup):
+    for _ in range(opts.warmup):
         step()
     times: list[float] = []
     for _ in tqdm(
-        range(args.iterations), desc="bench", unit="it", disable=not show_progress(), file=sys.stderr
+        range(opts.iterations), desc="bench", unit="it", disable=not show_progress(), file=sys.stderr
     ):
         t0 = time.perf_counter()
         step()
@@ -519,28 +354,28 @@ def run_bench(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {
         "model": str(inpainter.model_path),
         "backend": backend.name,
-        "providers": getattr(backend, "providers", None),
+        "providers": list(backend.providers) or None,  # null for backends without providers
         "shape": [n, h, w],
         "network_shape": [n, net_h, net_w],
         "io_dtype": str(info.io_dtype),
-        "mode": "end-to-end" if args.end_to_end else "backend",
-        "iterations": args.iterations,
-        "warmup": args.warmup,
+        "mode": "end-to-end" if opts.end_to_end else "backend",
+        "iterations": opts.iterations,
+        "warmup": opts.warmup,
         **stats,
     }
-    if args.json is not None:
+    if opts.json is not None:
         text = json.dumps(result, indent=2)
-        if args.json == "-":
+        if opts.json == "-":
             print(text)
         else:
             from pconv.fileio import atomic_write_bytes
 
-            atomic_write_bytes(args.json, (text + "\n").encode())
-            print(f"wrote {args.json}")
+            atomic_write_bytes(opts.json, (text + "\n").encode())
+            print(f"wrote {opts.json}")
         return 0
-    where = backend.name + (f" ({', '.join(result['providers'])})" if result["providers"] else "")
+    where = backend.describe()
     print(
-        f"model {args.model} on {where}, {result['mode']}, input {n}x{h}x{w} -> network {n}x{net_h}x{net_w}"
+        f"model {opts.model} on {where}, {result['mode']}, input {n}x{h}x{w} -> network {n}x{net_h}x{net_w}"
     )
     print(f"{'min':>9} {'median':>9} {'p90':>9} {'p99':>9} {'max':>9}   throughput")
     print(

@@ -33,6 +33,9 @@ from pconv.imagefiles import (
     rgb_array,
     white_pixels,
 )
+from pconv.runtime.options import DEFAULT_QUALITY as DEFAULT_QUALITY  # stated there, once
+from pconv.runtime.options import OUTPUT_FORMATS as OUTPUT_FORMATS
+from pconv.runtime.options import SUFFIX_FORMATS as SUFFIX_FORMATS
 
 #: dtypes an image may have; floats are in [0, 1], uint8 in [0, 255].
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -89,8 +92,12 @@ def _to_pil(array: np.ndarray) -> Any:
     return Image.fromarray(array, mode="RGB") if array.dtype == np.uint8 else Image.fromarray(array)
 
 
-def to_float01(image: np.ndarray) -> np.ndarray:
-    """A fresh float32 copy in [0, 1] (uint8 is divided by 255; floats are clipped to [0, 1])."""
+def to_float32_clipped(image: np.ndarray) -> np.ndarray:
+    """A fresh float32 copy in [0, 1] for the network (uint8 / 255; floats clipped to [0, 1]).
+
+    Clipped because the network is only defined on [0, 1]; :func:`pconv.eval.metrics.to_float64_exact`
+    is the measuring counterpart, which must not clip.
+    """
     if image.dtype == np.uint8:
         return image.astype(np.float32) / np.float32(255.0)
     return np.clip(image.astype(np.float32), 0.0, 1.0)
@@ -240,11 +247,6 @@ def _per_item_masks(mask: object, count: int) -> list[object]:
 
 
 # -- files ----------------------------------------------------------------------------------------
-#: Output formats of ``pconv inpaint --format`` and the PIL writer each one uses.
-OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
-#: The output format a file name's suffix asks for (``--out result.jpg``).
-SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
-DEFAULT_QUALITY = 95
 
 
 @dataclass

@@ -29,7 +29,7 @@ import dataclasses
 import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,10 @@ from pconv.errors import DeviceInputError, InputError
 from pconv.models import resolve_model
 from pconv.runtime import strategy as strategies
 from pconv.runtime.backend import Backend, ModelInfo
-from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, to_float01
+from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, to_float32_clipped
 from pconv.runtime.loader import is_server_url, open_backend
+from pconv.runtime.options import DEFAULT_BATCH_SIZE, DEFAULT_STRATEGY
 
-DEFAULT_BATCH_SIZE = 4
 #: Rows of an upscaled fill made at a time (a whole 24 MP fill in float32 is 288 MB, plus temporaries).
 UPSCALE_ROWS = 256
 
@@ -147,7 +147,7 @@ class Inpainter:
         mask: Any,
         *,
         mask_is_hole: bool = True,
-        strategy: str = "auto",
+        strategy: str = DEFAULT_STRATEGY,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Any:
         """Inpaint ``image`` where ``mask`` says; returns the same type and dtype as ``image``.
@@ -176,23 +176,19 @@ class Inpainter:
             results = self._inpaint(batch, strategy, batch_size)
         return batch.restore(results)
 
-    def run_device(self, image: Any, mask: Any, **options: Any) -> dict[str, Any]:
+    def run_device(
+        self, image: Any, mask: Any, stream: Any = None, out: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Zero-copy GPU path: NCHW ``image`` and N1HW ``mask`` (1 = valid) already on the GPU.
 
         Sizes must already be multiples of the model's size multiple and the dtype the engine's
         I/O dtype (no host-side padding or conversion happens here). Returns the backend's device
-        outputs ``{"output", "composite"}``. ``options`` go to the backend (TensorRT: ``stream=``,
-        ``out=``). Only the TensorRT backend supports it.
+        outputs ``{"output", "composite"}``; ``stream`` and ``out`` as in
+        :meth:`pconv.runtime.backend.Backend.run_device`. Only backends with ``supports_device``
+        (TensorRT) take them; the others raise :class:`~pconv.errors.DeviceInputError`.
         """
-        run_device = getattr(self.backend, "run_device", None)
-        if run_device is None:
-            raise DeviceInputError(
-                f"the {self.backend.name} backend cannot take GPU arrays; pass numpy arrays / PIL images, "
-                "or use a TensorRT engine (.engine) for zero-copy GPU inputs"
-            )
-        with self._lock:
-            result: dict[str, Any] = run_device(image, mask, **options)
-        return result
+        with self._lock:  # a backend without device support raises its one-line refusal
+            return self.backend.run_device(image, mask, stream=stream, out=out)
 
     # -- internals ----------------------------------------------------------------------------------
     def _inpaint(self, batch: Batch, strategy: str, batch_size: int) -> list[np.ndarray]:
@@ -252,7 +248,7 @@ class Inpainter:
                 mask = np.zeros((n, 1, net_h, net_w), dtype=np.float32)  # 0 = hole: padding is hole
                 for slot, tile in enumerate(chunk):
                     item = batch.items[tile.item]
-                    region = to_float01(item.original[tile.box.slices])
+                    region = to_float32_clipped(item.original[tile.box.slices])
                     valid = (~item.holes[tile.box.slices]).astype(np.float32)
                     if tile.scaled != (tile.box.height, tile.box.width):
                         region = strategies.resize_bilinear(region, *tile.scaled)

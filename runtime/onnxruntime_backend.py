@@ -8,6 +8,7 @@ imported, so a runtime install needs only ``onnxruntime`` (or ``onnxruntime-gpu`
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from pconv.errors import BackendUnavailableError, InputError, ModelLoadError
-from pconv.runtime.backend import ModelInfo
-from pconv.runtime.loader import check_model_file, logger, model_info_from_metadata
+from pconv.errors import BackendUnavailableError, InputError, ModelLoadError, PconvError
+from pconv.runtime.backend import Backend, ModelInfo, check_model_file, model_info_from_metadata
+
+logger = logging.getLogger("pconv.runtime")
 
 #: Execution providers in order of preference.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -41,8 +43,8 @@ def choose_providers(available: Sequence[str], requested: Sequence[str] | None) 
     return [p for p in PREFERRED_PROVIDERS if p in available] or list(available)
 
 
-class OnnxRuntimeBackend:
-    """Runs a pconv ONNX model with ONNX Runtime (implements :class:`pconv.runtime.backend.Backend`)."""
+class OnnxRuntimeBackend(Backend):
+    """Runs a pconv ONNX model with ONNX Runtime (host arrays only: ``run_device`` is refused)."""
 
     name = "onnxruntime"
 
@@ -83,8 +85,8 @@ class OnnxRuntimeBackend:
                 f"{path} could not be loaded as an ONNX model ({first_line}); is the file truncated or "
                 "not ONNX? Re-export it with `pconv export`"
             ) from exc
-        self.providers: list[str] = list(self.session.get_providers())
-        key = tuple(self.providers)
+        self.providers: tuple[str, ...] = tuple(self.session.get_providers())
+        key = self.providers
         with _log_lock:
             if key not in _logged:
                 _logged.add(key)
@@ -115,6 +117,8 @@ class OnnxRuntimeBackend:
             raise InputError(
                 f"backend inputs must be image (N,3,H,W) and mask (N,1,H,W); got {image.shape}, {mask.shape}"
             )
+        if self.session is None:
+            raise PconvError("this ONNX Runtime backend was closed; open a new one")
         feeds = {
             "image": np.ascontiguousarray(image, dtype=self.info.io_dtype),
             "mask": np.ascontiguousarray(mask, dtype=self.info.io_dtype),
@@ -127,7 +131,7 @@ class OnnxRuntimeBackend:
         return dict(zip(self.output_names, results))
 
     def close(self) -> None:
-        self.session = None
+        self.session = None  # ORT frees the session when the last reference goes
 
 
 def _shape_limits(shape: Sequence[Any]) -> dict[str, tuple[int, int, int] | None]:

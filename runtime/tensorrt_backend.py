@@ -7,7 +7,9 @@ stays importable (and its errors clear) on machines without them. torch and onnx
 The engine's sidecar ``<engine>.json`` (written by :func:`pconv.engine.build.build_engine`) says
 what the runtime needs without the ONNX: the pconv metadata, the profile shapes, the I/O dtypes,
 the GPU and TensorRT version it was built with and whether it uses the plugin. It is compared with
-the running GPU and TensorRT *before* deserialising, so a foreign engine gives one clear error.
+the running GPU and TensorRT *before* deserialising, so a foreign engine gives one clear error
+(that policy: :mod:`pconv.runtime.sidecar`; GPU array views and owned memory:
+:mod:`pconv.runtime.device_arrays`).
 
 Threading: one execution context per backend, guarded by a lock (calls from several threads are
 safe and serialised). For concurrent GPU work, open one backend per thread.
@@ -16,7 +18,6 @@ safe and serialised). For concurrent GPU work, open one backend per thread.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import threading
 from collections import OrderedDict
@@ -37,323 +38,33 @@ from pconv.errors import (
     PconvError,
     PluginLibraryError,
 )
-from pconv.fileio import sha256_file
-from pconv.runtime.backend import ModelInfo
-from pconv.runtime.loader import model_info_from_metadata
-from pconv.trt import import_tensorrt, parse_version, tensorrt_available
+from pconv.runtime.backend import Backend, ModelInfo
+from pconv.runtime.device_arrays import (
+    DeviceArray,
+    DeviceMemory,
+    PinnedMemory,
+    address,
+    cuda_array_view,
+    stream_handle,
+)
+from pconv.runtime.sidecar import (
+    check_batch_shape,
+    check_compatibility,
+    model_info_from_sidecar,
+    read_sidecar,
+)
+from pconv.trt import import_tensorrt
 from pconv.trt.cuda import Cuda
 from pconv.trt.log import log_tail, make_trt_logger
 from pconv.trt.registry import find_library, load_plugin_library
-from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
 if TYPE_CHECKING:
     import tensorrt as trt
-
-__all__ = [  # the backend's API, and the shared helpers its callers have always imported from here
-    "CudaArrayView",
-    "CudaError",
-    "DeviceArray",
-    "EngineSidecar",
-    "TensorRTBackend",
-    "check_batch_shape",
-    "check_compatibility",
-    "cuda_array_view",
-    "dims_tuple",
-    "find_library",
-    "model_info_from_sidecar",
-    "parse_version",
-    "read_sidecar",
-    "sidecar_path",
-    "stream_handle",
-    "tensorrt_available",
-]
 
 logger = logging.getLogger("pconv.runtime")
 
 #: Shape-keyed buffer sets kept alive at once (each holds device + pinned host memory).
 MAX_CACHED_SHAPES = 4
-
-
-def stream_handle(stream: Any) -> int:
-    """The raw ``cudaStream_t`` value of an int, cuda-python, CuPy or PyTorch stream object."""
-    if stream is None:
-        return 0
-    if isinstance(stream, int):
-        return stream
-    for attr in ("cuda_stream", "ptr", "handle"):  # torch.cuda.Stream, cupy Stream, generic
-        value = getattr(stream, attr, None)
-        if isinstance(value, int):
-            return value
-    try:
-        return int(stream)  # cuda-python cudaStream_t / CUstream
-    except (TypeError, ValueError) as exc:
-        raise DeviceInputError(
-            f"cannot use {type(stream).__name__} as a CUDA stream: pass an int handle, a cuda-python "
-            "stream, torch.cuda.Stream or cupy.cuda.Stream"
-        ) from exc
-
-
-# -- the engine sidecar (its format: pconv.trt.sidecar.EngineSidecar) ---------------------
-def read_sidecar(engine_path: str | Path, *, verify_engine: bool = True) -> EngineSidecar:
-    """The sidecar of ``engine_path``, checked to belong to that engine file."""
-    engine_path = Path(engine_path)
-    path = sidecar_path(engine_path)
-    if not path.is_file():
-        raise ModelLoadError(
-            f"{engine_path.name} has no sidecar {path.name}: the runtime reads the model's metadata "
-            "from it. Rebuild the engine with `pconv build model.onnx -o "
-            f"{engine_path.name}` (it writes both files), or copy the .json along with the engine"
-        )
-    try:
-        sidecar = EngineSidecar.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(
-            f"{path} is not a valid pconv engine sidecar ({exc}); rebuild the engine"
-        ) from exc
-    if verify_engine and engine_path.is_file() and sidecar.engine_bytes:
-        size = engine_path.stat().st_size
-        if size != sidecar.engine_bytes or (
-            sidecar.engine_sha256 and sha256_file(engine_path) != sidecar.engine_sha256
-        ):
-            raise ModelLoadError(
-                f"{path.name} describes a different engine than {engine_path.name} "
-                f"({sidecar.engine_bytes} bytes recorded, {size} found): the engine was replaced "
-                "or truncated. Rebuild it with `pconv build`"
-            )
-    return sidecar
-
-
-def check_compatibility(
-    sidecar: EngineSidecar,
-    tensorrt_version: str,
-    compute_capability: tuple[int, int],
-    gpu_name: str = "",
-    *,
-    source: str = "the engine",
-) -> None:
-    """Raise :class:`EngineIncompatibleError` if this GPU/TensorRT cannot run the engine.
-
-    TensorRT engines are tied to the GPU's compute capability and to the exact TensorRT version;
-    a version-compatible engine runs on the same or a newer TensorRT of the same major version.
-    """
-    rebuild = "rebuild it on this machine with `pconv build model.onnx -o ...`"
-    built, here = parse_version(sidecar.tensorrt_version), parse_version(tensorrt_version)
-    if sidecar.version_compatible:
-        if not built or not here or built[0] != here[0] or here < built:
-            raise EngineIncompatibleError(
-                f"{source} was built with TensorRT {sidecar.tensorrt_version} (version-compatible), "
-                f"which TensorRT {tensorrt_version} cannot run (it needs the same major version, "
-                f"{built[:1] or '?'}, and not older): {rebuild}"
-            )
-    elif built[:3] != here[:3]:
-        raise EngineIncompatibleError(
-            f"{source} was built with TensorRT {sidecar.tensorrt_version} but this is TensorRT "
-            f"{tensorrt_version}; engines only run on the TensorRT version that built them: {rebuild} "
-            "(or build with --version-compatible)"
-        )
-    if tuple(sidecar.compute_capability) != tuple(compute_capability):
-        built_gpu = f"{sidecar.gpu_name} (sm_{sidecar.compute_capability[0]}{sidecar.compute_capability[1]})"
-        this_gpu = f"{gpu_name or 'this GPU'} (sm_{compute_capability[0]}{compute_capability[1]})"
-        raise EngineIncompatibleError(
-            f"{source} was built for {built_gpu} and cannot run on {this_gpu}: {rebuild}"
-        )
-
-
-def model_info_from_sidecar(sidecar: EngineSidecar, source: str | Path) -> ModelInfo:
-    """The backend-independent :class:`ModelInfo` of an engine, from its sidecar alone."""
-    fixed = sidecar.profile_min if sidecar.profile_min == sidecar.profile_max else None
-    return model_info_from_metadata(
-        sidecar.onnx_metadata,
-        source,
-        np.dtype(sidecar.io_dtypes.get("image", "float32")),
-        origin="engine",
-        min_shape=sidecar.profile_min,
-        max_shape=sidecar.profile_max,
-        fixed_shape=fixed,
-    )
-
-
-def check_batch_shape(info: ModelInfo, n: int, h: int, w: int, *, source: str = "the engine") -> None:
-    """Raise :class:`InputError` if an ``(N, H, W)`` batch is outside the engine's profile."""
-    m = info.size_multiple
-    if h % m or w % m:
-        raise InputError(
-            f"{h}x{w} is not a multiple of {m}: pad the image (pconv.runtime.Inpainter does this)"
-        )
-    lo, hi = info.min_shape, info.max_shape
-    if lo is None or hi is None:
-        return
-    if not all(a <= b <= c for a, b, c in zip(lo, (n, h, w), hi)):
-        raise InputError(
-            f"batch shape {n}x{h}x{w} (NxHxW) is outside the profile of {source}, "
-            f"min {'x'.join(map(str, lo))} .. max {'x'.join(map(str, hi))}: use smaller images "
-            "(the crop strategy tiles large ones: --strategy crop in pconv inpaint, strategy='crop' in "
-            "Python) or rebuild the engine with a larger --max"
-        )
-
-
-# -- __cuda_array_interface__ ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class CudaArrayView:
-    """A validated ``__cuda_array_interface__``: a C-contiguous device buffer we can bind as is."""
-
-    ptr: int
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-    stream: int | None  # producer stream to wait for (CAI v3), or None
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-
-def cuda_array_view(obj: Any, name: str = "array") -> CudaArrayView:
-    """Validate ``obj.__cuda_array_interface__`` (CuPy, PyTorch, Numba, PyCUDA GPUArray, ...).
-
-    Only C-contiguous arrays without a mask are accepted, since TensorRT reads dense NCHW memory;
-    anything else gets a :class:`DeviceInputError` saying how to make it acceptable.
-    """
-    try:
-        cai = obj.__cuda_array_interface__
-    except AttributeError as exc:
-        raise DeviceInputError(
-            f"{name}: {type(obj).__name__} has no __cuda_array_interface__; pass a CuPy array, a "
-            "CUDA torch.Tensor, a Numba device array or a PyCUDA GPUArray (or use run() for numpy)"
-        ) from exc
-    if not isinstance(cai, Mapping):
-        raise DeviceInputError(f"{name}: __cuda_array_interface__ must be a dict, got {type(cai).__name__}")
-    missing = [k for k in ("shape", "typestr", "data", "version") if k not in cai]
-    if missing:
-        raise DeviceInputError(f"{name}: __cuda_array_interface__ lacks {', '.join(missing)}")
-    try:
-        shape = tuple(int(s) for s in cai["shape"])
-        dtype = np.dtype(cai["typestr"])
-        data = cai["data"]
-        ptr = int(data[0])
-        readonly = bool(data[1])
-    except (TypeError, ValueError, IndexError) as exc:
-        raise DeviceInputError(f"{name}: malformed __cuda_array_interface__ ({exc})") from exc
-    del readonly  # inputs are only read
-    if cai.get("mask") is not None:
-        raise DeviceInputError(f"{name}: masked device arrays are not supported")
-    if dtype.byteorder == ">":
-        raise DeviceInputError(f"{name}: big-endian data ({cai['typestr']}) is not supported")
-    size = int(np.prod(shape, dtype=np.int64))
-    if size and ptr == 0:
-        raise DeviceInputError(f"{name}: the device pointer is NULL")
-    strides = cai.get("strides")
-    if strides is not None and size:
-        expected = []
-        step = dtype.itemsize
-        for extent in reversed(shape):
-            expected.append(step)
-            step *= extent
-        expected.reverse()
-        # Strides of length-1 axes are irrelevant (PyTorch reports arbitrary ones there).
-        if any(int(s) != e for s, e, n in zip(strides, expected, shape) if n != 1):
-            raise DeviceInputError(
-                f"{name}: the device array is not C-contiguous (strides {tuple(strides)}, expected "
-                f"{tuple(expected)}); call .contiguous() (torch) or cupy.ascontiguousarray() first"
-            )
-    stream = cai.get("stream")
-    if stream is not None:
-        stream = int(stream)
-        if stream == 0:
-            raise DeviceInputError(f"{name}: __cuda_array_interface__ stream 0 is disallowed by the protocol")
-    return CudaArrayView(ptr=ptr, shape=shape, dtype=dtype, stream=stream)
-
-
-class _DeviceMemory:
-    """An owned ``cudaMalloc`` block, freed when the last reference goes."""
-
-    def __init__(self, cuda: Cuda, nbytes: int) -> None:
-        self.cuda = cuda
-        self.nbytes = nbytes
-        self.ptr: int | None = cuda.malloc(nbytes)
-
-    def free(self) -> None:
-        if self.ptr is not None:
-            ptr, self.ptr = self.ptr, None
-            with contextlib.suppress(Exception):  # interpreter shutdown, context already gone
-                self.cuda.free(ptr)
-
-    def __del__(self) -> None:
-        self.free()
-
-
-class _PinnedMemory:
-    """An owned page-locked host block viewed as a numpy array (fast, async-capable copies)."""
-
-    def __init__(self, cuda: Cuda, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-        self.cuda = cuda
-        self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        self.ptr: int | None = cuda.malloc_host(self.nbytes)
-        raw = (ctypes.c_ubyte * max(self.nbytes, 1)).from_address(self.ptr)
-        self.array: np.ndarray = np.ctypeslib.as_array(raw)[: self.nbytes].view(dtype).reshape(shape)
-
-    def free(self) -> None:
-        if self.ptr is not None:
-            ptr, self.ptr = self.ptr, None
-            self.array = np.empty(0, dtype=self.array.dtype)
-            with contextlib.suppress(Exception):
-                self.cuda.free_host(ptr)
-
-    def __del__(self) -> None:
-        self.free()
-
-
-class DeviceArray:
-    """A GPU result exposing ``__cuda_array_interface__`` (v3), so any CUDA library can wrap it.
-
-    ``cupy.asarray(a)``, ``torch.as_tensor(a, device="cuda")``, ``numba.cuda.as_cuda_array(a)``
-    and PyCUDA (``GPUArray(a.shape, a.dtype, gpudata=a.ptr)``) all take it without a copy; pconv
-    does not depend on any of them. ``to_host()`` copies it to numpy.
-    """
-
-    def __init__(
-        self,
-        ptr: int,
-        shape: tuple[int, ...],
-        dtype: np.dtype[Any] | type,
-        *,
-        owner: Any = None,
-        stream: int | None = None,
-        cuda: Cuda | None = None,
-    ) -> None:
-        self.ptr = int(ptr)
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
-        self.stream = stream
-        self._owner = owner  # keeps the memory alive as long as this array
-        self._cuda = cuda
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-    @property
-    def __cuda_array_interface__(self) -> dict[str, Any]:
-        return {
-            "shape": self.shape,
-            "typestr": self.dtype.str,
-            "data": (self.ptr, False),
-            "version": 3,
-            "strides": None,
-            "stream": self.stream,
-        }
-
-    def to_host(self) -> np.ndarray:
-        """Copy to a new numpy array (waiting for the stream that produced it)."""
-        cuda = self._cuda or Cuda()
-        if self.stream is not None:
-            cuda.synchronize(self.stream)
-        out = np.empty(self.shape, dtype=self.dtype)
-        if out.nbytes:
-            cuda.copy_device_to_host(out.ctypes.data, self.ptr, out.nbytes)
-        return out
-
-    def __repr__(self) -> str:
-        return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, ptr=0x{self.ptr:x})"
 
 
 # -- the backend -------------------------------------------------------------------------------
@@ -363,8 +74,8 @@ class _ShapeBuffers:
 
     key: Shape3
     shapes: dict[str, tuple[int, ...]]
-    device: dict[str, _DeviceMemory]
-    host: dict[str, _PinnedMemory]
+    device: dict[str, DeviceMemory]
+    host: dict[str, PinnedMemory]
 
     def free(self) -> None:
         for mem in self.device.values():
@@ -373,7 +84,7 @@ class _ShapeBuffers:
             pinned.free()
 
 
-class TensorRTBackend:
+class TensorRTBackend(Backend):
     """Runs a pconv TensorRT engine (``.engine``/``.plan`` plus its ``.json`` sidecar).
 
     ``run(image, mask)`` takes host numpy NCHW batches and returns host arrays; objects with
@@ -384,6 +95,7 @@ class TensorRTBackend:
     """
 
     name = "tensorrt"
+    supports_device = True
 
     def __init__(
         self,
@@ -501,13 +213,17 @@ class TensorRTBackend:
             for name, array in (("image", image_np), ("mask", mask_np)):
                 np.copyto(bufs.host[name].array, array)
                 self.cuda.copy_async(
-                    _ptr(bufs.device[name]), _ptr(bufs.host[name]), array.nbytes, True, stream
+                    address(bufs.device[name]), address(bufs.host[name]), array.nbytes, True, stream
                 )
-            self._bind(key, {n: _ptr(m) for n, m in bufs.device.items()})
+            self._bind(key, {n: address(m) for n, m in bufs.device.items()})
             self._enqueue(key)
             for name in OUTPUT_NAMES:
                 self.cuda.copy_async(
-                    _ptr(bufs.host[name]), _ptr(bufs.device[name]), bufs.host[name].nbytes, False, stream
+                    address(bufs.host[name]),
+                    address(bufs.device[name]),
+                    bufs.host[name].nbytes,
+                    False,
+                    stream,
                 )
             self.cuda.synchronize(self._stream)
             return {name: bufs.host[name].array.copy() for name in OUTPUT_NAMES}
@@ -558,8 +274,8 @@ class TensorRTBackend:
                         )
                     results[name] = DeviceArray(view.ptr, shape, dtype, owner=given, cuda=self.cuda)
                 else:
-                    mem = _DeviceMemory(self.cuda, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-                    results[name] = DeviceArray(_ptr(mem), shape, dtype, owner=mem, cuda=self.cuda)
+                    mem = DeviceMemory(self.cuda, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+                    results[name] = DeviceArray(address(mem), shape, dtype, owner=mem, cuda=self.cuda)
             addresses = {name: view.ptr for name, view in views.items()}
             addresses.update({name: arr.ptr for name, arr in results.items()})
             self._bind(key, addresses, set_shapes=False)
@@ -595,12 +311,6 @@ class TensorRTBackend:
             # Release TensorRT objects in dependency order: context, then engine.
             self.__dict__.pop("context", None)
             self.__dict__.pop("engine", None)
-
-    def __enter__(self) -> TensorRTBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __del__(self) -> None:
         if getattr(self, "_lock", None) is not None and not getattr(self, "_closed", True):
@@ -644,10 +354,10 @@ class TensorRTBackend:
                 raise CudaError(f"TensorRT could not infer the shape of {name} for batch {key}")
             shapes[name] = shape
         device = {
-            name: _DeviceMemory(self.cuda, int(np.prod(s, dtype=np.int64)) * self._io_dtypes[name].itemsize)
+            name: DeviceMemory(self.cuda, int(np.prod(s, dtype=np.int64)) * self._io_dtypes[name].itemsize)
             for name, s in shapes.items()
         }
-        host = {name: _PinnedMemory(self.cuda, s, self._io_dtypes[name]) for name, s in shapes.items()}
+        host = {name: PinnedMemory(self.cuda, s, self._io_dtypes[name]) for name, s in shapes.items()}
         bufs = _ShapeBuffers(key=key, shapes=shapes, device=device, host=host)
         self._buffers[key] = bufs
         while len(self._buffers) > MAX_CACHED_SHAPES:
@@ -711,9 +421,3 @@ class TensorRTBackend:
 def dims_tuple(dims: Any) -> tuple[int, ...]:
     """A TensorRT ``Dims`` as a tuple of ints (``Dims`` is indexable but not typed as iterable)."""
     return tuple(int(dims[i]) for i in range(len(dims)))
-
-
-def _ptr(mem: _DeviceMemory | _PinnedMemory) -> int:
-    if mem.ptr is None:
-        raise PconvError("buffer used after it was freed (the backend was closed)")
-    return mem.ptr

@@ -17,6 +17,7 @@ and then reported as :class:`ServerBusyError`). Needs ``tritonclient`` (``pip in
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 import urllib.parse
@@ -27,8 +28,7 @@ import numpy as np
 
 from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
 from pconv.errors import InputError, MissingDependencyError, ModelLoadError, PconvError
-from pconv.runtime.backend import ModelInfo
-from pconv.runtime.loader import model_info_from_metadata
+from pconv.runtime.backend import Backend, ModelInfo, model_info_from_metadata
 
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
 DEFAULT_TIMEOUT_S = 60.0
@@ -120,7 +120,7 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(text or exc).split()) or type(exc).__name__
 
 
-class TritonBackend:
+class TritonBackend(Backend):
     """Runs a pconv model on a Triton server (implements :class:`pconv.runtime.backend.Backend`).
 
     ``run`` returns ``{"output": ...}`` only: the composite is made by the client from its own pixels,
@@ -133,7 +133,7 @@ class TritonBackend:
         self.address = parse_address(url)
         self.headers = dict(headers or {})
         self._module = import_client(self.address.protocol)
-        self.providers: list[str] = [f"triton:{self.address.protocol}"]
+        self.providers: tuple[str, ...] = (f"triton:{self.address.protocol}",)
         self.client = self._open_client()
         self._wait_for_server()
         config = self._call(self.client.get_model_config, self.address.model, self.address.version)
@@ -271,9 +271,5 @@ class TritonBackend:
     def close(self) -> None:
         client, self.client = self.client, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead channel is not the user's problem
                 client.close()
-            except PconvError:
-                raise
-            except Exception:  # closing a dead channel is not the user's problem
-                pass

@@ -43,8 +43,7 @@ from pconv.contract import (
     OUTPUT_NAMES,
 )
 from pconv.errors import MissingDependencyError, PconvError
-from pconv.runtime.backend import ModelInfo
-from pconv.runtime.loader import check_model_file, model_info_from_metadata
+from pconv.runtime.backend import ModelInfo, check_model_file, model_info_from_metadata
 from pconv.serving.environment import PATH_ENV, SITE_ENV
 from pconv.trt.sidecar import EngineSidecar, sidecar_path
 

@@ -121,11 +121,11 @@ def test_names_resolve_to_the_shipped_files() -> None:
     assert sha256_file(DEFAULT_ONNX) == default_record()["files"][DEFAULT_ONNX.name]
 
 
-def test_cli_default_model_name_mirrors_the_core() -> None:
-    from pconv.models import DEFAULT_MODEL
-    from pconv.runtime import cli
+def test_cli_without_model_resolves_to_the_shipped_model() -> None:
+    from pconv.apps.cli import build_parser
 
-    assert cli.DEFAULT_MODEL == DEFAULT_MODEL
+    for argv in (["bench"], ["inpaint", "--image", "i", "--mask", "m", "--out", "o"]):
+        assert resolve_model(build_parser().parse_args(argv).model) == DEFAULT_ONNX
 
 
 def test_inpaint_without_model_uses_the_default(tmp_path: Path) -> None:

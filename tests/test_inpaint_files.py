@@ -35,14 +35,25 @@ def _inpaint(model: Path, image: Path, mask: Path, out: Path, *extra: str) -> in
     return main([*argv, *extra])
 
 
-def test_cli_mirrors_agree_with_their_sources() -> None:
-    from pconv.eval import cli as eval_cli
+def test_the_mask_threshold_is_stated_once() -> None:
+    """Every command's --mask-threshold default is pconv.contract's constant, never a copy."""
+    import re
+
+    from pconv.eval.options import EvalOptions
+    from pconv.runtime.options import InpaintOptions
     from pconv.training.options import TrainOptions
 
-    assert runtime_cli.MASK_THRESHOLD == MASK_THRESHOLD
-    assert eval_cli.MASK_THRESHOLD == TrainOptions.mask_threshold == MASK_THRESHOLD
-    assert tuple(imageio.OUTPUT_FORMATS) == runtime_cli.OUTPUT_FORMATS
-    assert runtime_cli.DEFAULT_QUALITY == imageio.DEFAULT_QUALITY
+    root = Path(__file__).resolve().parents[1]
+    defined = [
+        str(path.relative_to(root))
+        for folder in ("pconv", "training", "export", "engine", "plugins", "runtime", "eval", "apps")
+        for path in (root / folder).rglob("*.py")
+        if re.search(r"^MASK_THRESHOLD\s*=", path.read_text(), re.MULTILINE)
+    ]
+    assert defined == ["pconv/contract.py"]
+    assert TrainOptions().mask_threshold == EvalOptions.mask_threshold == MASK_THRESHOLD
+    assert InpaintOptions.mask_threshold == MASK_THRESHOLD
+    assert not hasattr(runtime_cli, "MASK_THRESHOLD") and not hasattr(runtime_cli, "DEFAULT_QUALITY")
 
 
 # -- orientation and bit depth ----------------------------------------------------------------------

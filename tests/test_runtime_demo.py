@@ -67,3 +67,17 @@ def test_demo_train_never_deletes_a_folder_it_did_not_write(tmp_path: Path, caps
     with pytest.raises(PconvError, match="holds files pconv demo did not write"):
         _remove_demo_run(out / "train")
     assert precious.read_text() == "mine"
+
+
+def test_demo_and_doctor_flags_come_from_their_options(capsys) -> None:
+    """Each flag's default is the dataclass default (stated once); bad values are one line."""
+    from pconv.apps.cli import build_parser
+    from pconv.apps.options import DemoOptions, DoctorOptions
+    from pconv.cliopts import from_args
+
+    parser = build_parser()
+    assert from_args(DemoOptions, parser.parse_args(["demo"])) == DemoOptions()
+    assert from_args(DoctorOptions, parser.parse_args(["doctor"])) == DoctorOptions()
+    assert main(["demo", "--crop-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "--crop-size" in err and len(err.strip().splitlines()) == 1

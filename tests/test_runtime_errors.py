@@ -18,8 +18,9 @@ from pconv.runtime import (
     ModelLoadError,
     open_backend,
 )
+from pconv.runtime.backend import model_info_from_metadata
 from pconv.runtime.imageio import read_image, read_mask
-from pconv.runtime.loader import model_info_from_metadata, tensorrt_available
+from pconv.trt import tensorrt_available
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from conftest import make_tiny_model
 from PIL import Image
 
 from pconv.runtime import Inpainter, InputError, NoHoleWarning
-from pconv.runtime.backend import ModelInfo
+from pconv.runtime.backend import Backend, ModelInfo
 
 
 def _torch_output(image_nchw: np.ndarray, mask_n1hw: np.ndarray) -> np.ndarray:
@@ -243,7 +243,7 @@ def test_crop_tile_matches_running_that_crop_alone(inpainter: Inpainter) -> None
     assert np.array_equal(crop[~holes], image[~holes])
 
 
-class _LimitedInfo:
+class _LimitedInfo(Backend):
     """A real ONNX Runtime backend whose reported shape limits are narrowed, like a TensorRT profile."""
 
     def __init__(self, backend, max_hw: int, min_n: int = 1, max_n: int = 2) -> None:
@@ -272,7 +272,7 @@ class _LimitedInfo:
 
 def test_auto_switches_to_crop_past_the_max_shape_and_downscales_big_regions(inpainter: Inpainter) -> None:
     limited = _LimitedInfo(inpainter.backend, max_hw=64)
-    inp = Inpainter.from_backend(limited, margin=8)  # type: ignore[arg-type]
+    inp = Inpainter.from_backend(limited, margin=8)
     rng = np.random.default_rng(12)
     image = rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)
     holes = np.zeros((150, 170), bool)
@@ -300,7 +300,7 @@ def test_concurrent_calls_from_threads_match_serial_results(inpainter: Inpainter
 
 def test_batches_are_padded_up_to_the_profile_minimum(inpainter: Inpainter) -> None:
     limited = _LimitedInfo(inpainter.backend, max_hw=512, min_n=3, max_n=4)
-    inp = Inpainter.from_backend(limited)  # type: ignore[arg-type]
+    inp = Inpainter.from_backend(limited)
     rng = np.random.default_rng(14)
     images, masks = zip(*[_random_case(rng, 30, 30) for _ in range(5)])
     out = inp(list(images), list(masks), batch_size=4)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pconv.runtime import Inpainter
-from pconv.runtime.backend import ModelInfo
+from pconv.runtime.backend import Backend, ModelInfo
 from pconv.runtime.strategy import (
     Box,
     choose,
@@ -204,7 +204,7 @@ def test_resize_and_budgeted_crop_end_to_end(inpainter, monkeypatch) -> None:
 def test_backend_calls_stay_within_the_pixel_budget(inpainter) -> None:
     """Batching must not multiply the memory of big tiles: a call holds at most tile_pixels pixels."""
 
-    class Recording:
+    class Recording(Backend):
         name = "recording"
 
         def __init__(self, inner) -> None:
@@ -219,7 +219,7 @@ def test_backend_calls_stay_within_the_pixel_budget(inpainter) -> None:
 
     backend = Recording(inpainter.backend)
     budget = 64 * 64
-    small = Inpainter.from_backend(backend, margin=8, tile_pixels=budget)  # type: ignore[arg-type]
+    small = Inpainter.from_backend(backend, margin=8, tile_pixels=budget)
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (150, 230, 3), dtype=np.uint8)
     holes = np.zeros((150, 230), bool)

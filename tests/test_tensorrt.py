@@ -40,20 +40,16 @@ from pconv.errors import (
     PconvError,
 )
 from pconv.fileio import atomic_write_bytes
-from pconv.runtime.tensorrt_backend import (
-    DeviceArray,
-    EngineSidecar,
-    TensorRTBackend,
+from pconv.runtime.device_arrays import DeviceArray, cuda_array_view, stream_handle
+from pconv.runtime.sidecar import (
     check_batch_shape,
     check_compatibility,
-    cuda_array_view,
     model_info_from_sidecar,
-    parse_version,
     read_sidecar,
-    sidecar_path,
-    stream_handle,
-    tensorrt_available,
 )
+from pconv.runtime.tensorrt_backend import TensorRTBackend
+from pconv.trt import parse_version, tensorrt_available
+from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
 INSTALL = "pip install 'pconv[trt]'"
 HAVE_TRT = tensorrt_available()
@@ -133,7 +129,7 @@ def test_non_pconv_and_broken_onnx_files_are_refused(tmp_path: Path) -> None:
     )
     foreign = tmp_path / "foreign.onnx"
     onnx.save_model(helper.make_model(graph), str(foreign))
-    with pytest.raises(BuildError, match=r"not a pconv ONNX model.*pconv export"):
+    with pytest.raises(BuildError, match=r"not a pconv model.*pconv export"):
         read_onnx_facts(foreign)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00not onnx at all\xff" * 10)
@@ -492,7 +488,7 @@ def _feeds(n: int, h: int, w: int, dtype: Any, seed: int) -> dict[str, np.ndarra
 
 
 def _plugin_library_or_skip() -> Path:
-    from pconv.runtime.tensorrt_backend import find_library
+    from pconv.trt.registry import find_library
 
     library = find_library()
     if library is None:

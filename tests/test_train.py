@@ -163,6 +163,22 @@ def test_finetune_freezes_encoder_batchnorm(base_run: TrainResult, tmp_path: Pat
     assert resumed.steps == 4
 
 
+def test_a_finetune_reads_its_source_checkpoint_once(
+    base_run: TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pconv.training.train as train_module
+
+    reads: list[Path] = []
+
+    def counting_load(path: Path, *args: object, **kwargs: object) -> PConvUNet:
+        reads.append(Path(path))
+        return load_checkpoint(path)
+
+    monkeypatch.setattr(train_module, "load_checkpoint", counting_load)
+    tuned = train(options(tmp_path / "once", steps=1, finetune=str(base_run.checkpoint)))
+    assert reads == [base_run.checkpoint] and tuned.steps == 1
+
+
 def test_freeze_encoder_bn_survives_train_mode() -> None:
     model = PConvUNet(depth=3, width=0.125)
     model.freeze_encoder_bn()

@@ -1,4 +1,5 @@
-"""The training loop: one readable function, :func:`train`, driven by :class:`TrainOptions`.
+"""Training: :func:`train` = :func:`start_run` (set-up: device, run folder, model, optimizer, loss, data)
+then :func:`loop` (one readable loop), driven by :class:`TrainOptions`.
 
 Stages (paper, Sec. 4): train from scratch with Adam at lr 2e-4, then fine-tune at lr 5e-5 with the
 encoder BatchNorm frozen (eval mode, no gradient), because BN statistics are skewed by holes.
@@ -61,8 +62,8 @@ from pconv.models import resolve_checkpoint
 from pconv.training.augment import check_level
 from pconv.training.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from pconv.training.dataset import StepIndexSampler, make_dataset
-from pconv.training.losses import LOSS_TERMS, build_loss
-from pconv.training.options import SCHEDULES, TrainOptions
+from pconv.training.losses import LOSS_TERMS, InpaintingLoss, build_loss
+from pconv.training.options import TrainOptions
 from pconv.training.runfolder import commit_step, has_run, latest_step_dir
 from pconv.training.unet import PConvUNet, composite
 
@@ -133,19 +134,14 @@ def pick_device(name: str, local_rank: int) -> torch.device:
 # -- run folder -------------------------------------------------------------------------------
 
 
-def _checkpoint_config(path: Path) -> ModelConfig:
-    try:
-        return load_checkpoint(path).config
-    except CheckpointError as exc:
-        raise PconvError(str(exc)) from exc
-
-
-def resolve_config(opts: TrainOptions, state: dict[str, Any] | None) -> ModelConfig:
-    """The model config: from the resumed run, the fine-tuned checkpoint, or the options."""
+def resolve_config(
+    opts: TrainOptions, state: dict[str, Any] | None, source: ModelConfig | None = None
+) -> ModelConfig:
+    """The model config: the resumed run's, the fine-tuned checkpoint's (``source``), or the options'."""
     if state is not None:
         config = ModelConfig.from_json(state["model_config"])
-    elif opts.finetune:
-        config = _checkpoint_config(Path(opts.finetune))
+    elif source is not None:
+        config = source
     else:
         try:
             config = ModelConfig(
@@ -386,84 +382,139 @@ def save_sample_grid(path: Path, image: Tensor, mask: Tensor, output: Tensor, ma
     return path
 
 
-# -- the loop ---------------------------------------------------------------------------------
+# -- setting up a run ---------------------------------------------------------------------------
 
 
-def train(opts: TrainOptions) -> TrainResult:
-    """Train (or resume / fine-tune) a PConvUNet; returns the checkpoint path, final step and log."""
-    from tqdm import tqdm
+@dataclass
+class Run:
+    """A run ready to train: what :func:`start_run` resolved and :func:`loop` uses."""
 
-    from pconv.terminal import show_progress
+    opts: TrainOptions  # ``finetune`` resolved to a file
+    folder: Path
+    dist: DistInfo
+    device: torch.device
+    model: PConvUNet
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    criterion: InpaintingLoss
+    loader: torch.utils.data.DataLoader[Any]
+    lr: float  # the base learning rate the schedule scales
+    start_step: int
+    amp_dtype: torch.dtype | None
 
-    if opts.steps < 0 or opts.batch < 1 or opts.size < 1 or opts.log_every < 1:
-        raise PconvError("--steps must be >= 0; --batch, --size and --log-every >= 1")
-    if opts.checkpoint_every < 0 or opts.sample_every < 0:
-        raise PconvError(
-            "--checkpoint-every and --sample-every must be >= 0 (0 = only the final checkpoint / never)"
-        )
-    if opts.amp not in ("off", "bf16", "fp16"):
-        raise PconvError(f"--amp must be off, bf16 or fp16; got {opts.amp!r}")
-    if opts.schedule not in SCHEDULES:
-        raise PconvError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {opts.schedule!r}")
-    if opts.warmup < 0 or (opts.threads is not None and opts.threads < 1):
-        raise PconvError("--warmup must be >= 0 and --threads >= 1")
-    try:
-        check_level(opts.augment)
-    except ValueError as exc:
-        raise PconvError(str(exc)) from exc
+
+def start_run(opts: TrainOptions) -> Run:
+    """Resolve device, run folder (new, resumed or fine-tuning), model, optimizer, loss and data.
+
+    The order of the steps that draw from torch's global RNG (model init, loss, loader) is fixed:
+    the same seed gives the same run.
+    """
     if opts.threads is not None:
         torch.set_num_threads(opts.threads)
     if opts.finetune:  # "default": the checkpoint shipped with pconv
         opts = replace(opts, finetune=str(resolve_checkpoint(opts.finetune)))
-    run = Path(opts.out)
-    device_kind = (
-        "cuda"
-        if opts.device.startswith("cuda") or (opts.device == "auto" and torch.cuda.is_available())
-        else "cpu"
-    )
-    dist_info = setup_distributed(device_kind)
+    dist_info = setup_distributed(_device_kind(opts.device))
     device = pick_device(opts.device, dist_info.local_rank)
     if opts.amp != "off" and device.type != "cuda":
         raise PconvError(f"--amp {opts.amp} needs a CUDA device (this run is on {device}); use --amp off")
+    folder = Path(opts.out)
+    state, start_weights = open_run_folder(opts, folder)
+    model = start_model(opts, state, start_weights).to(device).train()
+    start_step = int(state["step"]) if state is not None else 0
+    lr = base_learning_rate(opts, state)
+    optimizer, scaler = make_optimizer(model, opts, state, lr)
+    net: nn.Module = model
+    if dist_info.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    criterion = make_loss(opts, quiet=not dist_info.is_main).to(device)
+    loader = make_loader(opts, start_step, dist_info, device)
+    if dist_info.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        open_log(folder, start_step)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(opts.amp)
+    return Run(
+        opts=opts,
+        folder=folder,
+        dist=dist_info,
+        device=device,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        scaler=scaler,
+        criterion=criterion,
+        loader=loader,
+        lr=lr,
+        start_step=start_step,
+        amp_dtype=amp_dtype,
+    )
 
-    # Run folder: resume, or refuse to overwrite an existing run.
-    state: dict[str, Any] | None = None
-    resume_weights = run / CHECKPOINT_NAME
+
+def _device_kind(name: str) -> str:
+    """``cuda`` or ``cpu``: which process-group backend the device asks for (before picking it)."""
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    return "cuda" if cuda else "cpu"
+
+
+def open_run_folder(opts: TrainOptions, run: Path) -> tuple[dict[str, Any] | None, Path | None]:
+    """The saved state to resume (None for a new run) and the weights the run starts from.
+
+    A new run must not overwrite one; a resumed run must continue the same stage with the same data.
+    """
     if run.exists() and not run.is_dir():
         raise PconvError(f"--out {run} is an existing file; pass a folder for the run (it is created)")
-    if opts.resume:
-        state, resume_weights = load_train_state(run)
-        check_resume_steps(opts, state)
-        if bool(state.get("finetune")) != bool(opts.finetune):
-            stage = "a fine-tuning" if state.get("finetune") else "a from-scratch"
+    if not opts.resume:
+        if has_run(run, RUN_FILES):
             raise PconvError(
-                f"--resume: {run} holds {stage} run; pass --finetune CKPT exactly when "
-                "resuming a fine-tuning run"
+                f"{run} already holds a run: pass --resume to continue it, or choose another --out"
             )
-        check_resume_options(opts, state)
-    elif has_run(run, RUN_FILES):
-        raise PconvError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
+        return None, Path(opts.finetune) if opts.finetune else None
+    state, weights = load_train_state(run)
+    check_resume_steps(opts, state)
+    if bool(state.get("finetune")) != bool(opts.finetune):
+        stage = "a fine-tuning" if state.get("finetune") else "a from-scratch"
+        raise PconvError(
+            f"--resume: {run} holds {stage} run; pass --finetune CKPT exactly when resuming a fine-tuning run"
+        )
+    check_resume_options(opts, state)
+    return state, weights
 
-    config = resolve_config(opts, state)
+
+def start_model(opts: TrainOptions, state: dict[str, Any] | None, weights: Path | None) -> PConvUNet:
+    """The model at the first step: the seed's init, then the resumed or fine-tuned weights.
+
+    The checkpoint is read once, after seeding; its model config is checked against the options.
+    """
     torch.manual_seed(opts.seed)
+    source = load_checkpoint(weights) if weights is not None else None
+    config = resolve_config(opts, state, source.config if source is not None else None)
     model = PConvUNet(config=config)
+    if source is not None:
+        model.load_state_dict(source.state_dict())
     if state is not None:
-        model.load_state_dict(load_checkpoint(resume_weights).state_dict())
         torch.set_rng_state(state["torch_rng"])
-    elif opts.finetune:
-        model.load_state_dict(load_checkpoint(opts.finetune).state_dict())
     if opts.finetune:
         model.freeze_encoder_bn()
-    model.to(device).train()
-    start_step = int(state["step"]) if state is not None else 0
+    return model
 
+
+def base_learning_rate(opts: TrainOptions, state: dict[str, Any] | None) -> float:
+    """``--lr``; else a resumed run's own; else the paper's (2e-4, or 5e-5 when fine-tuning)."""
     lr = opts.lr
-    if lr is None and state is not None:  # resuming without --lr keeps the run's own --lr
+    if lr is None and state is not None:
         lr = state.get("options", {}).get("lr")
     if lr is None:
         lr = PAPER_FINETUNE_LR if opts.finetune else PAPER_LR
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    return float(lr)
+
+
+def make_optimizer(
+    model: PConvUNet, opts: TrainOptions, state: dict[str, Any] | None, lr: float
+) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler | None]:
+    """Adam over the trainable parameters (and the fp16 gradient scaler), restored when resuming."""
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     scaler = torch.amp.GradScaler("cuda") if opts.amp == "fp16" else None
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -471,26 +522,24 @@ def train(opts: TrainOptions) -> TrainResult:
             group["lr"] = lr
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(opts.amp)
+    return optimizer, scaler
 
-    net: nn.Module = model
-    if dist_info.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
 
-    is_main = dist_info.is_main
-    criterion = build_loss(opts.vgg_weights, opts.random_init_vgg, opts.tv_weight) if is_main else None
-    if not is_main:  # other ranks build the same loss quietly
-        import warnings
+def make_loss(opts: TrainOptions, quiet: bool) -> InpaintingLoss:
+    """The loss; ``quiet`` (ranks other than 0) hides its warnings, which rank 0 already shows."""
+    if not quiet:
+        return build_loss(opts.vgg_weights, opts.random_init_vgg, opts.tv_weight)
+    import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            criterion = build_loss(opts.vgg_weights, opts.random_init_vgg, opts.tv_weight)
-    assert criterion is not None
-    criterion.to(device)
-    shown_terms = ("total", *(t for t in LOSS_TERMS if criterion.uses_vgg or t in ("valid", "hole", "tv")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_loss(opts.vgg_weights, opts.random_init_vgg, opts.tv_weight)
 
+
+def make_loader(
+    opts: TrainOptions, start_step: int, dist_info: DistInfo, device: torch.device
+) -> torch.utils.data.DataLoader[Any]:
+    """Batches from ``start_step`` on: sample ``i`` is a pure function of (seed, i), each rank its own."""
     dataset = make_dataset(
         opts.data,
         opts.size,
@@ -501,54 +550,72 @@ def train(opts: TrainOptions) -> TrainResult:
         augment=check_level(opts.augment),
         mask_threshold=opts.mask_threshold,
     )
-    sampler = StepIndexSampler(opts.batch, start_step, dist_info.rank, dist_info.world_size)
-    loader = torch.utils.data.DataLoader(
+    return torch.utils.data.DataLoader(
         dataset,  # type: ignore[arg-type]  # duck-typed map-style dataset
         batch_size=opts.batch,
-        sampler=sampler,  # type: ignore[arg-type]
+        sampler=StepIndexSampler(opts.batch, start_step, dist_info.rank, dist_info.world_size),  # type: ignore[arg-type]
         num_workers=opts.workers,
         pin_memory=device.type == "cuda",
         drop_last=True,
         worker_init_fn=ignore_stop_signals if opts.workers > 0 else None,
     )
 
-    if is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        open_log(run, start_step)
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def train(opts: TrainOptions) -> TrainResult:
+    """Train (or resume / fine-tune) a PConvUNet; returns the checkpoint path, final step and log."""
+    return loop(start_run(opts))
+
+
+def train_step(run: Run, image: Tensor, mask: Tensor, lr: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """One optimizer step at learning rate ``lr``; returns the output and the loss terms."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    dtype = run.amp_dtype
+    with torch.autocast(device_type=run.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        output = run.net(image, mask)
+    losses = run.criterion(image, mask, output)
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(losses["total"]).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        losses["total"].backward()
+        run.optimizer.step()
+    return output, losses
+
+
+def loop(run: Run) -> TrainResult:
+    """Train from ``run.start_step`` to ``--steps``: log, sample and checkpoint as asked; on Ctrl-C or
+    SIGTERM save the step reached and raise :class:`TrainingInterrupted`."""
+    from tqdm import tqdm
+
+    from pconv.terminal import show_progress
+
+    opts, folder, is_main = run.opts, run.folder, run.dist.is_main
+    shown = ("total", *(t for t in LOSS_TERMS if run.criterion.uses_vgg or t in ("valid", "hole", "tv")))
     history: list[dict[str, float]] = []
     sums = dict.fromkeys(("total", *LOSS_TERMS), 0.0)
     count, window_start = 0, time.perf_counter()
     bar = tqdm(
         total=opts.steps,
-        initial=min(start_step, opts.steps),
+        initial=min(run.start_step, opts.steps),
         desc="train" + (" (finetune)" if opts.finetune else ""),
         unit="step",
         disable=not (is_main and show_progress(opts.progress)),
         dynamic_ncols=True,
     )
-    step = start_step
-    batches = iter(loader)
-    with stop_requests(enabled=dist_info.world_size == 1) as stop:
+    step = run.start_step
+    batches = iter(run.loader)
+    with stop_requests(enabled=run.dist.world_size == 1) as stop:
         while step < opts.steps:
             image, mask = next(batches)
-            step_lr = learning_rate(step, opts.steps, lr, opts.schedule, opts.warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = step_lr
-            image = image.to(device, non_blocking=True)
-            mask = mask.to(device, non_blocking=True)
-            with torch.autocast(
-                device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-            ):
-                output = net(image, mask)
-            losses = criterion(image, mask, output)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(losses["total"]).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                losses["total"].backward()
-                optimizer.step()
+            lr = learning_rate(step, opts.steps, run.lr, opts.schedule, opts.warmup)
+            image, mask = image.to(run.device, non_blocking=True), mask.to(run.device, non_blocking=True)
+            output, losses = train_step(run, image, mask, lr)
             step += 1
 
             values = {k: float(v.detach()) for k, v in losses.items()}
@@ -560,34 +627,33 @@ def train(opts: TrainOptions) -> TrainResult:
                 sums[k] += values[k]
             count += 1
             bar.update(1)
-            bar.set_postfix({k: f"{values[k]:.4f}" for k in shown_terms})
+            bar.set_postfix({k: f"{values[k]:.4f}" for k in shown})
 
             if step % opts.log_every == 0 or step == opts.steps:
-                elapsed = time.perf_counter() - window_start
                 row = {"step": step, **{k: s / count for k, s in sums.items()}}
-                row.update(lr=step_lr, sec_per_step=elapsed / count)
+                row.update(lr=lr, sec_per_step=(time.perf_counter() - window_start) / count)
                 history.append(row)
                 if is_main:
-                    append_log(run, row)
+                    append_log(folder, row)
                 sums = dict.fromkeys(sums, 0.0)
                 count, window_start = 0, time.perf_counter()
             if is_main and opts.sample_every and step % opts.sample_every == 0:
-                save_sample_grid(run / "samples" / f"step_{step:07d}.png", image, mask, output)
-            periodic = opts.checkpoint_every > 0 and step % opts.checkpoint_every == 0
-            if is_main and (periodic or step == opts.steps):
-                save_run(run, model, optimizer, scaler, step, opts)
+                save_sample_grid(folder / "samples" / f"step_{step:07d}.png", image, mask, output)
+            saved = (opts.checkpoint_every > 0 and step % opts.checkpoint_every == 0) or step == opts.steps
+            if is_main and saved:
+                save_run(folder, run.model, run.optimizer, run.scaler, step, opts)
             if stop:  # Ctrl-C / SIGTERM during this step: save it (unless just saved), then stop
-                if is_main and not (periodic or step == opts.steps):
-                    save_run(run, model, optimizer, scaler, step, opts)
+                if is_main and not saved:
+                    save_run(folder, run.model, run.optimizer, run.scaler, step, opts)
                 bar.close()
                 raise TrainingInterrupted(
-                    f"{stop[0]} at step {step}: saved a resumable checkpoint in {run} "
+                    f"{stop[0]} at step {step}: saved a resumable checkpoint in {folder} "
                     "(continue with the same command and --resume)"
                 )
     bar.close()
-    if is_main and step == start_step and not (run / CHECKPOINT_NAME).exists():
-        save_run(run, model, optimizer, scaler, step, opts)  # steps=0: still leave a usable checkpoint
-    if dist_info.world_size > 1:
+    if is_main and step == run.start_step and not (folder / CHECKPOINT_NAME).exists():
+        save_run(folder, run.model, run.optimizer, run.scaler, step, opts)  # steps=0: still a checkpoint
+    if run.dist.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return TrainResult(checkpoint=run / CHECKPOINT_NAME, steps=step, history=history)
+    return TrainResult(checkpoint=folder / CHECKPOINT_NAME, steps=step, history=history)

@@ -1,6 +1,12 @@
-"""``PConvUNet``: the paper's partial-convolution U-Net, built from :meth:`ModelConfig.layer_specs`."""
+"""``PConvUNet``: the paper's partial-convolution U-Net, built from :meth:`ModelConfig.layer_specs`.
+
+Its forward pass is :func:`pconv.network.unet_forward` (the one traversal the exporter and the
+kernel harness share) over this module's blocks.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +14,7 @@ from torch import Tensor, nn
 
 from pconv.config import LayerSpec, ModelConfig
 from pconv.formula import activate
+from pconv.network import unet_forward
 from pconv.training.layers import TORCH_OPS, PartialConv2d
 
 
@@ -28,7 +35,7 @@ class PConvBlock(nn.Module):
         )
         self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
 
-    def forward(self, xs: list[Tensor], masks: list[Tensor]) -> tuple[Tensor, Tensor]:
+    def forward(self, xs: Sequence[Tensor], masks: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         y, new_mask = self.conv.forward_parts(xs, masks)
         if self.bn is not None:
             y = self.bn(y)
@@ -77,22 +84,7 @@ class PConvUNet(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         self.check_inputs(image, mask)
-        mask = mask.to(image.dtype)
-        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
-        feats: dict[str, tuple[Tensor, Tensor]] = {"input": (x, mask)}
-        h, h_mask = x, mask
-        for spec in self.specs:
-            block = self.layers[spec.name]
-            if spec.upsample_input:
-                assert spec.skip is not None
-                skip, skip_mask = feats[spec.skip]
-                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-                h_mask = F.interpolate(h_mask, scale_factor=2.0, mode="nearest")
-                h, h_mask = block([h, skip], [h_mask, skip_mask])
-            else:
-                h, h_mask = block([h], [h_mask])
-                feats[spec.name] = (h, h_mask)
-        return h * self.std.to(h.dtype) + self.mean.to(h.dtype)
+        return unet_forward(self.specs, image, mask, _TorchNetwork(self))
 
     # -- fine-tuning ---------------------------------------------------------------------------
     def freeze_encoder_bn(self, frozen: bool = True) -> None:
@@ -113,6 +105,33 @@ class PConvUNet(nn.Module):
                 if block.bn is not None:
                     block.bn.eval()
         return self
+
+
+class _TorchNetwork:
+    """:class:`pconv.network.NetworkOps` over a :class:`PConvUNet`'s blocks (autograd, any dtype).
+
+    Features stay unmasked between layers: each :class:`PartialConv2d` masks its own input.
+    """
+
+    def __init__(self, model: PConvUNet) -> None:
+        self.model = model
+
+    def normalize(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return (image - self.model.mean.to(image.dtype)) / self.model.std.to(image.dtype), mask.to(
+            image.dtype
+        )
+
+    def upsample2x(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+    def layer(
+        self, spec: LayerSpec, features: Sequence[Tensor], masks: Sequence[Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        block: PConvBlock = self.model.layers[spec.name]  # type: ignore[assignment]
+        return block(features, masks)
+
+    def denormalize(self, y: Tensor) -> Tensor:
+        return y * self.model.std.to(y.dtype) + self.model.mean.to(y.dtype)
 
 
 def composite(image: Tensor, mask: Tensor, output: Tensor) -> Tensor:

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pconv.runtime.backend import ModelInfo
-from pconv.runtime.loader import model_info_from_metadata
+from pconv.runtime.backend import ModelInfo, model_info_from_metadata
 
 
 def parameters(args: dict[str, Any]) -> dict[str, str]:

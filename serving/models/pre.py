@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pconv.errors import PconvError
-from pconv.runtime.imageio import normalise, to_float01
+from pconv.runtime.imageio import normalise, to_float32_clipped
 from pconv.runtime.strategy import plan_full
 from pconv.serving.models import error_response, input_array, model_info, output_tensor, parameters
 from pconv.serving.repository import HOLE_MASK, NET_IMAGE, NET_MASK, RGB_IMAGE
@@ -24,7 +24,7 @@ def network_inputs(image: np.ndarray, mask: np.ndarray, info: Any) -> tuple[np.n
     net_image = np.zeros((1, 3, net_h, net_w), dtype=np.float32)
     net_mask = np.zeros((1, 1, net_h, net_w), dtype=np.float32)  # 0 = hole: the padding is hole
     valid = (~item.holes).astype(np.float32)
-    net_image[0, :, :h, :w] = (to_float01(item.original) * valid[..., None]).transpose(2, 0, 1)
+    net_image[0, :, :h, :w] = (to_float32_clipped(item.original) * valid[..., None]).transpose(2, 0, 1)
     net_mask[0, 0, :h, :w] = valid
     return net_image.astype(info.io_dtype, copy=False), net_mask.astype(info.io_dtype, copy=False)
 

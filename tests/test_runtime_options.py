@@ -1,0 +1,93 @@
+"""pconv.runtime.options: the inpaint/bench flags are generated from the options, checked once."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from pconv.apps.cli import build_parser, main
+from pconv.errors import InputError, PconvError
+from pconv.runtime import Inpainter
+from pconv.runtime.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_STRATEGY,
+    BenchOptions,
+    InpaintOptions,
+    ModelOptions,
+)
+
+REQUIRED = ["--image", "i.png", "--mask", "m.png", "--out", "o"]
+
+
+@pytest.mark.parametrize(("command", "cls"), [("inpaint", InpaintOptions), ("bench", BenchOptions)])
+def test_every_field_is_a_flag_with_the_fields_default(command: str, cls: type[ModelOptions]) -> None:
+    args = build_parser().parse_args([command, *(REQUIRED if command == "inpaint" else [])])
+    opts = cls.from_namespace(args)
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            assert getattr(opts, f.name) == f.default, f.name
+    assert opts == cls(**{f.name: getattr(opts, f.name) for f in dataclasses.fields(cls)})
+
+
+def test_flags_reach_the_options() -> None:
+    argv = ["inpaint", *REQUIRED, "--batch", "2", "--strategy", "crop", "--mask-is-valid", "--quality", "80"]
+    opts = InpaintOptions.from_namespace(build_parser().parse_args(argv))
+    assert (opts.batch, opts.strategy, opts.mask_is_valid, opts.quality) == (2, "crop", True, 80)
+    bench = BenchOptions.from_namespace(build_parser().parse_args(["bench", "--shape", "2x64x32", "--json"]))
+    assert bench.shape == (2, 64, 32) and bench.json == "-"
+    assert (
+        ModelOptions(providers=" A, B ,").provider_list == ["A", "B"] and ModelOptions().provider_list is None
+    )
+
+
+def test_the_inpainter_shares_the_batch_and_strategy_defaults() -> None:
+    call = inspect.signature(Inpainter.__call__).parameters
+    assert call["batch_size"].default == DEFAULT_BATCH_SIZE == InpaintOptions.batch
+    assert call["strategy"].default == DEFAULT_STRATEGY == InpaintOptions.strategy
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch": 0}, "--batch must be >= 1"),
+        ({"mask_dilate": -1}, "--mask-dilate must be >= 0"),
+        ({"quality": 101}, "--quality must be 1..100"),
+        ({"mask_threshold": 1.0}, r"mask threshold must be in \[0, 1\)"),
+        ({"strategy": "tiles"}, "--strategy must be one of auto, full, crop, resize"),
+        ({"format": "gif"}, "--format must be one of png, jpg, webp"),
+    ],
+)
+def test_inpaint_options_are_checked_when_made(change: dict[str, object], message: str) -> None:
+    with pytest.raises(PconvError, match=message):  # InputError; the threshold's is the core's PconvError
+        InpaintOptions(image="i", mask="m", out="o", **change)  # type: ignore[arg-type]
+
+
+def test_bench_options_are_checked_when_made() -> None:
+    with pytest.raises(InputError, match="--iterations must be >= 1"):
+        BenchOptions(iterations=0)
+    with pytest.raises(InputError, match="--warmup >= 0"):
+        BenchOptions(warmup=-1)
+
+
+def test_a_bad_flag_value_is_a_one_line_error_before_any_model_is_opened(capsys) -> None:
+    assert main(["inpaint", "--model", "missing.onnx", *REQUIRED, "--batch", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch must be >= 1" in err and "missing.onnx" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_options_and_the_runtime_parser_need_no_onnxruntime() -> None:
+    code = (
+        "import sys, argparse\n"
+        "for name in ('onnxruntime', 'onnx', 'torch', 'tensorrt'): sys.modules[name] = None\n"
+        "from pconv.runtime import cli\n"
+        "p = argparse.ArgumentParser(); cli.register(p.add_subparsers())\n"
+        "import pconv.runtime.options as o\n"
+        "assert o.InpaintOptions.__module__ == 'pconv.runtime.options'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'onnxruntime' and sys.modules[m]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
