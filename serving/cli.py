@@ -8,41 +8,42 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: Defaults stated once; RepoOptions/ServeOptions hold the same values (a test compares them).
-_REPO_DEFAULTS = {"max_batch": 8, "queue_delay_us": 1000, "max_queue": 64, "threads": 1}
+from pconv.serving.options import KINDS, NETWORK_BACKENDS, RepoOptions, ServeOptions
+
+#: The defaults the flags show and use: the options dataclasses' own (each stated once, there).
+_REPO = RepoOptions()
+_SERVE = ServeOptions()
 
 
 def _repo_args(p: argparse.ArgumentParser, *, default_instances: str) -> None:
-    p.add_argument("--name", default="pconv", help="model name (the pre/post/ensemble models get suffixes)")
+    p.add_argument(
+        "--name", default=_REPO.name, help="model name (the pre/post/ensemble models get suffixes)"
+    )
     p.add_argument(
         "--instances", type=int, default=None, help=f"model instances (default: {default_instances})"
     )
-    p.add_argument(
-        "--threads", type=int, default=_REPO_DEFAULTS["threads"], help="ONNX Runtime threads per instance"
-    )
-    p.add_argument("--max-batch", type=int, default=_REPO_DEFAULTS["max_batch"], help="largest dynamic batch")
+    p.add_argument("--threads", type=int, default=_REPO.threads, help="ONNX Runtime threads per instance")
+    p.add_argument("--max-batch", type=int, default=_REPO.max_batch, help="largest dynamic batch")
     p.add_argument(
         "--queue-delay-us",
         type=int,
-        default=_REPO_DEFAULTS["queue_delay_us"],
+        default=_REPO.queue_delay_us,
         help="how long the dynamic batcher holds a request for others of its shape (microseconds)",
     )
     p.add_argument(
         "--max-queue",
         type=int,
-        default=_REPO_DEFAULTS["max_queue"],
+        default=_REPO.max_queue,
         help="queued requests beyond this are rejected at once (0 = unbounded)",
     )
     p.add_argument(
-        "--max-pixels", type=int, default=4096 * 4096, help="largest image (H*W) the python steps accept"
+        "--max-pixels", type=int, default=_REPO.max_pixels, help="largest image (H*W) the python steps accept"
     )
     p.add_argument("--no-ensemble", action="store_true", help="only the network model, no uint8 ensemble")
     p.add_argument("--no-warmup", action="store_true", help="skip Triton's warm-up request at load")
 
 
-def _repo_options(args: argparse.Namespace, **fixed: Any) -> Any:
-    from pconv.serving.repository import RepoOptions
-
+def _repo_options(args: argparse.Namespace, **fixed: Any) -> RepoOptions:
     default_instances = fixed.pop("instances", 1)
     return RepoOptions(
         name=args.name,
@@ -70,12 +71,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", nargs="?", default="default", help="a .onnx model (default: the shipped one)")
     p.add_argument("--setup", action="store_true", help="install the Triton server binary and exit")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--metrics-port", type=int, default=8002)
-    p.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for the models")
-    p.add_argument("--exit-timeout", type=int, default=30, help="seconds in-flight requests get on stop")
+    p.add_argument("--host", default=_SERVE.host, help="address to bind (0.0.0.0 for all interfaces)")
+    p.add_argument("--http-port", type=int, default=_SERVE.http_port)
+    p.add_argument("--grpc-port", type=int, default=_SERVE.grpc_port)
+    p.add_argument("--metrics-port", type=int, default=_SERVE.metrics_port)
+    p.add_argument(
+        "--ready-timeout", type=float, default=_SERVE.ready_timeout, help="seconds to wait for the models"
+    )
+    p.add_argument(
+        "--exit-timeout", type=int, default=_SERVE.exit_timeout, help="seconds in-flight requests get on stop"
+    )
     p.add_argument(
         "--admin-token",
         default=None,
@@ -97,12 +102,12 @@ def register(sub: Any) -> None:
     r.add_argument("-o", "--out", required=True, type=Path, help="repository folder (new or empty)")
     r.add_argument(
         "--backend",
-        default="auto",
-        choices=("auto", "onnxruntime", "tensorrt", "python"),
+        default=_REPO.backend,
+        choices=("auto", *NETWORK_BACKENDS),
         help="Triton backend of the network (auto: onnxruntime for .onnx, tensorrt for engines; python: "
         "pconv's ONNX Runtime session, what pconv serve uses)",
     )
-    r.add_argument("--kind", default="cpu", choices=("cpu", "gpu"), help="instance kind")
+    r.add_argument("--kind", default=_REPO.kind, choices=KINDS, help="instance kind")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     _repo_args(r, default_instances="1")
     r.set_defaults(func=_triton_repo)
@@ -116,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"pconv serve: Triton server at {install.binary}")
         return 0
     from pconv.models import resolve_model
-    from pconv.serving.server import ServeOptions, default_instances, serve
+    from pconv.serving.server import default_instances, serve
 
     options = ServeOptions(
         host=args.host,

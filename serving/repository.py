@@ -42,16 +42,19 @@ from pconv.contract import (
     ONNX_SUFFIXES,
     OUTPUT_NAMES,
 )
-from pconv.errors import MissingDependencyError, PconvError
+from pconv.errors import MissingDependencyError
 from pconv.runtime.backend import ModelInfo, check_model_file, model_info_from_metadata
 from pconv.serving.environment import PATH_ENV, SITE_ENV
+from pconv.serving.options import (
+    ENSEMBLE,
+    NETWORK,
+    POST,
+    PRE,
+    RepoOptions,
+    RepositoryError,
+)
 from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
-#: Backends the network model can run on.
-NETWORK_BACKENDS = ("onnxruntime", "tensorrt", "python")
-KINDS = ("cpu", "gpu")
-#: Model names, before ``name`` replaces the ``pconv`` prefix.
-NETWORK, PRE, POST, ENSEMBLE = "", "_pre", "_post", "_ensemble"
 #: Ensemble tensors: the uint8 request, the network's padded inputs/output, the uint8 answer.
 RGB_IMAGE, HOLE_MASK, COMPOSITE = "image", "mask", "composite"
 NET_IMAGE, NET_MASK, NET_OUTPUT = "net_image", "net_mask", "net_output"
@@ -65,44 +68,6 @@ P_THREADS, P_MAX_PIXELS, P_MODEL_FILE, P_MAX_SHAPE, P_MIN_SHAPE = (
 )
 _TRITON_TYPES = {np.dtype(np.float32): "TYPE_FP32", np.dtype(np.float16): "TYPE_FP16"}
 MODELS_PACKAGE = "pconv.serving.models"
-
-
-class RepositoryError(PconvError):
-    """A repository that cannot be written, or a config that Triton would reject."""
-
-
-@dataclass(frozen=True)
-class RepoOptions:
-    """How the repository serves the model (the CLI options of ``triton-repo`` and ``serve``)."""
-
-    name: str = "pconv"
-    backend: str = "auto"  # auto: onnxruntime for .onnx, tensorrt for engines
-    kind: str = "cpu"
-    instances: int = 1
-    threads: int = 1  # ONNX Runtime intra-op threads per instance
-    max_batch: int = 8
-    queue_delay_us: int = 1000  # dynamic batcher: how long a request waits for others of its shape
-    max_queue: int = 64  # requests waiting beyond this are rejected at once
-    max_pixels: int = 4096 * 4096  # python steps: larger requests get a clean error
-    warmup: bool = True
-    ensemble: bool = True
-    link_model: bool = False  # symlink the model file instead of copying (pconv serve's temp repository)
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("auto", *NETWORK_BACKENDS):
-            raise RepositoryError(f"backend must be auto or one of {', '.join(NETWORK_BACKENDS)}")
-        if self.kind not in KINDS:
-            raise RepositoryError(f"kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
-        for what in ("instances", "threads", "max_batch", "max_pixels"):
-            if int(getattr(self, what)) < 1:
-                raise RepositoryError(f"{what.replace('_', '-')} must be >= 1; got {getattr(self, what)}")
-        if self.queue_delay_us < 0 or self.max_queue < 0:
-            raise RepositoryError("queue delay and queue size must be >= 0")
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise RepositoryError(f"model name must be letters, digits, _ or -; got {self.name!r}")
-
-    def model_name(self, part: str) -> str:
-        return self.name + part
 
 
 @dataclass(frozen=True)

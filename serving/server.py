@@ -29,40 +29,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pconv.errors import PconvError
 from pconv.serving.environment import TritonInstall, backend_directory, find_install, server_env
-from pconv.serving.repository import ENSEMBLE, NETWORK, RepoOptions, validate_repository, write_repository
+from pconv.serving.options import ENSEMBLE, NETWORK, ServeError, ServeOptions
+from pconv.serving.repository import validate_repository, write_repository
 
 ADMIN_HEADER = "pconv-admin-key"  # the HTTP header
 #: gRPC clients send the key as metadata under this name (Triton prefixes restricted-protocol keys).
 ADMIN_GRPC_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
 ADMIN_APIS = "model-repository,shared-memory,statistics,trace,logging"
-
-
-class ServeError(PconvError):
-    """The server could not start (busy port, model failed to load, timeout) or stopped badly."""
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    host: str = "127.0.0.1"
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
-    ready_timeout: float = 180.0
-    exit_timeout: int = 30
-    admin_token: str | None = None
-    log_verbose: int = 0
-    repo: RepoOptions = field(default_factory=lambda: RepoOptions(backend="python"))
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"HTTP": self.http_port, "gRPC": self.grpc_port, "metrics": self.metrics_port}
 
 
 def default_instances() -> int:
