@@ -41,6 +41,7 @@ from pconv.contract import (
     META_MULTIPLE,
     ONNX_SUFFIXES,
     OUTPUT_NAMES,
+    format_nhw,
 )
 from pconv.errors import MissingDependencyError
 from pconv.runtime.backend import ModelInfo, check_model_file, model_info_from_metadata
@@ -85,7 +86,7 @@ class ModelFacts:
 
 
 def _shape_text(shape: tuple[int, int, int] | None) -> str:
-    return "" if shape is None else "x".join(str(v) for v in shape)
+    return "" if shape is None else format_nhw(shape)
 
 
 def read_model(model: str | Path) -> ModelFacts:

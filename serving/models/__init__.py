@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pconv.contract import parse_nhw
 from pconv.runtime.backend import ModelInfo, model_info_from_metadata
 
 
@@ -22,10 +23,7 @@ def parameters(args: dict[str, Any]) -> dict[str, str]:
 
 
 def _shape(text: str) -> tuple[int, int, int] | None:
-    if not text:
-        return None
-    n, h, w = (int(v) for v in text.split("x"))
-    return n, h, w
+    return parse_nhw(text, "pconv_max_shape") if text else None
 
 
 def model_info(params: dict[str, str], where: str, dtype: Any = np.float32) -> ModelInfo:
