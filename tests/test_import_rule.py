@@ -50,7 +50,11 @@ EXEMPT = {
     ("pconv.trt.registry", "pconv.plugins"): "find_spec locates the plugin folder without importing it",
 }
 #: Libraries the torch-free parts never import, lazily or not.
-FORBIDDEN_LIBRARIES = {"core": {"torch", "onnx", "onnxscript"}, "runtime": {"torch", "onnx", "onnxscript"}}
+FORBIDDEN_LIBRARIES = {
+    "core": {"torch", "onnx", "onnxscript"},
+    "runtime": {"torch", "onnx", "onnxscript"},
+    "serving": {"torch", "onnx", "onnxscript"},  # a serving image needs numpy, onnxruntime, tritonclient
+}
 _IMPORTERS = ("import_module", "__import__", "find_spec")
 _MODULE_NAME = re.compile(r"^pconv(\.[a-z_0-9]+)+$")
 
