@@ -81,6 +81,13 @@ class TritonInstall:
                 f"the Triton install at {self.root} has no python-backend stub for Python "
                 f"{sys.version_info.major}.{sys.version_info.minor}: use Python 3.8-3.13"
             )
+        if libpython_dir() is None and not _system_libpython():
+            version = f"{sys.version_info.major}.{sys.version_info.minor}"
+            raise ServeEnvironmentError(
+                f"the python-backend stub needs a shared libpython{version}, and this interpreter "
+                f"({sys.executable}) is statically linked with none installed: use a Python built with "
+                "--enable-shared (the system Python, or pyenv with PYTHON_CONFIGURE_OPTS=--enable-shared)"
+            )
         return self
 
 
@@ -127,6 +134,12 @@ def libpython_dir() -> Path | None:
     if libdir and name and (Path(libdir) / name).exists():
         return Path(libdir)
     return None
+
+
+def _system_libpython() -> bool:
+    import ctypes.util
+
+    return ctypes.util.find_library(f"python{sys.version_info.major}.{sys.version_info.minor}") is not None
 
 
 def server_env(install: TritonInstall, base: dict[str, str] | None = None) -> dict[str, str]:

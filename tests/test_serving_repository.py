@@ -208,3 +208,22 @@ def test_inpainter_threads_sets_the_onnxruntime_session() -> None:
         assert np.array_equal(default(image, mask), result)
     with pytest.raises(ModelLoadError, match="threads must be >= 1"):
         Inpainter("default", threads=0)
+
+
+def test_serving_environment_applies_the_libpython_fix_and_names_the_setup(tmp_path: Path) -> None:
+    import os
+
+    from pconv.serving import environment
+
+    with pytest.raises(environment.ServeEnvironmentError, match="pconv serve --setup"):
+        environment.find_install(tmp_path / "nothing")
+    install = environment.TritonInstall(tmp_path / "triton")
+    env = environment.server_env(install, base={"LD_LIBRARY_PATH": "/elsewhere"})
+    first, *rest = env["LD_LIBRARY_PATH"].split(os.pathsep)
+    libdir = environment.libpython_dir()
+    assert first == str(libdir if libdir is not None else install.libs)  # this interpreter's libpython first
+    assert rest[-1] == "/elsewhere" and str(install.libs) in [*rest, first]
+    import site
+
+    assert site.getsitepackages()[0] in env[environment.SITE_ENV].split(os.pathsep)  # its .pth files too
+    assert set(env[environment.PATH_ENV].split(os.pathsep)) <= set(sys.path)
