@@ -56,7 +56,15 @@ from pconv.trt.sidecar import EngineSidecar, sidecar_path
 if TYPE_CHECKING:
     import tensorrt as trt
 
-__all__ = ["DEFAULT_WORKSPACE_GIB", "STEPS", "BuildError", "BuildOptions", "BuildReport", "build_engine"]
+__all__ = [
+    "DEFAULT_WORKSPACE_GIB",
+    "STEPS",
+    "BuildError",
+    "BuildOptions",
+    "BuildReport",
+    "build",
+    "build_engine",
+]
 
 logger = logging.getLogger("pconv.build")
 
