@@ -35,7 +35,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -43,9 +42,10 @@ from pconv._version import __version__
 from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, Shape3
 from pconv.engine import plugin, timing_cache
 from pconv.engine.errors import BuildError
-from pconv.engine.facts import OnnxFacts, check_precision_facts, read_onnx_facts
+from pconv.engine.facts import OnnxFacts, read_onnx_facts
 from pconv.engine.network import Network, Typing, creation_flags, parse, plugin_coverage_warning
-from pconv.engine.profile import Profile, resolve_profile
+from pconv.engine.options import DEFAULT_WORKSPACE_GIB, BuildOptions
+from pconv.engine.profile import Profile
 from pconv.engine.report import PLUGIN_PATH_KEY, BuildReport
 from pconv.errors import MissingDependencyError
 from pconv.trt import INSTALL_HINT, import_tensorrt, parse_version
@@ -56,11 +56,17 @@ from pconv.trt.sidecar import EngineSidecar, sidecar_path
 if TYPE_CHECKING:
     import tensorrt as trt
 
-__all__ = ["DEFAULT_WORKSPACE_GIB", "STEPS", "BuildError", "BuildOptions", "BuildReport", "build_engine"]
+__all__ = [
+    "DEFAULT_WORKSPACE_GIB",
+    "STEPS",
+    "BuildError",
+    "BuildOptions",
+    "BuildReport",
+    "build",
+    "build_engine",
+]
 
 logger = logging.getLogger("pconv.build")
-
-DEFAULT_WORKSPACE_GIB = 4.0
 
 #: The steps ``progress`` is told about, in order.
 STEPS = (
@@ -75,32 +81,6 @@ STEPS = (
 #: ``progress(done, total, text)``: called as each step starts (``done`` steps finished) and once at
 #: the end with ``done == total``.
 ProgressCallback = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """How to build (everything but the ONNX and the output path); :meth:`check` runs before TensorRT."""
-
-    min_shape: Shape3 | None = None
-    opt_shape: Shape3 | None = None
-    max_shape: Shape3 | None = None
-    plugin_library: Path | None = None
-    use_default_plugin: bool = True
-    timing_cache: Path | None = None
-    workspace_gib: float = DEFAULT_WORKSPACE_GIB
-    version_compatible: bool = False
-    fp16_flag: bool = False
-    allow_tf32: bool = False
-    device: int = 0
-
-    def check(self, facts: OnnxFacts) -> Profile:
-        """Every option error that needs no TensorRT, against the ONNX; returns the profile."""
-        profile = resolve_profile(facts, self.min_shape, self.opt_shape, self.max_shape)
-        if self.workspace_gib <= 0:
-            raise BuildError(f"--workspace must be positive (GiB), got {self.workspace_gib}")
-        plugin.check_requested(self.plugin_library)
-        check_precision_facts(facts, self.fp16_flag)
-        return profile
 
 
 class Gpu(NamedTuple):
@@ -309,8 +289,20 @@ def build_engine(
         allow_tf32=allow_tf32,
         device=device,
     )
+    return build(Path(onnx_path), Path(output), opts, verbose=verbose, progress=progress)
+
+
+def build(
+    onnx_path: Path,
+    output: Path,
+    opts: BuildOptions,
+    *,
+    verbose: bool = False,
+    progress: ProgressCallback | bool | None = None,
+) -> BuildReport:
+    """:func:`build_engine` with the options as one :class:`BuildOptions` (what ``pconv build`` passes)."""
     callback = None if isinstance(progress, bool) else progress
-    report = run_steps(Path(onnx_path), Path(output), opts, _Announcer(callback))
+    report = run_steps(onnx_path, output, opts, _Announcer(callback))
     for text in report.warnings:
         logger.warning("%s", text)
     if verbose:

@@ -12,10 +12,10 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from pconv.contract import nhw_arg
+from pconv.cliopts import add_options, from_args
+from pconv.engine.options import PLUGIN_GROUP, PROFILE_GROUP, EngineBuildOptions
 
 DESCRIPTION = """\
 Build a TensorRT engine from a pconv ONNX model (pconv export) on this machine's GPU.
@@ -40,7 +40,7 @@ examples:
 
 
 def register(sub: Any) -> None:
-    """Add ``pconv build`` to the top-level subparsers."""
+    """Add ``pconv build`` to the top-level subparsers (options: :class:`EngineBuildOptions`)."""
     p = sub.add_parser(
         "build",
         help="build a TensorRT engine from an exported ONNX model (needs TensorRT and a GPU)",
@@ -48,73 +48,14 @@ def register(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("onnx", type=Path, help="the pconv ONNX model (from `pconv export`)")
-    p.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        default=None,
-        help="engine file to write (default: the ONNX path with .engine); ENGINE.json is written too",
-    )
     shapes = p.add_argument_group(
         "profile",
         "NxHxW (batch x height x width) of the image/mask inputs; H and W must be multiples of the "
         "model's size multiple (2^depth). A missing --min/--max takes --opt; with none given, static "
         "ONNX dims are used and dynamic ones get 1xMxM .. 1x512x512 .. 1x1024x1024 (M = multiple).",
     )
-    shapes.add_argument("--min", type=nhw_arg, default=None, metavar="NxHxW", help="smallest shape")
-    shapes.add_argument(
-        "--opt", type=nhw_arg, default=None, metavar="NxHxW", help="shape to tune kernels for"
-    )
-    shapes.add_argument("--max", type=nhw_arg, default=None, metavar="NxHxW", help="largest shape")
-    plugin = p.add_mutually_exclusive_group()
-    plugin.add_argument(
-        "--plugin",
-        type=Path,
-        default=None,
-        metavar="LIB",
-        help="PartialConv2d plugin library to load before parsing (default: the package's built "
-        "library, if present, for plugin-form ONNX)",
-    )
-    plugin.add_argument(
-        "--no-plugin",
-        action="store_true",
-        help="do not load any plugin library: plugin-form nodes use their explicit function bodies",
-    )
-    p.add_argument(
-        "--timing-cache",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="tactic timing cache to read (if it exists) and update; speeds up rebuilds",
-    )
-    p.add_argument(
-        "--workspace",
-        type=float,
-        default=None,
-        metavar="GiB",
-        help="TensorRT workspace memory limit in GiB (default: 4)",
-    )
-    p.add_argument(
-        "--version-compatible",
-        action="store_true",
-        help="build an engine that newer TensorRT releases of the same major version can run "
-        "(the plugin library is serialized into it)",
-    )
-    p.add_argument(
-        "--fp16",
-        action="store_true",
-        help="TensorRT 10.x only: build an FP32 ONNX with the FP16 builder flag (weakly typed). "
-        "Prefer an FP16 export, which is also the only FP16 route on TensorRT 11",
-    )
-    p.add_argument(
-        "--tf32",
-        action="store_true",
-        help="allow TF32 tensor cores for FP32 layers (faster on Ampere+, ~1e-3 relative error)",
-    )
-    p.add_argument("--device", type=int, default=0, help="CUDA device index to build on (default: 0)")
-    p.add_argument("--json", action="store_true", help="print the build report as JSON")
-    p.add_argument("--verbose", action="store_true", help="print TensorRT's build log")
+    groups = {PROFILE_GROUP: shapes, PLUGIN_GROUP: p.add_mutually_exclusive_group()}
+    add_options(p, EngineBuildOptions, groups=groups)
     p.set_defaults(func=run_build)
 
 
@@ -141,33 +82,17 @@ def step_bar(wanted: bool) -> Iterator[Callable[[int, int, str], None] | None]:
 
 def run_build(args: argparse.Namespace) -> int:
     """Run ``pconv build``; user-fixable problems raise PconvError (printed as one line)."""
-    from pconv.engine.build import DEFAULT_WORKSPACE_GIB, build_engine
+    from pconv.engine.build import build
 
+    opts = from_args(EngineBuildOptions, args)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.DEBUG if opts.verbose else logging.WARNING,
         format="%(message)s",
         stream=sys.stderr,
     )
-    output = args.output if args.output is not None else args.onnx.with_suffix(".engine")
-    with step_bar(wanted=not args.json) as progress:
-        report = build_engine(
-            args.onnx,
-            output,
-            min_shape=args.min,
-            opt_shape=args.opt,
-            max_shape=args.max,
-            plugin_library=args.plugin,
-            use_default_plugin=not args.no_plugin,
-            timing_cache=args.timing_cache,
-            workspace_gib=args.workspace if args.workspace is not None else DEFAULT_WORKSPACE_GIB,
-            version_compatible=args.version_compatible,
-            fp16_flag=args.fp16,
-            allow_tf32=args.tf32,
-            device=args.device,
-            verbose=args.verbose,
-            progress=progress,
-        )
-    if args.json:
+    with step_bar(wanted=not opts.json) as progress:
+        report = build(opts.onnx, opts.engine_path, opts, verbose=opts.verbose, progress=progress)
+    if opts.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report.summary())

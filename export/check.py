@@ -25,16 +25,13 @@ import numpy as np
 from pconv.config import ModelConfig
 from pconv.contract import META_CONFIG, META_PRECISION
 from pconv.errors import PconvError, require
+from pconv.export.options import DEFAULT_TOLERANCE as DEFAULT_TOLERANCE  # stated there, once (for --help)
+from pconv.export.options import MIN_INT8_PSNR as MIN_INT8_PSNR
 from pconv.metadata import parse_metadata, read_onnx_metadata
 
 if TYPE_CHECKING:
     from pconv.training.unet import PConvUNet
 
-#: Default tolerances per graph precision (FP16 and INT8 graphs are compared with FP32 PyTorch).
-#: INT8 pass/fail is PSNR (:data:`MIN_INT8_PSNR`); its atol/rtol are only printed for reference.
-DEFAULT_TOLERANCE = {"fp32": (1e-4, 1e-3), "fp16": (2e-2, 2e-2), "int8": (5e-2, 5e-2)}
-#: INT8: least PSNR (dB, outputs clipped to [0, 1]) against FP32 PyTorch on real photos to pass.
-MIN_INT8_PSNR = 30.0
 #: INT8: default side of the real-photo inputs (rounded up to the size multiple), as calibrated.
 INT8_CHECK_SIZE = 256
 

@@ -64,6 +64,8 @@ from pconv.contract import (
 )
 from pconv.errors import PconvError
 from pconv.export.graph import FLOAT, FLOAT16, GraphBuilder, OnnxOps, rename_value
+from pconv.export.options import DEFAULT_OPSET as DEFAULT_OPSET  # stated there, once (for --help)
+from pconv.export.options import MIN_OPSET as MIN_OPSET
 from pconv.export.quantize import DECODER_SUM, FEATURE_CONV, PHASE_INTERLEAVE, Int8Options
 from pconv.metadata import read_onnx_metadata
 from pconv.network import unet_forward
@@ -79,9 +81,6 @@ Precision = Literal["fp32", "fp16", "int8"]
 FloatPrecision = Literal["fp32", "fp16"]
 Decoder = Literal["subpixel", "resize"]
 
-#: Oldest default-domain opset the exporter writes (CastLike, used by the plugin function, is 15).
-MIN_OPSET = 15
-DEFAULT_OPSET = 18
 #: Opset of the ``pconv`` custom domain.
 PCONV_DOMAIN_VERSION = 1
 #: Extra metadata key: element type of the graph inputs/outputs ("fp32"/"fp16").

@@ -44,6 +44,8 @@ import onnx
 from pconv.config import ModelConfig
 from pconv.contract import INT8_TARGETS
 from pconv.errors import PconvError, require
+from pconv.export.options import DEFAULT_CALIBRATION_COUNT as DEFAULT_CALIBRATION_COUNT  # stated once
+from pconv.export.options import DEFAULT_CALIBRATION_SIZE as DEFAULT_CALIBRATION_SIZE
 
 #: Tag of the feature convolutions in :attr:`pconv.export.graph.GraphBuilder.tagged`.
 FEATURE_CONV = "feature_conv"
@@ -52,8 +54,6 @@ PHASE_INTERLEAVE = "phase_interleave"
 #: Tag of the Add of a decoder layer's skip and upsampled convolutions (its ``raw``, before renormalising).
 DECODER_SUM = "decoder_sum"
 #: Calibration crops are this size (rounded up to the model's size multiple) unless H/W are fixed.
-DEFAULT_CALIBRATION_SIZE = 512
-DEFAULT_CALIBRATION_COUNT = 16
 #: Hole ratios of the calibration masks: the range the network is trained and evaluated on.
 CALIBRATION_HOLE_RATIO = (0.01, 0.6)
 BUILTIN = "builtin"

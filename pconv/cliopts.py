@@ -43,6 +43,11 @@ Rules:
 * Fields without :func:`option` metadata are library-only: not on the command line.
 * ``choices`` show in the usage as ``{a,b}``; they are checked by :func:`check`, not argparse, so the
   error is the same one-line message from the CLI and the library.
+* ``const`` makes the value optional on the command line: ``--json`` alone means ``const`` (used as
+  is, not parsed), ``--json PATH`` the path, no flag the dataclass default.
+* ``show`` writes the default in ``--help`` the way a user types it (``format_nhw``: ``1x512x512``);
+  ``show_default=False`` for a help text that explains the default itself.
+* ``kw_only=True`` lets a required field follow defaulted ones (a subclass adding required options).
 
 Standard library only (``pconv --help`` builds every parser; it must not import numpy or torch).
 """
@@ -80,6 +85,7 @@ class Option:
     at_most: float | None = None
     group: str | None = None
     positional: bool = False  # an argument without a flag (``pconv export CHECKPOINT``)
+    const: str | None = None  # the flag without a value means this (``--json`` -> "-")
 
 
 def option(
@@ -96,6 +102,8 @@ def option(
     at_most: float | None = None,
     group: str | None = None,
     positional: bool = False,
+    const: str | None = None,
+    kw_only: bool = False,
 ) -> Any:
     """A dataclass field (``dataclasses.field``) that is also a command-line option."""
     spec = Option(
@@ -110,8 +118,9 @@ def option(
         at_most=at_most,
         group=group,
         positional=positional,
+        const=const,
     )
-    return dataclasses.field(default=default, metadata={_KEY: spec})
+    return dataclasses.field(default=default, metadata={_KEY: spec}, kw_only=kw_only)
 
 
 def cli_fields(cls: type) -> list[tuple[dataclasses.Field[Any], Option]]:
@@ -206,6 +215,8 @@ def add_options(
             if parse is None:
                 raise TypeError(f"{cls.__name__}.{f.name}: give option(parse=...) for {hints[f.name]}")
             kwargs["type"] = parse if parse in _PLAIN_TYPES else _argparse_type(parse)
+            if spec.const is not None:
+                kwargs.update(nargs="?", const=spec.const)
             if spec.metavar is not None:
                 kwargs["metavar"] = spec.metavar
             elif spec.choices is not None:

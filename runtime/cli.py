@@ -10,8 +10,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from pconv.cliopts import add_options, from_args
 from pconv.contract import MASK_SUFFIX
-from pconv.runtime.options import BenchOptions, InpaintOptions, add_arguments
+from pconv.runtime.options import BenchOptions, InpaintOptions
 
 INPAINT_DESCRIPTION = (
     "Inpaint images with a .onnx model or a TensorRT engine. Masks are paired to images by "
@@ -34,12 +35,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "inpaint", help="inpaint image files with an exported model", description=INPAINT_DESCRIPTION
     )
-    add_arguments(p, InpaintOptions)
+    add_options(p, InpaintOptions)
     p.set_defaults(func=run_inpaint)
     b = sub.add_parser(
         "bench", help="measure inference latency and throughput of a model", description=BENCH_DESCRIPTION
     )
-    add_arguments(b, BenchOptions)
+    add_options(b, BenchOptions)
     b.set_defaults(func=run_bench)
 
 
@@ -192,7 +193,7 @@ def run_inpaint(args: argparse.Namespace) -> int:
     from pconv.runtime.imageio import list_images, write_image
     from pconv.terminal import show_progress
 
-    opts = InpaintOptions.from_namespace(args)
+    opts = from_args(InpaintOptions, args)
     images = list_images(opts.image)
     mask_arg = Path(opts.mask)
     if mask_arg.is_dir() and mask_arg.resolve() == Path(opts.image).resolve():
@@ -301,7 +302,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from pconv.runtime.strategy import padded_size
     from pconv.terminal import show_progress
 
-    opts = BenchOptions.from_namespace(args)
+    opts = from_args(BenchOptions, args)
     n, h, w = opts.shape
     inpainter = opts.open()
     info = inpainter.info

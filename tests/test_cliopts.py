@@ -13,12 +13,36 @@ import pytest
 
 from pconv.apps.cli import main
 from pconv.cliopts import OptionError, add_options, check, cli_fields, comma_list, flag_of, from_args, option
+from pconv.engine.options import BuildOptions, EngineBuildOptions
 from pconv.errors import PconvError
 from pconv.eval.options import EvalOptions, MasksOptions
+from pconv.export.options import CheckOptions, ExportOptions
 from pconv.plugins.build import PluginBuildOptions
+from pconv.runtime.options import BenchOptions, InpaintOptions, ModelOptions
 from pconv.training.options import TrainOptions
 
-OPTIONS = (TrainOptions, EvalOptions, MasksOptions, PluginBuildOptions)
+OPTIONS = (
+    TrainOptions,
+    EvalOptions,
+    MasksOptions,
+    PluginBuildOptions,
+    ModelOptions,
+    InpaintOptions,
+    BenchOptions,
+    BuildOptions,
+    EngineBuildOptions,
+    ExportOptions,
+    CheckOptions,
+)
+#: The modules whose register() builds a subcommand parser (``pconv --help`` builds them all).
+CLI_MODULES = (
+    "pconv.training.cli",
+    "pconv.eval.cli",
+    "pconv.plugins.cli",
+    "pconv.runtime.cli",
+    "pconv.engine.cli",
+    "pconv.export.cli",
+)
 
 
 @dataclass
@@ -88,6 +112,28 @@ def test_positional_arguments_and_groups() -> None:
         parser.parse_args([])
 
 
+def test_an_optional_value_a_shown_default_and_a_required_field_after_defaults() -> None:
+    @dataclass
+    class Base:
+        size: tuple[int, int] = option(
+            (2, 3), parse=comma_list, show=lambda v: "x".join(map(str, v)), help="s"
+        )
+        json: str | None = option(None, const="-", metavar="PATH", help="report")
+
+    @dataclass
+    class Sub(Base):
+        out: str = option(help="where", kw_only=True)
+
+    parser = _parser(Sub)
+    assert from_args(Sub, parser.parse_args(["--out", "o"])) == Sub(out="o")  # no flag: the default
+    assert from_args(Sub, parser.parse_args(["--out", "o", "--json"])).json == "-"  # flag alone: const
+    assert from_args(Sub, parser.parse_args(["--out", "o", "--json", "r.json"])).json == "r.json"
+    text = " ".join(parser.format_help().split())
+    assert "s (default: 2x3)" in text and "--json [PATH]" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args([])  # --out is still required
+
+
 def test_a_type_argparse_cannot_convert_needs_parse() -> None:
     @dataclass
     class Bad:
@@ -105,14 +151,12 @@ def test_every_option_of_the_stages_is_on_the_command_line(cls: type) -> None:
 
 def test_cli_defaults_are_the_library_defaults() -> None:
     """Parsing no options gives exactly the dataclass made with no arguments."""
+    import importlib
+
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    from pconv.eval import cli as eval_cli
-    from pconv.plugins import cli as plugin_cli
-    from pconv.training import cli as train_cli
-
-    for module in (train_cli, eval_cli, plugin_cli):
-        module.register(sub)
+    for name in CLI_MODULES:
+        importlib.import_module(name).register(sub)
     assert from_args(TrainOptions, parser.parse_args(["train"])) == TrainOptions()
     assert from_args(PluginBuildOptions, parser.parse_args(["build-plugin"])) == PluginBuildOptions()
     ev = from_args(EvalOptions, parser.parse_args(["eval", "--per-bin", "2"]))
@@ -120,6 +164,36 @@ def test_cli_defaults_are_the_library_defaults() -> None:
     assert from_args(
         MasksOptions, parser.parse_args(["masks", "--out", "o", "--per-bin", "1"])
     ) == MasksOptions(out=Path("o"), per_bin=1)
+    inpaint = ["inpaint", "--image", "i", "--mask", "m", "--out", "o"]
+    assert from_args(InpaintOptions, parser.parse_args(inpaint)) == InpaintOptions(
+        image="i", mask="m", out="o"
+    )
+    assert from_args(BenchOptions, parser.parse_args(["bench"])) == BenchOptions()
+    build = from_args(EngineBuildOptions, parser.parse_args(["build", "m.onnx"]))
+    assert build == EngineBuildOptions(onnx=Path("m.onnx")) and build.engine_path == Path("m.engine")
+    library = {f.name: getattr(build, f.name) for f in dataclasses.fields(BuildOptions)}
+    assert BuildOptions(**library) == BuildOptions()  # the CLI's build options are the library's defaults
+    export = from_args(ExportOptions, parser.parse_args(["export", "c.safetensors", "-o", "m.onnx"]))
+    assert export == ExportOptions(checkpoint=Path("c.safetensors"), output=Path("m.onnx"))
+    assert export.int8_options() is None
+    assert from_args(CheckOptions, parser.parse_args(["check", "m.onnx"])) == CheckOptions(
+        model=Path("m.onnx")
+    )
+
+
+def test_the_cli_flags_parse_into_the_options() -> None:
+    """Renamed flags (--min, --no-plugin, --fp16, -o) and comma lists reach the right fields."""
+    from pconv.apps.cli import build_parser
+
+    argv = ["build", "m.onnx", "-o", "e.plan", "--min", "1x64x64", "--opt", "2x128x128", "--no-plugin"]
+    build = from_args(EngineBuildOptions, build_parser().parse_args([*argv, "--fp16", "--workspace", "0.5"]))
+    assert (build.min_shape, build.opt_shape, build.max_shape) == ((1, 64, 64), (2, 128, 128), None)
+    assert not build.use_default_plugin and build.fp16_flag and build.workspace_gib == 0.5
+    assert build.engine_path == Path("e.plan")
+    argv = ["export", "c", "-o", "m.onnx", "--precision", "int8", "--calibration", "builtin"]
+    export = from_args(ExportOptions, build_parser().parse_args([*argv, "--int8-keep-fp32", "dec2, dec1"]))
+    int8 = export.int8_options()
+    assert int8 is not None and int8.keep_fp32 == ("dec2", "dec1") and int8.count == 16
 
 
 @pytest.mark.parametrize(
@@ -135,6 +209,25 @@ def test_cli_defaults_are_the_library_defaults() -> None:
         (["masks", "--out", "o"], "pass --per-bin N to generate masks (or --from DIR"),
         (["build-plugin", "--arch", "sm_80"], "--arch takes SM numbers such as 80,90"),
         (["build-plugin", "-j", "0"], "--jobs must be >= 1; got 0"),
+        (
+            ["inpaint", "--image", "i", "--mask", "m", "--out", "o", "--quality", "0"],
+            "--quality must be >= 1; got 0",
+        ),
+        (["bench", "--iterations", "0"], "--iterations must be >= 1; got 0"),
+        (["bench", "--backend", "trt"], "--backend must be one of auto, onnxruntime, tensorrt; got 'trt'"),
+        (["build", "m.onnx", "--workspace", "0"], "--workspace must be positive (GiB), got 0.0"),
+        (["build", "m.onnx", "--device", "-1"], "--device must be >= 0; got -1"),
+        (
+            ["export", "c", "-o", "m.onnx", "--form", "tiles"],
+            "--form must be one of explicit, plugin; got 'tiles'",
+        ),
+        (["export", "c", "-o", "m.onnx", "--io", "int8"], "--io must be one of fp32, fp16; got 'int8'"),
+        (["export", "c", "-o", "m.onnx", "--calibration-count", "4"], "--calibration-count only applies to"),
+        (["export", "c", "-o", "m.onnx", "--precision", "int8"], "--precision int8 needs calibration images"),
+        (
+            ["export", "c", "-o", "m.onnx", "--precision", "int8", "--int8-target", "x"],
+            "--int8-target must be one",
+        ),
     ],
 )
 def test_bad_values_are_one_line_errors_before_any_work(
@@ -152,18 +245,34 @@ def test_a_value_that_cannot_be_read_is_a_usage_error(capsys: pytest.CaptureFixt
         main(["train", "--hole-ratio", "half"])
     assert info.value.code == 2
     assert "argument --hole-ratio: expected LO,HI such as 0.1,0.5; got 'half'" in capsys.readouterr().err
+    for argv, flag in (
+        (["bench", "--shape", "2x64"], "--shape"),
+        (["build", "m.onnx", "--max", "1x8"], "--max"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and f"argument {flag}: '" in err and "expected NxHxW" in err
 
 
-def test_the_stage_options_and_clis_import_neither_numpy_nor_torch() -> None:
-    """`pconv --help` builds these parsers: their options modules must stay standard-library only."""
-    code = (
-        "import argparse, sys\n"
-        "from pconv.training import cli as t\n"
-        "from pconv.eval import cli as e\n"
-        "from pconv.plugins import cli as p\n"
-        "sub = argparse.ArgumentParser().add_subparsers()\n"
-        "for m in (t, e, p): m.register(sub)\n"
-        "heavy = sorted(m for m in ('numpy', 'torch', 'PIL', 'onnx', 'cv2') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
+@pytest.mark.parametrize("name", CLI_MODULES)
+def test_the_stage_options_and_clis_import_neither_numpy_nor_torch(name: str) -> None:
+    """`pconv --help` builds these parsers: their options modules must stay standard-library only.
+
+    The runtime package itself imports numpy (``pconv.runtime`` exports the Inpainter), so its CLI is
+    held to the heavier modules only: no onnx, onnxruntime, torch or TensorRT.
+    """
+    heavy = ("torch", "onnx", "onnxruntime", "tensorrt", "cv2")
+    if not name.startswith("pconv.runtime"):
+        heavy += ("numpy", "PIL")
+    options = (
+        name.replace(".cli", ".options") if not name.startswith("pconv.plugins") else "pconv.plugins.build"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = (
+        "import argparse, importlib, sys\n"
+        f"importlib.import_module({name!r}).register(argparse.ArgumentParser().add_subparsers())\n"
+        f"importlib.import_module({options!r})\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]", name

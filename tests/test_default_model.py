@@ -123,9 +123,16 @@ def test_names_resolve_to_the_shipped_files() -> None:
 
 def test_cli_without_model_resolves_to_the_shipped_model() -> None:
     from pconv.apps.cli import build_parser
+    from pconv.cliopts import from_args
+    from pconv.runtime.options import BenchOptions, InpaintOptions
 
-    for argv in (["bench"], ["inpaint", "--image", "i", "--mask", "m", "--out", "o"]):
-        assert resolve_model(build_parser().parse_args(argv).model) == DEFAULT_ONNX
+    argvs = {
+        BenchOptions: ["bench"],
+        InpaintOptions: ["inpaint", "--image", "i", "--mask", "m", "--out", "o"],
+    }
+    for cls, argv in argvs.items():
+        opts = from_args(cls, build_parser().parse_args(argv))  # argparse holds no defaults (cliopts)
+        assert resolve_model(opts.model) == DEFAULT_ONNX
 
 
 def test_inpaint_without_model_uses_the_default(tmp_path: Path) -> None:

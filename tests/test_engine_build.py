@@ -31,6 +31,7 @@ from pconv.engine.errors import BuildError
 from pconv.engine.facts import read_onnx_facts
 from pconv.engine.network import Typing
 from pconv.engine.profile import Profile
+from pconv.errors import OptionError
 from pconv.trt.sidecar import EngineSidecar, sidecar_path
 
 
@@ -423,8 +424,8 @@ def test_cli_json_output_with_the_stand_in(
 # -- single steps ----------------------------------------------------------------------------------
 def test_options_are_checked_before_tensorrt(tiny_onnx_factory: Any, tmp_path: Path) -> None:
     facts = read_onnx_facts(tiny_onnx_factory(precision="fp16"))
-    with pytest.raises(BuildError, match="--workspace must be positive"):
-        BuildOptions(workspace_gib=0).check(facts)
+    with pytest.raises(OptionError, match=r"^--workspace must be positive \(GiB\), got 0$"):
+        BuildOptions(workspace_gib=0)
     with pytest.raises(BuildError, match=r"no\.so: no such file"):
         BuildOptions(plugin_library=tmp_path / "no.so").check(facts)
     with pytest.raises(BuildError, match="already an FP16 ONNX"):

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from pconv.apps.cli import build_parser, main
-from pconv.errors import InputError, PconvError
+from pconv.cliopts import from_args
+from pconv.errors import OptionError, PconvError
 from pconv.runtime import Inpainter
 from pconv.runtime.options import (
     DEFAULT_BATCH_SIZE,
@@ -26,7 +27,7 @@ REQUIRED = ["--image", "i.png", "--mask", "m.png", "--out", "o"]
 @pytest.mark.parametrize(("command", "cls"), [("inpaint", InpaintOptions), ("bench", BenchOptions)])
 def test_every_field_is_a_flag_with_the_fields_default(command: str, cls: type[ModelOptions]) -> None:
     args = build_parser().parse_args([command, *(REQUIRED if command == "inpaint" else [])])
-    opts = cls.from_namespace(args)
+    opts = from_args(cls, args)
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
             assert getattr(opts, f.name) == f.default, f.name
@@ -35,9 +36,10 @@ def test_every_field_is_a_flag_with_the_fields_default(command: str, cls: type[M
 
 def test_flags_reach_the_options() -> None:
     argv = ["inpaint", *REQUIRED, "--batch", "2", "--strategy", "crop", "--mask-is-valid", "--quality", "80"]
-    opts = InpaintOptions.from_namespace(build_parser().parse_args(argv))
+    opts = from_args(InpaintOptions, build_parser().parse_args(argv))
     assert (opts.batch, opts.strategy, opts.mask_is_valid, opts.quality) == (2, "crop", True, 80)
-    bench = BenchOptions.from_namespace(build_parser().parse_args(["bench", "--shape", "2x64x32", "--json"]))
+    bench = from_args(BenchOptions, build_parser().parse_args(["bench", "--shape", "2x64x32", "--json"]))
+    assert from_args(BenchOptions, build_parser().parse_args(["bench", "--json", "r.json"])).json == "r.json"
     assert bench.shape == (2, 64, 32) and bench.json == "-"
     assert (
         ModelOptions(providers=" A, B ,").provider_list == ["A", "B"] and ModelOptions().provider_list is None
@@ -55,22 +57,27 @@ def test_the_inpainter_shares_the_batch_and_strategy_defaults() -> None:
     [
         ({"batch": 0}, "--batch must be >= 1"),
         ({"mask_dilate": -1}, "--mask-dilate must be >= 0"),
-        ({"quality": 101}, "--quality must be 1..100"),
+        ({"quality": 101}, "--quality must be <= 100; got 101"),
+        ({"quality": 0}, "--quality must be >= 1; got 0"),
         ({"mask_threshold": 1.0}, r"mask threshold must be in \[0, 1\)"),
         ({"strategy": "tiles"}, "--strategy must be one of auto, full, crop, resize"),
         ({"format": "gif"}, "--format must be one of png, jpg, webp"),
     ],
 )
 def test_inpaint_options_are_checked_when_made(change: dict[str, object], message: str) -> None:
-    with pytest.raises(PconvError, match=message):  # InputError; the threshold's is the core's PconvError
+    with pytest.raises(PconvError, match=message):  # OptionError; the threshold's is the core's PconvError
         InpaintOptions(image="i", mask="m", out="o", **change)  # type: ignore[arg-type]
 
 
 def test_bench_options_are_checked_when_made() -> None:
-    with pytest.raises(InputError, match="--iterations must be >= 1"):
+    with pytest.raises(OptionError, match=r"^--iterations must be >= 1; got 0$"):
         BenchOptions(iterations=0)
-    with pytest.raises(InputError, match="--warmup >= 0"):
+    with pytest.raises(OptionError, match=r"^--warmup must be >= 0; got -1$"):
         BenchOptions(warmup=-1)
+    with pytest.raises(
+        OptionError, match=r"^--backend must be one of auto, onnxruntime, tensorrt; got 'trt'$"
+    ):
+        BenchOptions(backend="trt")
 
 
 def test_a_bad_flag_value_is_a_one_line_error_before_any_model_is_opened(capsys) -> None:
