@@ -2,10 +2,12 @@
 # machine in ./.venv (torch is pinned: `pip install torch==2.13.0` takes the local CPU build).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= train,export,eval,test
+EXTRAS ?= train,export,eval,test,serve
 
 .PHONY: setup demo test lint typecheck pytest clean default-model
 
+# `pconv serve --setup`: the Triton server binary for `pconv serve` and its tests, from PyPI, unpacked
+# without its dependencies into $(VENV)/triton (nvidia-pytriton pins numpy<2; pconv/serving/environment.py).
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -14,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
+	$(VENV)/bin/pconv serve --setup
 	touch $@
 
 demo: setup
@@ -39,6 +42,8 @@ lint: setup
 typecheck: setup
 	$(PY) scripts/trt_stubs.py build/trt-stubs
 	MYPYPATH=build/trt-stubs $(VENV)/bin/mypy pconv training export engine plugins runtime eval apps scripts benchmarks
+	# a second run: benchmarks/serving.py and the serving/ stage would both be module `serving` in one run
+	MYPYPATH=build/trt-stubs $(VENV)/bin/mypy serving
 
 pytest: setup
 	$(VENV)/bin/pytest -q

@@ -27,6 +27,7 @@ STAGE_CLI_MODULES = (
     "pconv.plugins.cli",
     "pconv.runtime.cli",
     "pconv.eval.cli",
+    "pconv.serving.cli",
     "pconv.apps.commands",  # doctor, demo: they span stages
 )
 
@@ -63,6 +64,7 @@ MODULE_EXTRAS = {
     "sklearn": "eval",
     "tensorrt": "trt",
     "cuda": "trt",
+    "tritonclient": "serve",
 }
 #: File-system errors a user fixes (space, permissions, a wrong path), printed as one line.
 _USER_FS_ERRNOS = frozenset(

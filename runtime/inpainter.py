@@ -40,7 +40,7 @@ from pconv.models import resolve_model
 from pconv.runtime import strategy as strategies
 from pconv.runtime.backend import Backend, ModelInfo
 from pconv.runtime.imageio import Batch, composite, is_device_array, normalise, to_float32_clipped
-from pconv.runtime.loader import open_backend
+from pconv.runtime.loader import is_server_url, open_backend
 from pconv.runtime.options import DEFAULT_BATCH_SIZE, DEFAULT_STRATEGY
 
 #: Rows of an upscaled fill made at a time (a whole 24 MP fill in float32 is 288 MB, plus temporaries).
@@ -65,6 +65,10 @@ class Inpainter:
     call (beyond a single full image), which bounds memory on big photos (about 1.8 GB RSS with the
     paper-size model on CPU at the default 1024²; benchmarks/big_photo_memory.py).
     ``margin``: context in pixels around each hole region for ``crop``.
+    ``threads``: ONNX Runtime intra-op threads (default: ONNX Runtime's, one per core).
+    ``model_path`` may also be ``"grpc://host:8001/MODEL"`` or ``"http://host:8000/MODEL"``: the tiles
+    then run on a Triton server (:mod:`pconv.runtime.triton_backend`, ``pconv serve``); planning,
+    batching by size and compositing stay here.
 
     Thread-safe: calls on one instance are serialised (backends keep per-shape buffers).
     """
@@ -80,14 +84,21 @@ class Inpainter:
         pixel_budget: int = strategies.DEFAULT_PIXEL_BUDGET,
         margin: int = strategies.DEFAULT_MARGIN,
         tile_pixels: int = strategies.DEFAULT_TILE_PIXELS,
+        threads: int | None = None,
     ) -> None:
-        self.model_path = resolve_model(model_path)
+        # A grpc:// or http:// model string stays a string (a model on a Triton server).
+        self.model_path: Path | str = (
+            model_path
+            if isinstance(model_path, str) and is_server_url(model_path)
+            else resolve_model(model_path)
+        )
         self.backend: Backend = open_backend(
             self.model_path,
             backend=backend,
             device=device,
             providers=providers,
             plugin_library=plugin_library,
+            threads=threads,
         )
         self.pixel_budget = int(pixel_budget)
         self.margin = int(margin)

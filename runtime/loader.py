@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 from pconv.contract import BACKENDS, CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
 from pconv.errors import BackendUnavailableError, ModelLoadError
 from pconv.runtime.backend import Backend, check_model_file
 from pconv.trt import tensorrt_available
+
+#: Model strings that name a model on a Triton server instead of a file (pconv.runtime.triton_backend).
+SERVER_SCHEMES = ("grpc://", "http://")
+
+
+def is_server_url(model: object) -> TypeGuard[str]:
+    """True for ``grpc://host:port/MODEL`` or ``http://host:port/MODEL`` (a model on a Triton server)."""
+    return isinstance(model, str) and model.lower().startswith(SERVER_SCHEMES)
 
 
 def open_backend(
@@ -22,8 +31,16 @@ def open_backend(
     device: int = 0,
     providers: Sequence[str] | None = None,
     plugin_library: str | Path | None = None,
+    threads: int | None = None,
 ) -> Backend:
-    """Open ``path`` with the right backend (``auto`` decides by file suffix)."""
+    """Open ``path`` with the right backend (``auto`` decides by file suffix or URL scheme).
+
+    ``threads``: ONNX Runtime intra-op threads (None = ONNX Runtime's default, one per core).
+    """
+    if is_server_url(path) or backend == "triton":
+        from pconv.runtime.triton_backend import TritonBackend
+
+        return TritonBackend(str(path))
     if backend not in BACKENDS:
         raise ModelLoadError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     model = check_model_file(path)
@@ -47,7 +64,7 @@ def open_backend(
     if backend == "onnxruntime":
         from pconv.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model, device=device, providers=providers)
+        return OnnxRuntimeBackend(model, device=device, providers=providers, threads=threads)
     return _open_tensorrt(model, device, plugin_library)
 
 

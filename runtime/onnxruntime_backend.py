@@ -49,7 +49,11 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(
-        self, model_path: str | Path, device: int = 0, providers: Sequence[str] | None = None
+        self,
+        model_path: str | Path,
+        device: int = 0,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -65,6 +69,14 @@ class OnnxRuntimeBackend(Backend):
         ]
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; pconv reports its own problems
+        if threads is not None:
+            # One session's intra-op pool; inter-op stays 1 (the graph is one chain). Several sessions
+            # with 1 thread each (Triton instances) beat one session with many on a small CPU.
+            if int(threads) < 1:
+                raise ModelLoadError(f"threads must be >= 1 (ONNX Runtime intra-op threads); got {threads}")
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        self.threads = threads
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=provider_args)
         except Exception as exc:  # ORT raises its own pybind exception types (InvalidProtobuf, Fail, ...)

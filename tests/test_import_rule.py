@@ -29,6 +29,7 @@ FOLDERS = {
     "pconv.runtime": "runtime",
     "pconv.eval": "eval",
     "pconv.apps": "apps",
+    "pconv.serving": "serving",
 }
 #: What each part may import besides itself. The core imports no stage; the runtime only the core;
 #: apps anything; nothing imports apps.
@@ -40,7 +41,8 @@ ALLOWED: dict[str, set[str]] = {
     "plugins": {"core", "training", "export"},  # the fused-kernel harness runs trained models
     "runtime": {"core"},
     "eval": {"core", "runtime"},
-    "apps": {"core", "training", "export", "engine", "plugins", "runtime", "eval"},
+    "serving": {"core", "runtime"},  # Triton repositories and the launcher around the runtime
+    "apps": {"core", "training", "export", "engine", "plugins", "runtime", "eval", "serving"},
 }
 #: Edges that break the table on purpose, each with its reason.
 EXEMPT = {
@@ -48,7 +50,11 @@ EXEMPT = {
     ("pconv.trt.registry", "pconv.plugins"): "find_spec locates the plugin folder without importing it",
 }
 #: Libraries the torch-free parts never import, lazily or not.
-FORBIDDEN_LIBRARIES = {"core": {"torch", "onnx", "onnxscript"}, "runtime": {"torch", "onnx", "onnxscript"}}
+FORBIDDEN_LIBRARIES = {
+    "core": {"torch", "onnx", "onnxscript"},
+    "runtime": {"torch", "onnx", "onnxscript"},
+    "serving": {"torch", "onnx", "onnxscript"},  # a serving image needs numpy, onnxruntime, tritonclient
+}
 _IMPORTERS = ("import_module", "__import__", "find_spec")
 _MODULE_NAME = re.compile(r"^pconv(\.[a-z_0-9]+)+$")
 

@@ -103,6 +103,8 @@ COMMANDS = (
     "masks",
     "eval",
     "lpips-weights",
+    "serve",
+    "triton-repo",
     "doctor",
     "demo",
 )

@@ -1,0 +1,275 @@
+"""Triton backend: ``Inpainter("grpc://host:8001/pconv")`` runs its network tiles on a Triton server.
+
+Only the network call moves to the server. Planning (``full``/``crop``/``auto``), batching tiles
+by size and the bit-exact composite stay in :class:`pconv.runtime.Inpainter` on the client, while
+Triton's dynamic batcher merges equal-shape requests across clients. The model on the server is
+one that ``pconv serve`` or ``pconv triton-repo`` wrote: inputs ``image`` (N,3,H,W) and ``mask``
+(N,1,H,W, 1 = valid), output ``output``, and pconv's ONNX metadata copied into the model config's
+``parameters`` (size multiple, mask convention, model config), which this backend checks the same
+way the file backends check the ONNX metadata.
+
+``http://host:8000/MODEL`` works the same over HTTP. Query options: ``?timeout=SECONDS`` (per
+request, default 60), ``&retries=N`` (retries on ``UNAVAILABLE`` / connection errors, default 3,
+with exponential backoff; a full queue answers ``UNAVAILABLE`` too, so a busy server is retried
+and then reported as :class:`ServerBusyError`). Needs ``tritonclient`` (``pip install
+'pconv[serve]'``); numpy and tritonclient only, never torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
+from pconv.errors import InputError, MissingDependencyError, ModelLoadError, PconvError
+from pconv.runtime.backend import Backend, ModelInfo, model_info_from_metadata
+
+DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_RETRIES = 3
+#: Triton data types of the I/O tensors -> numpy.
+TRITON_DTYPES = {"TYPE_FP32": np.dtype(np.float32), "TYPE_FP16": np.dtype(np.float16)}
+_WIRE_DTYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16"}
+_UNBOUNDED = 1 << 30
+
+
+class ServerUnavailableError(ModelLoadError):
+    """The Triton server cannot be reached (or stayed unavailable through the retries)."""
+
+
+class ServerBusyError(PconvError):
+    """The server's queue stayed full through the retries (``--max-queue``): back-pressure, not a fault."""
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """A parsed ``grpc://host:port/MODEL[/VERSION][?timeout=S&retries=N]``."""
+
+    protocol: str  # "grpc" or "http"
+    host: str
+    port: int
+    model: str
+    version: str = ""
+    timeout: float = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        version = f"/{self.version}" if self.version else ""
+        return f"{self.protocol}://{self.endpoint}/{self.model}{version}"
+
+
+def parse_address(url: str) -> ServerAddress:
+    """Parse a model URL, or raise :class:`ModelLoadError` saying what the form is."""
+    form = "grpc://HOST:PORT/MODEL or http://HOST:PORT/MODEL (e.g. grpc://127.0.0.1:8001/pconv)"
+    parts = urllib.parse.urlsplit(url)
+    protocol = parts.scheme.lower()
+    path = [p for p in parts.path.split("/") if p]
+    if protocol not in DEFAULT_PORTS or not parts.hostname or not 1 <= len(path) <= 2:
+        raise ModelLoadError(f"cannot read the server model address {url!r}: use {form}")
+    try:
+        port = parts.port or DEFAULT_PORTS[protocol]
+        query = dict(urllib.parse.parse_qsl(parts.query, strict_parsing=bool(parts.query)))
+        unknown = set(query) - {"timeout", "retries"}
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; known: timeout, retries")
+        timeout = float(query.get("timeout", DEFAULT_TIMEOUT_S))
+        retries = int(query.get("retries", DEFAULT_RETRIES))
+        if timeout <= 0 or retries < 0:
+            raise ValueError("timeout must be > 0 and retries >= 0")
+    except ValueError as exc:
+        raise ModelLoadError(f"cannot read the server model address {url!r} ({exc}): use {form}") from exc
+    return ServerAddress(
+        protocol, parts.hostname, port, path[0], path[1] if len(path) > 1 else "", timeout, retries
+    )
+
+
+def import_client(protocol: str) -> Any:
+    """``tritonclient.grpc`` or ``tritonclient.http``, or a one-line install hint."""
+    try:
+        return importlib.import_module(f"tritonclient.{protocol}")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"tritonclient ({protocol}) is not installed: run `pip install 'pconv[serve]'` ({exc})"
+        ) from exc
+
+
+def _is_unavailable(exc: Exception) -> bool:
+    """A transient failure worth retrying: gRPC UNAVAILABLE, HTTP 503, or a refused connection."""
+    status = str(getattr(exc, "status", lambda: "")() or "")
+    if "restricted" in str(exc).lower():  # a restricted API answers UNAVAILABLE too: not transient
+        return False
+    if "UNAVAILABLE" in status.upper() or status == "503":
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    return "unavailable" in str(exc).lower() or "connection refused" in str(exc).lower()
+
+
+def _one_line(exc: Exception) -> str:
+    text = getattr(exc, "message", lambda: None)() if callable(getattr(exc, "message", None)) else None
+    return " ".join(str(text or exc).split()) or type(exc).__name__
+
+
+class TritonBackend(Backend):
+    """Runs a pconv model on a Triton server (implements :class:`pconv.runtime.backend.Backend`).
+
+    ``run`` returns ``{"output": ...}`` only: the composite is made by the client from its own pixels,
+    so the server's ``composite`` tensor is never transferred.
+    """
+
+    name = "triton"
+
+    def __init__(self, url: str, *, headers: dict[str, str] | None = None) -> None:
+        self.address = parse_address(url)
+        self.headers = dict(headers or {})
+        self._module = import_client(self.address.protocol)
+        self.providers: tuple[str, ...] = (f"triton:{self.address.protocol}",)
+        self.client = self._open_client()
+        self._wait_for_server()
+        config = self._call(self.client.get_model_config, self.address.model, self.address.version)
+        self.model_config: dict[str, Any] = self._as_dict(config)
+        self.info: ModelInfo = self._check_contract(self.model_config)
+        self.output_names = [OUTPUT_NAMES[0]]
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _open_client(self) -> Any:
+        timeout = self.address.timeout
+        if self.address.protocol == "http":
+            return self._module.InferenceServerClient(
+                self.address.endpoint, connection_timeout=timeout, network_timeout=timeout
+            )
+        return self._module.InferenceServerClient(self.address.endpoint)
+
+    def _wait_for_server(self) -> None:
+        live = self._call(self.client.is_server_live)
+        if not live:
+            raise ServerUnavailableError(f"the Triton server at {self.address.endpoint} is not live")
+        model, version = self.address.model, self.address.version
+        if not self._call(self.client.is_model_ready, model, version):
+            names = self._model_names()
+            raise ModelLoadError(
+                f"the Triton server at {self.address.endpoint} has no ready model {model!r} "
+                f"(ready models: {', '.join(names) or 'none'}); check the name in the URL or wait for "
+                "it to load (`pconv serve` prints the URLs of its models)"
+            )
+
+    def _model_names(self) -> list[str]:
+        try:
+            index = self._as_dict(self.client.get_model_repository_index(headers=self.headers or None))
+        except Exception:  # the index is only for the message; a restricted API is fine
+            return []
+        models = index.get("models", index) if isinstance(index, dict) else index
+        return sorted(str(m.get("name")) for m in models if m.get("state", "READY") == "READY")
+
+    def _as_dict(self, reply: Any) -> Any:
+        if self.address.protocol == "http":
+            return reply
+        from google.protobuf.json_format import MessageToDict
+
+        data = MessageToDict(reply, preserving_proto_field_name=True)
+        return data.get("config", data)
+
+    def _check_contract(self, config: dict[str, Any]) -> ModelInfo:
+        where = str(self.address)
+        inputs = {i["name"]: i for i in config.get("input", [])}
+        outputs = {o["name"]: o for o in config.get("output", [])}
+        if set(inputs) != set(INPUT_NAMES) or OUTPUT_NAMES[0] not in outputs:
+            raise ModelLoadError(
+                f"{where}: inputs {sorted(inputs)} / outputs {sorted(outputs)} are not the pconv contract "
+                f"(inputs {', '.join(INPUT_NAMES)}; output {OUTPUT_NAMES[0]}): serve a repository written "
+                "by `pconv serve` / `pconv triton-repo` (the ensemble takes uint8 images instead: call it "
+                "with tritonclient)"
+            )
+        dtype = TRITON_DTYPES.get(str(inputs[INPUT_NAMES[0]].get("data_type")))
+        if dtype is None:
+            raise ModelLoadError(f"{where}: unsupported data type {inputs['image'].get('data_type')}")
+        batched = int(config.get("max_batch_size", 0))
+        for name, spec in inputs.items():
+            dims = [int(d) for d in spec.get("dims", [])]
+            channels = dims[0] if batched else (dims[1] if len(dims) > 1 else -1)
+            if len(dims) != (3 if batched else 4) or channels != INPUT_CHANNELS[name]:
+                raise ModelLoadError(
+                    f"{where}: input {name} has dims {dims} (max_batch_size {batched}); expected "
+                    f"[{INPUT_CHANNELS[name]}, -1, -1] with batching: regenerate the repository"
+                )
+        params = {k: v.get("string_value", "") for k, v in dict(config.get("parameters", {})).items()}
+        return model_info_from_metadata(
+            params,
+            where,
+            dtype,
+            min_shape=(1, 1, 1),
+            max_shape=(batched or _UNBOUNDED, _UNBOUNDED, _UNBOUNDED),
+        )
+
+    # -- calls --------------------------------------------------------------------------------------
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the client, retrying transient failures with backoff; one-line errors otherwise."""
+        exceptions = self._module.InferenceServerException
+        for attempt in range(self.address.retries + 1):
+            try:
+                return method(*args, headers=self.headers or None, **kwargs)
+            except (exceptions, OSError) as exc:
+                if not _is_unavailable(exc):
+                    raise
+                if attempt == self.address.retries and "queue size" in _one_line(exc):
+                    raise ServerBusyError(
+                        f"the Triton server at {self.address.endpoint} is full ({_one_line(exc)}; "
+                        f"{attempt + 1} attempt(s)): retry later, or serve with more --instances or a larger "
+                        "--max-queue (or raise retries= in the model URL)"
+                    ) from exc
+                if attempt == self.address.retries:
+                    raise ServerUnavailableError(
+                        f"cannot reach the Triton server at {self.address.endpoint} ({_one_line(exc)}; "
+                        f"{attempt + 1} attempt(s)): start it with `pconv serve MODEL` or check the "
+                        "address and port (gRPC 8001, HTTP 8000 by default)"
+                    ) from exc
+                time.sleep(min(2.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def run(self, image: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one padded batch on the server: ``image`` (N,3,H,W) in [0, 1], ``mask`` (N,1,H,W)."""
+        if image.ndim != 4 or image.shape[1] != 3 or mask.shape != (image.shape[0], 1, *image.shape[2:]):
+            raise InputError(
+                f"backend inputs must be image (N,3,H,W) and mask (N,1,H,W); got {image.shape}, {mask.shape}"
+            )
+        dtype = self.info.io_dtype
+        wire = _WIRE_DTYPES[np.dtype(dtype)]
+        inputs = []
+        for name, array in zip(INPUT_NAMES, (image, mask)):
+            tensor = self._module.InferInput(name, list(array.shape), wire)
+            tensor.set_data_from_numpy(np.ascontiguousarray(array, dtype=dtype))
+            inputs.append(tensor)
+        outputs = [self._module.InferRequestedOutput(n) for n in self.output_names]
+        timeout = {"client_timeout": self.address.timeout} if self.address.protocol == "grpc" else {}
+        try:
+            result = self._call(
+                self.client.infer,
+                self.address.model,
+                inputs,
+                model_version=self.address.version,
+                outputs=outputs,
+                **timeout,
+            )
+        except ServerBusyError:
+            raise
+        except self._module.InferenceServerException as exc:
+            raise InputError(
+                f"the Triton server rejected a batch of shape {image.shape} ({_one_line(exc)})"
+            ) from exc
+        return {n: result.as_numpy(n) for n in self.output_names}
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing a dead channel is not the user's problem
+                client.close()

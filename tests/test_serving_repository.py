@@ -1,0 +1,229 @@
+"""``pconv triton-repo``: configs checked with Triton's own protobuf, invalid ones caught; the
+client side (addresses, unreachable servers) and ``Inpainter(threads=N)``. No server needed."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tritonclient.grpc", reason="needs tritonclient: pip install 'pconv[serve]'")
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from pconv.contract import META_CONFIG, META_FORMAT, META_MASK, META_MULTIPLE
+from pconv.errors import ModelLoadError
+from pconv.models import default_onnx
+from pconv.runtime import Inpainter
+from pconv.runtime.triton_backend import ServerUnavailableError, TritonBackend, parse_address
+from pconv.serving.repository import (
+    RepoOptions,
+    RepositoryError,
+    validate_config_text,
+    validate_repository,
+    write_repository,
+)
+from pconv.trt.sidecar import EngineSidecar, sidecar_path
+
+
+def parse(path: Path) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("repo") / "models"
+    write_repository(default_onnx(), out, RepoOptions(instances=2, threads=1))
+    return out
+
+
+def test_repository_layout_and_configs_parse_with_tritons_protobuf(repo: Path) -> None:
+    assert sorted(p.name for p in repo.iterdir() if p.is_dir()) == [
+        "pconv", "pconv_ensemble", "pconv_post", "pconv_pre"
+    ]  # fmt: skip
+    assert (repo / "pconv" / "1" / "model.onnx").stat().st_size == default_onnx().stat().st_size
+    net = parse(repo / "pconv" / "config.pbtxt")
+    assert net.backend == "onnxruntime" and net.max_batch_size == 8
+    assert [i.name for i in net.input] == ["image", "mask"] and list(net.input[1].dims) == [1, -1, -1]
+    assert (
+        net.instance_group[0].count == 2
+        and net.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    )
+    assert net.dynamic_batching.max_queue_delay_microseconds == 1000
+    assert net.dynamic_batching.default_queue_policy.max_queue_size == 64
+    params = {k: v.string_value for k, v in net.parameters.items()}
+    assert params["intra_op_thread_count"] == "1"
+    assert params[META_FORMAT] == "pconv-onnx-v1" and int(params[META_MULTIPLE]) == 64
+    assert META_MASK in params and json.loads(params[META_CONFIG])["depth"] == 6
+    assert net.model_warmup[0].inputs["image"].dims == [3, 64, 64]
+    ensemble = parse(repo / "pconv_ensemble" / "config.pbtxt")
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == ["pconv_pre", "pconv", "pconv_post"]
+    assert ensemble.input[0].data_type == model_config_pb2.TYPE_UINT8
+    assert validate_repository(repo) == ["pconv", "pconv_ensemble", "pconv_post", "pconv_pre"]
+    assert (
+        "from pconv.serving.models.pre import TritonPythonModel"
+        in (repo / "pconv_pre/1/model.py").read_text()
+    )
+
+
+GOOD = 'name: "m" backend: "python" max_batch_size: 4 input { name: "x" data_type: TYPE_FP32 dims: [3, -1] }'
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("name: 'm' backend: 'python' inputz {}", "not a valid Triton model config"),  # unknown field
+        (GOOD.replace("TYPE_FP32", "TYPE_FLOAT"), "not a valid Triton model config"),  # unknown enum
+        (GOOD.replace('backend: "python"', ""), "neither backend nor platform"),
+        (GOOD.replace("data_type: TYPE_FP32", ""), "has no data_type"),
+        (GOOD.replace("[3, -1]", "[3, 0]"), "has dims"),
+        (
+            GOOD.replace("max_batch_size: 4", "max_batch_size: 0") + " dynamic_batching {}",
+            "needs max_batch_size",
+        ),
+        (
+            'name: "e" platform: "ensemble" input { name: "a" data_type: TYPE_UINT8 dims: [-1] } '
+            'output { name: "z" data_type: TYPE_UINT8 dims: [-1] } ensemble_scheduling { step { '
+            'model_name: "m" model_version: -1 input_map { key: "x" value: "b" } '
+            'output_map { key: "y" value: "z" } } }',
+            "reads ['b'] before any step writes them",
+        ),
+    ],
+)
+def test_invalid_configs_are_caught(text: str, problem: str) -> None:
+    validate_config_text(GOOD)
+    with pytest.raises(RepositoryError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        validate_config_text(text)
+
+
+def test_repository_checks_across_models(repo: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "models"
+    for path in repo.glob("*/config.pbtxt"):
+        if path.parent.name != "pconv_post":
+            (broken / path.parent.name).mkdir(parents=True)
+            (broken / path.parent.name / "config.pbtxt").write_text(path.read_text())
+    with pytest.raises(RepositoryError, match="'pconv_post' is not in the repository"):
+        validate_repository(broken)
+    with pytest.raises(RepositoryError, match="not empty"):
+        write_repository(default_onnx(), repo)
+
+
+def _fake_engine(tmp_path: Path, **changes: object) -> Path:
+    """An engine file (bytes are never read without TensorRT) with a sidecar as pconv build writes."""
+    import onnxruntime as ort
+
+    meta = dict(ort.InferenceSession(str(default_onnx())).get_modelmeta().custom_metadata_map)
+    fields: dict[str, object] = dict(
+        onnx_metadata=meta, tensorrt_version="10.13.0", gpu_name="test", compute_capability=(8, 9),
+        profile_min=(1, 64, 64), profile_opt=(4, 256, 256), profile_max=(6, 1024, 1024),
+        io_dtypes={"image": "float16", "mask": "float16"}, precision="fp16", strongly_typed=True,
+    )  # fmt: skip
+    fields.update(changes)
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not read")
+    sidecar_path(engine).write_text(EngineSidecar(**fields).to_json())  # type: ignore[arg-type]
+    return engine
+
+
+def test_engine_repository_uses_the_tensorrt_profile(tmp_path: Path) -> None:
+    engine = _fake_engine(
+        tmp_path, version_compatible=True, plugin_layers=("enc1",), plugin_serialized=True,
+        plugin_library="libpconv_plugin.so",
+    )  # fmt: skip
+    summary = write_repository(engine, tmp_path / "repo", RepoOptions(kind="gpu", max_batch=16))
+    net = parse(tmp_path / "repo" / "pconv" / "config.pbtxt")
+    assert net.platform == "tensorrt_plan" and net.max_batch_size == 6  # the profile's max N wins
+    assert net.input[0].data_type == model_config_pb2.TYPE_FP16
+    assert list(net.model_warmup[0].inputs["image"].dims) == [3, 256, 256]  # the profile's opt
+    assert (tmp_path / "repo" / "pconv" / "1" / "model.plan").exists()
+    assert any("version-compatible=true" in note for note in summary["notes"])
+
+
+def test_plugin_engine_that_does_not_carry_its_plugin_is_refused(tmp_path: Path) -> None:
+    engine = _fake_engine(tmp_path, plugin_layers=("enc1",), plugin_library="libpconv_plugin.so")
+    with pytest.raises(RepositoryError, match="pconv build --version-compatible"):
+        write_repository(engine, tmp_path / "repo")
+
+
+def test_triton_repo_cli_json(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pconv", "triton-repo", "default", "-o", str(tmp_path / "r"), "--json",
+         "--instances", "3", "--no-ensemble"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["models"] == ["pconv"] and summary["backend"] == "onnxruntime"
+    assert parse(tmp_path / "r" / "pconv" / "config.pbtxt").instance_group[0].count == 3
+    again = subprocess.run(
+        [sys.executable, "-m", "pconv", "triton-repo", "default", "-o", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 2 and "not empty" in again.stderr and len(again.stderr.splitlines()) == 1
+
+
+def test_server_addresses() -> None:
+    a = parse_address("grpc://127.0.0.1:9001/pconv?timeout=5&retries=0")
+    assert (a.protocol, a.host, a.port, a.model, a.timeout, a.retries) == (
+        "grpc",
+        "127.0.0.1",
+        9001,
+        "pconv",
+        5,
+        0,
+    )
+    assert (
+        parse_address("http://example/m/2").port == 8000
+        and parse_address("http://example/m/2").version == "2"
+    )
+    for bad in ("grpc://127.0.0.1:8001", "ftp://h/m", "grpc://h/m?speed=1", "grpc://h/m?timeout=-1"):
+        with pytest.raises(ModelLoadError, match="grpc://HOST:PORT/MODEL"):
+            parse_address(bad)
+
+
+def test_unreachable_server_is_one_line_naming_the_fix() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    for protocol in ("grpc", "http"):
+        with pytest.raises(ServerUnavailableError, match="pconv serve") as info:
+            TritonBackend(f"{protocol}://127.0.0.1:{port}/pconv?retries=1&timeout=5")
+        assert "\n" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+
+
+def test_inpainter_threads_sets_the_onnxruntime_session() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    mask = np.zeros((64, 80), np.uint8)
+    mask[10:30, 20:50] = 1
+    with Inpainter("default", threads=1) as one:
+        assert one.backend.session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
+        result = one(image, mask)
+    with Inpainter("default") as default:
+        assert np.array_equal(default(image, mask), result)
+    with pytest.raises(ModelLoadError, match="threads must be >= 1"):
+        Inpainter("default", threads=0)
+
+
+def test_serving_environment_applies_the_libpython_fix_and_names_the_setup(tmp_path: Path) -> None:
+    import os
+
+    from pconv.serving import environment
+
+    with pytest.raises(environment.ServeEnvironmentError, match="pconv serve --setup"):
+        environment.find_install(tmp_path / "nothing")
+    install = environment.TritonInstall(tmp_path / "triton")
+    env = environment.server_env(install, base={"LD_LIBRARY_PATH": "/elsewhere"})
+    first, *rest = env["LD_LIBRARY_PATH"].split(os.pathsep)
+    libdir = environment.libpython_dir()
+    assert first == str(libdir if libdir is not None else install.libs)  # this interpreter's libpython first
+    assert rest[-1] == "/elsewhere" and str(install.libs) in [*rest, first]
+    import site
+
+    assert site.getsitepackages()[0] in env[environment.SITE_ENV].split(os.pathsep)  # its .pth files too
+    assert set(env[environment.PATH_ENV].split(os.pathsep)) <= set(sys.path)
