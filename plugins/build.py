@@ -41,7 +41,7 @@ class BuildResult:
     build_dir: Path
     library: Path | None  # None for --kernels-only
     kernels_archive: Path
-    host_check: Path
+    host_check: Path | None  # the kernel's CPU emulator run (built only from a checkout: tests/cpp)
     plugin_check: Path | None  # loads the library and drives its creator on the CPU
     tensorrt_include: Path | None
     tensorrt_version: str | None
@@ -111,6 +111,12 @@ def find_nvcc() -> Path:
         "nvcc (the CUDA toolkit compiler) not found on PATH, in $CUDA_HOME/bin or /usr/local/cuda/bin: "
         "install the CUDA toolkit (12.x or newer) or set CUDACXX=/path/to/nvcc"
     )
+
+
+def check_programs_dir() -> Path | None:
+    """``tests/cpp`` of a source checkout (the C++ check programs), or None for a wheel install."""
+    candidate = plugin_source_dir().parent.parent / "tests" / "cpp"
+    return candidate if (candidate / "pconv_host_check.cpp").is_file() else None
 
 
 def find_cuda_include() -> Path:
@@ -184,9 +190,13 @@ def build_plugin(options: PluginBuildOptions | None = None, /, **fields_: Any) -
         configure.append(f"-DTENSORRT_INCLUDE_DIR={include}")
     if shutil.which("ninja") and not (bdir / "CMakeCache.txt").exists():
         configure += ["-G", "Ninja"]
-    targets = ["pconv_kernels", "pconv_host_check"]
+    # The C++ check programs are test code (tests/cpp in a checkout, absent from a wheel install).
+    checks = check_programs_dir()
+    if checks is not None:
+        configure.append(f"-DPCONV_CHECKS_DIR={checks}")
+    targets = ["pconv_kernels"] + (["pconv_host_check"] if checks else [])
     if not kernels_only:
-        targets += ["pconv_plugin", "pconv_plugin_check"]
+        targets += ["pconv_plugin"] + (["pconv_plugin_check"] if checks else [])
     build = [str(cmake), "--build", str(bdir), "--parallel", str(opts.jobs or os.cpu_count() or 2)]
     build += ["--target", *targets]
 
@@ -217,8 +227,8 @@ def build_plugin(options: PluginBuildOptions | None = None, /, **fields_: Any) -
         build_dir=bdir,
         library=library,
         kernels_archive=bdir / "libpconv_kernels.a",
-        host_check=bdir / "pconv_host_check",
-        plugin_check=None if kernels_only else bdir / "pconv_plugin_check",
+        host_check=bdir / "pconv_host_check" if checks else None,
+        plugin_check=None if kernels_only or not checks else bdir / "pconv_plugin_check",
         tensorrt_include=include,
         tensorrt_version=tensorrt_header_version(include) if include is not None else None,
         archs=archs,

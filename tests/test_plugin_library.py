@@ -58,6 +58,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
 @requires_nvcc
 def test_cmake_build_produces_the_kernels_and_their_cpu_check(built: BuildResult) -> None:
     assert built.kernels_archive.is_file() and built.kernels_archive.stat().st_size > 0
+    assert built.host_check is not None  # a checkout builds the check programs from tests/cpp
     case = "smoke 2 6 9 8 70 3 3 1 1 1 1 1 1 1 1 0.2 2 4 2 3 1\n"
     proc = subprocess.run([str(built.host_check), "cases"], input=case, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -266,3 +267,14 @@ def test_arch_list_is_validated() -> None:
 def test_header_version_is_read_for_tensorrt_10_and_11(tmp_path: Path, text: str, version: str) -> None:
     (tmp_path / "NvInferVersion.h").write_text(text)
     assert tensorrt_header_version(tmp_path) == version
+
+
+def test_check_programs_are_built_only_from_a_checkout(monkeypatch, tmp_path: Path) -> None:
+    """A wheel install has no tests/cpp: build-plugin must not ask CMake for the check targets."""
+    from pconv.plugins import build
+
+    assert build.check_programs_dir() == Path(__file__).resolve().parent / "cpp"
+    installed = tmp_path / "site-packages" / "pconv" / "plugins" / "csrc"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(build, "plugin_source_dir", lambda: installed)
+    assert build.check_programs_dir() is None

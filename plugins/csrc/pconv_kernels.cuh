@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-//! Most single-channel masks one layer can take (pconv.export.plugin_fields.MAX_MASK_CHANNELS).
+//! Most single-channel masks one layer can take (pconv.plugin_fields.MAX_MASK_CHANNELS).
 #define PCONV_MAX_MASK_CHANNELS 4
 
 //! One partial-convolution layer call. Tensors are dense NCHW:
