@@ -6,7 +6,7 @@ encoder BatchNorm frozen (eval mode, no gradient), because BN statistics are ske
 
 Run folder ``RUN`` (``--out``)::
 
-    RUN/checkpoint.safetensors   model weights + config (pconv.training.checkpoint.load_checkpoint rebuilds it)
+    RUN/checkpoint.safetensors   model weights + config (training.checkpoint.load_checkpoint rebuilds it)
     RUN/train_state.pt           optimizer state, step, RNG, options (torch.save of tensors and
                                  plain containers; read back with weights_only=True)
     RUN/log.csv                  one row per --log-every steps
