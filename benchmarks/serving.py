@@ -48,16 +48,6 @@ CONCURRENCY = (1, 2, 4, 8)
 Call = Callable[[], Any]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def sample(size: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
@@ -233,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "serving",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": cpu_model(),
+            "cpu": _cpu_model(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "load_average_1min": {"min": round(min(load), 2), "max": round(max(load), 2)},
@@ -266,3 +256,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _cpu_model() -> str:
+    from cpu_inference import cpu_model  # same folder: run as a script
+
+    return cpu_model()
