@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pconv.apps.options import DemoOptions
+from pconv.contract import round_up
 
 #: ONNX Runtime vs PyTorch raw-output tolerance for an FP32 graph.
 PARITY_TOLERANCE = 1e-4
@@ -50,7 +51,7 @@ def _parity(
     worst = 0.0
     for image, hole in zip(images, holes):
         h, w = hole.shape
-        ph, pw = -(-h // m) * m, -(-w // m) * m
+        ph, pw = round_up(h, m), round_up(w, m)
         x = np.zeros((1, 3, ph, pw), np.float32)
         mask = np.zeros((1, 1, ph, pw), np.float32)
         valid = (~hole).astype(np.float32)

@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 
 from pconv.config import ModelConfig
-from pconv.contract import INT8_TARGETS
+from pconv.contract import INT8_TARGETS, round_up
 from pconv.errors import PconvError, require
 from pconv.export.options import DEFAULT_CALIBRATION_COUNT as DEFAULT_CALIBRATION_COUNT  # stated once
 from pconv.export.options import DEFAULT_CALIBRATION_SIZE as DEFAULT_CALIBRATION_SIZE
@@ -96,7 +96,7 @@ def calibration_shape(
     m = config.size_multiple
 
     def up(v: int) -> int:
-        return max(m, -(-v // m) * m)
+        return max(m, round_up(v, m))
 
     side = options.size if options.size is not None else DEFAULT_CALIBRATION_SIZE
     return (height or up(side), width or up(side))
