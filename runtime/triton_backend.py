@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
+from collections.abc import Mapping
+
+from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES, Shape3, parse_nhw
 from pconv.errors import InputError, MissingDependencyError, ModelLoadError, PconvError
 from pconv.runtime.backend import Backend, ModelInfo, model_info_from_metadata
 
@@ -37,6 +39,8 @@ DEFAULT_RETRIES = 3
 TRITON_DTYPES = {"TYPE_FP32": np.dtype(np.float32), "TYPE_FP16": np.dtype(np.float16)}
 _WIRE_DTYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16"}
 _UNBOUNDED = 1 << 30
+#: Config parameters holding the model's shape limits as NxHxW (written by ``pconv triton-repo``).
+P_MIN_SHAPE, P_MAX_SHAPE, P_FIXED_SHAPE = "pconv_min_shape", "pconv_max_shape", "pconv_fixed_shape"
 
 
 class ServerUnavailableError(ModelLoadError):
@@ -118,6 +122,31 @@ def _is_unavailable(exc: Exception) -> bool:
 def _one_line(exc: Exception) -> str:
     text = getattr(exc, "message", lambda: None)() if callable(getattr(exc, "message", None)) else None
     return " ".join(str(text or exc).split()) or type(exc).__name__
+
+
+def shape_limits(params: Mapping[str, str], max_batch_size: int = 0) -> dict[str, Shape3 | None]:
+    """``min_shape``/``max_shape``/``fixed_shape`` for ModelInfo from a config's parameters.
+
+    One reader for the client (:class:`TritonBackend`) and the ensemble's pre step, so both pad to
+    what the network takes; the batch is capped at ``max_batch_size`` (when > 0, Triton's limit).
+    Parameters absent (an older repository): 1 to unbounded.
+    """
+
+    def read(key: str) -> Shape3 | None:
+        text = params.get(key, "")
+        try:
+            return parse_nhw(text, key) if text else None
+        except InputError as exc:
+            raise ModelLoadError(f"model config parameter {exc}: regenerate the repository") from exc
+
+    fixed = read(P_FIXED_SHAPE)
+    if fixed is not None:
+        return {"min_shape": None, "max_shape": None, "fixed_shape": fixed}
+    lo = read(P_MIN_SHAPE) or (1, 1, 1)
+    hi = read(P_MAX_SHAPE) or (_UNBOUNDED, _UNBOUNDED, _UNBOUNDED)
+    if max_batch_size > 0:
+        hi = (min(hi[0], max_batch_size), hi[1], hi[2])
+    return {"min_shape": lo, "max_shape": hi, "fixed_shape": None}
 
 
 class TritonBackend(Backend):
@@ -203,13 +232,7 @@ class TritonBackend(Backend):
                     f"[{INPUT_CHANNELS[name]}, -1, -1] with batching: regenerate the repository"
                 )
         params = {k: v.get("string_value", "") for k, v in dict(config.get("parameters", {})).items()}
-        return model_info_from_metadata(
-            params,
-            where,
-            dtype,
-            min_shape=(1, 1, 1),
-            max_shape=(batched or _UNBOUNDED, _UNBOUNDED, _UNBOUNDED),
-        )
+        return model_info_from_metadata(params, where, dtype, **shape_limits(params, batched))
 
     # -- calls --------------------------------------------------------------------------------------
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:

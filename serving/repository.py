@@ -45,6 +45,7 @@ from pconv.contract import (
 )
 from pconv.errors import MissingDependencyError
 from pconv.runtime.backend import ModelInfo, check_model_file, model_info_from_metadata
+from pconv.runtime.triton_backend import P_FIXED_SHAPE, P_MAX_SHAPE, P_MIN_SHAPE
 from pconv.serving.environment import PATH_ENV, SITE_ENV
 from pconv.serving.options import (
     ENSEMBLE,
@@ -59,14 +60,8 @@ from pconv.trt.sidecar import EngineSidecar, sidecar_path
 #: Ensemble tensors: the uint8 request, the network's padded inputs/output, the uint8 answer.
 RGB_IMAGE, HOLE_MASK, COMPOSITE = "image", "mask", "composite"
 NET_IMAGE, NET_MASK, NET_OUTPUT = "net_image", "net_mask", "net_output"
-#: Parameters the python models read (besides pconv's ONNX metadata).
-P_THREADS, P_MAX_PIXELS, P_MODEL_FILE, P_MAX_SHAPE, P_MIN_SHAPE = (
-    "threads",
-    "max_pixels",
-    "model_file",
-    "pconv_max_shape",
-    "pconv_min_shape",
-)
+#: Parameters the python models read (besides pconv's ONNX metadata and the shape limits).
+P_THREADS, P_MAX_PIXELS, P_MODEL_FILE = "threads", "max_pixels", "model_file"
 _TRITON_TYPES = {np.dtype(np.float32): "TYPE_FP32", np.dtype(np.float16): "TYPE_FP16"}
 MODELS_PACKAGE = "pconv.serving.models"
 
@@ -198,7 +193,12 @@ def _pconv_params(facts: ModelFacts) -> dict[str, str]:
     params = dict(facts.metadata)
     params[P_MIN_SHAPE] = _shape_text(facts.info.min_shape)
     params[P_MAX_SHAPE] = _shape_text(facts.info.max_shape)
+    params[P_FIXED_SHAPE] = _shape_text(facts.info.fixed_shape)
     return {k: v for k, v in params.items() if v}
+
+
+def _min_batch(info: ModelInfo) -> int:
+    return info.min_shape[0] if info.min_shape is not None else 1
 
 
 def network_config(facts: ModelFacts, options: RepoOptions, backend: str) -> dict[str, Any]:
@@ -258,7 +258,9 @@ def network_config(facts: ModelFacts, options: RepoOptions, backend: str) -> dic
         }
     if options.warmup:
         wh, ww = facts.warmup_hw
-        shape = {n: [*([1] if not max_batch else []), INPUT_CHANNELS[n], wh, ww] for n in INPUT_NAMES}
+        # without batching the lead dim is the batch: the fixed N, else the smallest N the model takes
+        warm_lead = [n if n > 0 else _min_batch(facts.info) for n in lead]
+        shape = {n: [*warm_lead, INPUT_CHANNELS[n], wh, ww] for n in INPUT_NAMES}
         config["model_warmup"] = [
             {
                 "name": "warmup",

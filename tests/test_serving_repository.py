@@ -227,3 +227,78 @@ def test_serving_environment_applies_the_libpython_fix_and_names_the_setup(tmp_p
 
     assert site.getsitepackages()[0] in env[environment.SITE_ENV].split(os.pathsep)  # its .pth files too
     assert set(env[environment.PATH_ENV].split(os.pathsep)) <= set(sys.path)
+
+
+def _fixed_facts(n: int = 1, hw: int = 128):  # type: ignore[no-untyped-def]
+    """The shipped model's facts as a fixed-shape export has them (fixed_shape set, min/max None)."""
+    import dataclasses
+
+    from pconv.serving.repository import read_model
+
+    facts = read_model(default_onnx())
+    info = dataclasses.replace(facts.info, fixed_shape=(n, hw, hw), min_shape=None, max_shape=None)
+    return dataclasses.replace(facts, info=info, dynamic_batch=False, warmup_hw=(hw, hw))
+
+
+def _params(config: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    return {k: v["string_value"] for k, v in config["parameters"].items()}
+
+
+def test_fixed_shape_reaches_the_client_and_the_pre_step() -> None:
+    """A fixed-shape export: its NxHxW is written, the client's ModelInfo and the ensemble's pre step
+    both read it (one helper), and the pre step pads a small image to it, not to the multiple only."""
+    from pconv.runtime.triton_backend import shape_limits
+    from pconv.serving.models import model_info
+    from pconv.serving.models.pre import network_inputs
+    from pconv.serving.repository import network_config, step_configs
+
+    facts = _fixed_facts()
+    net = network_config(facts, RepoOptions(), "onnxruntime")
+    assert net["max_batch_size"] == 0 and net["input"][0]["dims"] == [1, 3, 128, 128]
+    params = _params(net)
+    assert params["pconv_fixed_shape"] == "1x128x128"
+    assert shape_limits(params)["fixed_shape"] == (1, 128, 128)
+    pre_params = _params(step_configs(facts, RepoOptions())[0])
+    info = model_info(pre_params, "pconv_pre")
+    assert info.fixed_shape == (1, 128, 128)
+    image, mask = np.zeros((50, 60, 3), np.uint8), np.zeros((50, 60), np.uint8)
+    net_image, net_mask = network_inputs(image, mask, info)
+    assert net_image.shape == (1, 3, 128, 128) and net_mask.shape == (1, 1, 128, 128)
+
+
+def test_client_reads_the_shape_limits_and_caps_the_batch() -> None:
+    from pconv.runtime.triton_backend import shape_limits
+
+    params = {"pconv_min_shape": "1x64x64", "pconv_max_shape": "16x1024x2048"}
+    assert shape_limits(params, 8) == {
+        "min_shape": (1, 64, 64),
+        "max_shape": (8, 1024, 2048),
+        "fixed_shape": None,
+    }
+    assert shape_limits({}, 4)["max_shape"] == (4, 1 << 30, 1 << 30)  # an older repository: unbounded
+    with pytest.raises(ModelLoadError, match="pconv_max_shape.*regenerate"):
+        shape_limits({"pconv_max_shape": "8x64"})
+    backend = TritonBackend.__new__(TritonBackend)
+    backend.address = parse_address("grpc://127.0.0.1:1/pconv")
+    net = network_config_for_client()
+    info = backend._check_contract(net)
+    assert info.min_shape == (1, 64, 64) and info.max_shape is not None and info.max_shape[0] == 8
+
+
+def network_config_for_client() -> dict:  # type: ignore[type-arg]
+    """The network config of the shipped model as the client reads it (JSON form, min 1x64x64)."""
+    import dataclasses
+
+    from pconv.serving.repository import network_config, read_model
+
+    facts = read_model(default_onnx())
+    info = dataclasses.replace(facts.info, min_shape=(1, 64, 64), max_shape=(16, 4096, 4096))
+    return network_config(dataclasses.replace(facts, info=info), RepoOptions(max_batch=8), "python")
+
+
+def test_warmup_of_an_unbatched_model_uses_its_fixed_batch() -> None:
+    from pconv.serving.repository import network_config
+
+    net = network_config(_fixed_facts(n=2), RepoOptions(), "onnxruntime")
+    assert net["input"][0]["dims"][0] == 2
+    assert net["model_warmup"][0]["inputs"]["image"]["dims"] == [2, 3, 128, 128]
