@@ -21,12 +21,11 @@ import contextlib
 import importlib
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from collections.abc import Mapping
 
 from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES, Shape3, parse_nhw
 from pconv.errors import InputError, MissingDependencyError, ModelLoadError, PconvError

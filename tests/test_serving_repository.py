@@ -276,7 +276,7 @@ def test_client_reads_the_shape_limits_and_caps_the_batch() -> None:
         "fixed_shape": None,
     }
     assert shape_limits({}, 4)["max_shape"] == (4, 1 << 30, 1 << 30)  # an older repository: unbounded
-    with pytest.raises(ModelLoadError, match="pconv_max_shape.*regenerate"):
+    with pytest.raises(ModelLoadError, match=r"pconv_max_shape.*regenerate"):
         shape_limits({"pconv_max_shape": "8x64"})
     backend = TritonBackend.__new__(TritonBackend)
     backend.address = parse_address("grpc://127.0.0.1:1/pconv")
