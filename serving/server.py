@@ -43,14 +43,6 @@ ADMIN_GRPC_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
 ADMIN_APIS = "model-repository,shared-memory,statistics,trace,logging"
 
 
-def default_instances() -> int:
-    """One instance per usable core (with 1 ONNX Runtime thread each: 2x one 2-thread instance here)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def check_ports(options: ServeOptions) -> None:
     """A one-line :class:`ServeError` for the first port something already listens on."""
     flag = {"HTTP": "--http-port", "gRPC": "--grpc-port", "metrics": "--metrics-port"}
@@ -88,7 +80,7 @@ def server_command(install: TritonInstall, repo: Path, backends: Path, options: 
         "--strict-readiness=true",
         "--disable-auto-complete-config",
         f"--exit-timeout-secs={options.exit_timeout}",
-        f"--log-verbose={options.log_verbose}",
+        f"--log-verbose={int(options.verbose)}",
     ]
     if options.admin_token:
         restrict = f"{ADMIN_APIS}:{ADMIN_HEADER}={options.admin_token}"

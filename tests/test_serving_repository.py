@@ -302,3 +302,36 @@ def test_warmup_of_an_unbatched_model_uses_its_fixed_batch() -> None:
     net = network_config(_fixed_facts(n=2), RepoOptions(), "onnxruntime")
     assert net["input"][0]["dims"][0] == 2
     assert net["model_warmup"][0]["inputs"]["image"]["dims"] == [2, 3, 128, 128]
+
+
+def test_instances_zero_is_a_one_line_error_not_the_default(tmp_path: Path) -> None:
+    for command in (["triton-repo", "default", "-o", str(tmp_path / "r")], ["serve", "default"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pconv", *command, "--instances", "0"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"pconv {command[0]}: error: --instances must be >= 1; got 0"
+        ]
+    assert not (tmp_path / "r").exists()
+
+
+def test_serve_and_triton_repo_flags_come_from_the_options_dataclasses() -> None:
+    """Each default stated once: the parsed flags give the dataclasses' own defaults."""
+    import argparse
+
+    from pconv.cliopts import from_args
+    from pconv.serving.cli import register
+    from pconv.serving.options import ServeOptions, ServeRepoOptions, default_instances
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    serve = parser.parse_args(["serve"])
+    options = from_args(ServeOptions, serve, repo=from_args(ServeRepoOptions, serve))
+    assert options == ServeOptions()
+    assert options.repo.backend == "python" and options.repo.link_model
+    assert options.repo.instances == default_instances()
+    repo = parser.parse_args(["triton-repo", "default", "-o", "x", "--no-ensemble", "--max-queue", "0"])
+    assert from_args(RepoOptions, repo) == RepoOptions(ensemble=False, max_queue=0)
+    assert RepoOptions().instances == 1 and RepoOptions().backend == "auto"
