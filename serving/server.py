@@ -19,7 +19,6 @@ metadata: Triton prefixes the key for gRPC, so the two names differ).
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
