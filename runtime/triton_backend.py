@@ -118,6 +118,17 @@ def _is_unavailable(exc: Exception) -> bool:
     return "unavailable" in str(exc).lower() or "connection refused" in str(exc).lower()
 
 
+def _is_timeout(exc: Exception) -> bool:
+    """The client's own deadline ran out (gRPC DEADLINE_EXCEEDED, an HTTP read timeout)."""
+    status = str(getattr(exc, "status", lambda: "")() or "").upper()
+    text = str(exc).lower()
+    return (
+        "DEADLINE_EXCEEDED" in status
+        or isinstance(exc, TimeoutError)
+        or any(w in text for w in ("deadline exceeded", "timed out", "timeout"))
+    )
+
+
 def _one_line(exc: Exception) -> str:
     text = getattr(exc, "message", lambda: None)() if callable(getattr(exc, "message", None)) else None
     return " ".join(str(text or exc).split()) or type(exc).__name__
@@ -163,10 +174,22 @@ class TritonBackend(Backend):
         self._module = import_client(self.address.protocol)
         self.providers: tuple[str, ...] = (f"triton:{self.address.protocol}",)
         self.client = self._open_client()
-        self._wait_for_server()
-        config = self._call(self.client.get_model_config, self.address.model, self.address.version)
-        self.model_config: dict[str, Any] = self._as_dict(config)
-        self.info: ModelInfo = self._check_contract(self.model_config)
+        try:
+            self._wait_for_server()
+            config = self._call(self.client.get_model_config, self.address.model, self.address.version)
+            self.model_config: dict[str, Any] = self._as_dict(config)
+            self.info: ModelInfo = self._check_contract(self.model_config)
+        except self._module.InferenceServerException as exc:  # not transient: _call retried those
+            self.close()
+            if _is_timeout(exc):
+                raise self._timeout_error(exc) from exc
+            raise ModelLoadError(
+                f"the Triton server at {self.address.endpoint} refused model {self.address.model!r} "
+                f"({_one_line(exc)})"
+            ) from exc
+        except BaseException:
+            self.close()  # no half-open channel left behind
+            raise
         self.output_names = [OUTPUT_NAMES[0]]
 
     # -- set-up -------------------------------------------------------------------------------------
@@ -285,13 +308,22 @@ class TritonBackend(Backend):
         except ServerBusyError:
             raise
         except self._module.InferenceServerException as exc:
+            if _is_timeout(exc):
+                raise self._timeout_error(exc) from exc
             raise InputError(
                 f"the Triton server rejected a batch of shape {image.shape} ({_one_line(exc)})"
             ) from exc
         return {n: result.as_numpy(n) for n in self.output_names}
 
+    def _timeout_error(self, exc: Exception) -> ServerUnavailableError:
+        return ServerUnavailableError(
+            f"the Triton server at {self.address.endpoint} did not answer within "
+            f"{self.address.timeout:g} s ({_one_line(exc)}): raise the timeout in the model URL "
+            f"(?timeout=SECONDS), or serve with more --instances"
+        )
+
     def close(self) -> None:
-        client, self.client = self.client, None
+        client, self.client = getattr(self, "client", None), None
         if client is not None:
             with contextlib.suppress(Exception):  # closing a dead channel is not the user's problem
                 client.close()

@@ -335,3 +335,82 @@ def test_serve_and_triton_repo_flags_come_from_the_options_dataclasses() -> None
     repo = parser.parse_args(["triton-repo", "default", "-o", "x", "--no-ensemble", "--max-queue", "0"])
     assert from_args(RepoOptions, repo) == RepoOptions(ensemble=False, max_queue=0)
     assert RepoOptions().instances == 1 and RepoOptions().backend == "auto"
+
+
+class _FakeServerError(Exception):
+    """tritonclient's InferenceServerException as the backend sees it (a message and a status)."""
+
+    def __init__(self, msg: str, status: str) -> None:
+        super().__init__(msg)
+        self._status = status
+
+    def status(self) -> str:
+        return self._status
+
+    def message(self) -> str:
+        return str(self)
+
+
+def _fake_client_module(fail: dict[str, _FakeServerError], closed: list[bool]) -> object:
+    """A stand-in for ``tritonclient.grpc`` whose client raises ``fail[method]``."""
+    import types
+
+    class Client:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> object:
+            def call(*args: object, **kwargs: object) -> object:
+                if name in fail:
+                    raise fail[name]
+                return True
+
+            return call
+
+        def close(self) -> None:
+            closed.append(True)
+
+    return types.SimpleNamespace(InferenceServerClient=Client, InferenceServerException=_FakeServerError)
+
+
+def test_a_refused_model_config_is_one_line_and_closes_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pconv.runtime.triton_backend as tb
+
+    closed: list[bool] = []
+    refused = _FakeServerError("model 'pconv'\nis not permitted", "StatusCode.PERMISSION_DENIED")
+    monkeypatch.setattr(
+        tb, "import_client", lambda _: _fake_client_module({"get_model_config": refused}, closed)
+    )
+    with pytest.raises(ModelLoadError, match="refused model 'pconv'") as info:
+        TritonBackend("grpc://127.0.0.1:1/pconv")
+    assert "\n" not in str(info.value) and closed == [True]
+    slow = _FakeServerError("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED")
+    monkeypatch.setattr(
+        tb, "import_client", lambda _: _fake_client_module({"get_model_config": slow}, closed)
+    )
+    with pytest.raises(ServerUnavailableError, match=r"timeout=SECONDS"):
+        TritonBackend("grpc://127.0.0.1:1/pconv?timeout=2")
+    assert closed == [True, True]
+
+
+def test_a_client_timeout_is_not_reported_as_a_rejected_batch() -> None:
+    slow = _FakeServerError("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED")
+    backend = TritonBackend.__new__(TritonBackend)
+    backend.address = parse_address("grpc://127.0.0.1:1/pconv?timeout=3&retries=0")
+    backend.headers = {}
+    backend.info = network_info()
+    backend.output_names = ["output"]
+    backend._module = _fake_client_module({"infer": slow}, [])
+    backend._module.InferInput = lambda *a: type("T", (), {"set_data_from_numpy": lambda self, x: None})()  # type: ignore[attr-defined]
+    backend._module.InferRequestedOutput = lambda n: n  # type: ignore[attr-defined]
+    backend.client = backend._module.InferenceServerClient()  # type: ignore[attr-defined]
+    image, mask = np.zeros((1, 3, 64, 64), np.float32), np.ones((1, 1, 64, 64), np.float32)
+    with pytest.raises(ServerUnavailableError, match=r"within 3 s.*\?timeout=SECONDS") as info:
+        backend.run(image, mask)
+    assert "rejected" not in str(info.value)
+
+
+def network_info():  # type: ignore[no-untyped-def]
+    from pconv.serving.repository import read_model
+
+    return read_model(default_onnx()).info
