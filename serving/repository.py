@@ -39,6 +39,7 @@ from pconv.contract import (
     INPUT_NAMES,
     META_FORMAT,
     META_MULTIPLE,
+    META_PRECISION,
     ONNX_SUFFIXES,
     OUTPUT_NAMES,
     format_nhw,
@@ -197,6 +198,12 @@ def _pconv_params(facts: ModelFacts) -> dict[str, str]:
     return {k: v for k, v in params.items() if v}
 
 
+def _trt_precision(facts: ModelFacts) -> str:
+    """The TensorRT execution provider's precision: the export's own (FP16 for fp16, else FP32:
+    forcing FP16 on an fp32 export changes its results)."""
+    return "FP16" if facts.metadata.get(META_PRECISION) == "fp16" else "FP32"
+
+
 def _min_batch(info: ModelInfo) -> int:
     return info.min_shape[0] if info.min_shape is not None else 1
 
@@ -237,7 +244,7 @@ def network_config(facts: ModelFacts, options: RepoOptions, backend: str) -> dic
             config["optimization"] = {
                 "execution_accelerators": {
                     "gpu_execution_accelerator": [
-                        {"name": "tensorrt", "parameters": {"precision_mode": "FP16"}}
+                        {"name": "tensorrt", "parameters": {"precision_mode": _trt_precision(facts)}}
                     ]
                 }
             }

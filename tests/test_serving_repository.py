@@ -414,3 +414,22 @@ def network_info():  # type: ignore[no-untyped-def]
     from pconv.serving.repository import read_model
 
     return read_model(default_onnx()).info
+
+
+def test_gpu_kind_takes_the_tensorrt_precision_from_the_export() -> None:
+    import dataclasses
+
+    from pconv.contract import META_PRECISION
+    from pconv.serving.repository import network_config, read_model
+
+    facts = read_model(default_onnx())
+
+    def precision(value: str) -> str:
+        meta = {**facts.metadata, META_PRECISION: value}
+        config = network_config(
+            dataclasses.replace(facts, metadata=meta), RepoOptions(kind="gpu"), "onnxruntime"
+        )
+        accelerator = config["optimization"]["execution_accelerators"]["gpu_execution_accelerator"][0]
+        return str(accelerator["parameters"]["precision_mode"])
+
+    assert (precision("fp32"), precision("fp16"), precision("int8")) == ("FP32", "FP16", "FP32")
