@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from pconv.contract import (
     format_nhw,
 )
 from pconv.errors import MissingDependencyError
+from pconv.fileio import atomic_copy, atomic_write
 from pconv.runtime.backend import ModelInfo, check_model_file, model_info_from_metadata
 from pconv.runtime.triton_backend import P_FIXED_SHAPE, P_MAX_SHAPE, P_MIN_SHAPE
 from pconv.serving.environment import PATH_ENV, SITE_ENV
@@ -428,13 +428,24 @@ def _place(source: Path, target: Path, link: bool) -> None:
     if link:
         os.symlink(source.resolve(), target)
     else:
-        shutil.copyfile(source, target)
+        atomic_copy(source, target)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Written atomically, like every file pconv writes (a kill never leaves half a config)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def resolve_backend(facts: ModelFacts, options: RepoOptions) -> str:
     backend = options.backend
     if backend == "auto":
         backend = "tensorrt" if facts.kind == "engine" else "onnxruntime"
+    if facts.kind == "engine" and backend == "python":
+        raise RepositoryError(
+            f"{facts.path.name} is a TensorRT engine; pconv serve runs .onnx models (its bundled server has "
+            f"no TensorRT backend): serve the .onnx, or write a repository for the NGC container with "
+            f"`pconv triton-repo {facts.path.name} -o DIR`"
+        )
     if facts.kind == "engine" and backend != "tensorrt":
         raise RepositoryError(f"{facts.path.name} is a TensorRT engine: it runs on --backend tensorrt only")
     if facts.kind == "onnx" and backend == "tensorrt":
@@ -466,15 +477,15 @@ def write_repository(
     else:
         _place(facts.path, version / "model.onnx", options.link_model)
     if backend == "python":
-        (version / "model.py").write_text(_model_py("network", "The pconv network on ONNX Runtime."))
+        _write_text(version / "model.py", _model_py("network", "The pconv network on ONNX Runtime."))
     if options.ensemble:
         for part, module, title in ((PRE, "pre", "Pad to the size multiple."), (POST, "post", "Composite.")):
             step = out / options.model_name(part) / "1"
             step.mkdir(parents=True, exist_ok=True)
-            (step / "model.py").write_text(_model_py(module, title))
+            _write_text(step / "model.py", _model_py(module, title))
     for name, text in texts.items():
         (out / name / "1").mkdir(parents=True, exist_ok=True)  # an ensemble needs a version folder too
-        (out / name / "config.pbtxt").write_text(text)
+        _write_text(out / name / "config.pbtxt", text)
     names = validate_repository(out)
     summary = {
         "repository": str(out),
@@ -486,5 +497,5 @@ def write_repository(
         "format": facts.metadata.get(META_FORMAT),
         "notes": facts.notes,
     }
-    (out / "pconv_repository.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_text(out / "pconv_repository.json", json.dumps(summary, indent=2) + "\n")
     return summary
