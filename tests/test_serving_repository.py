@@ -433,3 +433,65 @@ def test_gpu_kind_takes_the_tensorrt_precision_from_the_export() -> None:
         return str(accelerator["parameters"]["precision_mode"])
 
     assert (precision("fp32"), precision("fp16"), precision("int8")) == ("FP32", "FP16", "FP32")
+
+
+def test_a_server_url_refuses_threads_and_a_local_backend() -> None:
+    from pconv.runtime import ServerBusyError, ServerUnavailableError  # exported with the others
+
+    assert issubclass(ServerUnavailableError, ModelLoadError) and ServerBusyError.__name__
+    url = "grpc://127.0.0.1:1/pconv?retries=0"
+    with pytest.raises(ModelLoadError, match=r"pconv serve --threads") as info:
+        Inpainter(url, threads=2)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelLoadError, match="leave backend 'auto'"):
+        Inpainter(url, backend="onnxruntime")
+    with pytest.raises(ModelLoadError, match="backend must be one of"):
+        Inpainter(str(default_onnx()), backend="triton")  # not a backend name: the URL scheme decides
+
+
+def test_an_install_without_the_python_backend_names_the_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pconv.serving import environment
+
+    install = environment.TritonInstall(tmp_path / "triton")
+    for path in (install.binary, install.stub()):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+    with pytest.raises(environment.ServeEnvironmentError, match=r"no python backend.*pconv serve --setup"):
+        install.check()
+    commands: list[list[str]] = []
+
+    def run(command: list[str], check: bool) -> object:
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(environment.subprocess, "run", run)
+    with pytest.raises(environment.ServeEnvironmentError, match="failed"):
+        environment.setup(install.root, quiet=True)
+    assert "--upgrade" in commands[0] and "--no-deps" in commands[0]  # repairs a partial --target install
+
+
+def test_serving_an_engine_names_what_serve_can_do(tmp_path: Path) -> None:
+    engine = _fake_engine(tmp_path)
+    with pytest.raises(RepositoryError, match=r"pconv triton-repo model\.engine") as info:
+        write_repository(engine, tmp_path / "repo", RepoOptions(backend="python"))
+    assert "--backend" not in str(info.value)
+
+
+def test_repository_files_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pconv.serving.repository as repository
+
+    written: list[str] = []
+    real = repository.atomic_write
+
+    def recording(path: Path, write: object) -> Path:
+        written.append(Path(path).relative_to(tmp_path / "r").as_posix())
+        return real(path, write)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repository, "atomic_write", recording)
+    write_repository(default_onnx(), tmp_path / "r", RepoOptions(backend="python"))
+    assert {"pconv/config.pbtxt", "pconv/1/model.py", "pconv_pre/1/model.py", "pconv_repository.json"} <= set(
+        written
+    )
+    assert not list((tmp_path / "r").rglob("*.tmp"))
