@@ -7,7 +7,10 @@ import json
 import socket
 import subprocess
 import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,9 +23,10 @@ from tritonclient.grpc import model_config_pb2
 from pconv.contract import META_CONFIG, META_FORMAT, META_MASK, META_MULTIPLE
 from pconv.errors import ModelLoadError
 from pconv.models import default_onnx
-from pconv.runtime import Inpainter
+from pconv.runtime import Inpainter, ModelInfo
 from pconv.runtime.triton_backend import ServerUnavailableError, TritonBackend, parse_address
 from pconv.serving.repository import (
+    ModelFacts,
     RepoOptions,
     RepositoryError,
     validate_config_text,
@@ -229,7 +233,7 @@ def test_serving_environment_applies_the_libpython_fix_and_names_the_setup(tmp_p
     assert set(env[environment.PATH_ENV].split(os.pathsep)) <= set(sys.path)
 
 
-def _fixed_facts(n: int = 1, hw: int = 128):  # type: ignore[no-untyped-def]
+def _fixed_facts(n: int = 1, hw: int = 128) -> ModelFacts:
     """The shipped model's facts as a fixed-shape export has them (fixed_shape set, min/max None)."""
     import dataclasses
 
@@ -240,7 +244,7 @@ def _fixed_facts(n: int = 1, hw: int = 128):  # type: ignore[no-untyped-def]
     return dataclasses.replace(facts, info=info, dynamic_batch=False, warmup_hw=(hw, hw))
 
 
-def _params(config: dict) -> dict[str, str]:  # type: ignore[type-arg]
+def _params(config: dict[str, Any]) -> dict[str, str]:
     return {k: v["string_value"] for k, v in config["parameters"].items()}
 
 
@@ -285,7 +289,7 @@ def test_client_reads_the_shape_limits_and_caps_the_batch() -> None:
     assert info.min_shape == (1, 64, 64) and info.max_shape is not None and info.max_shape[0] == 8
 
 
-def network_config_for_client() -> dict:  # type: ignore[type-arg]
+def network_config_for_client() -> dict[str, Any]:
     """The network config of the shipped model as the client reads it (JSON form, min 1x64x64)."""
     import dataclasses
 
@@ -351,9 +355,8 @@ class _FakeServerError(Exception):
         return str(self)
 
 
-def _fake_client_module(fail: dict[str, _FakeServerError], closed: list[bool]) -> object:
+def _fake_client_module(fail: dict[str, _FakeServerError], closed: list[bool]) -> Any:
     """A stand-in for ``tritonclient.grpc`` whose client raises ``fail[method]``."""
-    import types
 
     class Client:
         def __init__(self, *args: object, **kwargs: object) -> None:
@@ -401,16 +404,16 @@ def test_a_client_timeout_is_not_reported_as_a_rejected_batch() -> None:
     backend.info = network_info()
     backend.output_names = ["output"]
     backend._module = _fake_client_module({"infer": slow}, [])
-    backend._module.InferInput = lambda *a: type("T", (), {"set_data_from_numpy": lambda self, x: None})()  # type: ignore[attr-defined]
-    backend._module.InferRequestedOutput = lambda n: n  # type: ignore[attr-defined]
-    backend.client = backend._module.InferenceServerClient()  # type: ignore[attr-defined]
+    backend._module.InferInput = lambda *a: types.SimpleNamespace(set_data_from_numpy=lambda x: None)
+    backend._module.InferRequestedOutput = lambda n: n
+    backend.client = backend._module.InferenceServerClient()
     image, mask = np.zeros((1, 3, 64, 64), np.float32), np.ones((1, 1, 64, 64), np.float32)
     with pytest.raises(ServerUnavailableError, match=r"within 3 s.*\?timeout=SECONDS") as info:
         backend.run(image, mask)
     assert "rejected" not in str(info.value)
 
 
-def network_info():  # type: ignore[no-untyped-def]
+def network_info() -> ModelInfo:
     from pconv.serving.repository import read_model
 
     return read_model(default_onnx()).info
@@ -485,9 +488,9 @@ def test_repository_files_are_written_atomically(tmp_path: Path, monkeypatch: py
     written: list[str] = []
     real = repository.atomic_write
 
-    def recording(path: Path, write: object) -> Path:
+    def recording(path: Path, write: Callable[[str], object]) -> Path:
         written.append(Path(path).relative_to(tmp_path / "r").as_posix())
-        return real(path, write)  # type: ignore[arg-type]
+        return real(path, write)
 
     monkeypatch.setattr(repository, "atomic_write", recording)
     write_repository(default_onnx(), tmp_path / "r", RepoOptions(backend="python"))
