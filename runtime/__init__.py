@@ -29,6 +29,7 @@ from pconv.errors import (
 from pconv.runtime.backend import Backend, ModelInfo
 from pconv.runtime.inpainter import Inpainter, NoHoleWarning
 from pconv.runtime.loader import open_backend
+from pconv.runtime.triton_backend import ServerBusyError, ServerUnavailableError
 
 __all__ = [
     "Backend",
@@ -44,5 +45,7 @@ __all__ = [
     "NoHoleWarning",
     "PconvError",
     "PluginLibraryError",
+    "ServerBusyError",
+    "ServerUnavailableError",
     "open_backend",
 ]

@@ -37,10 +37,8 @@ def open_backend(
 
     ``threads``: ONNX Runtime intra-op threads (None = ONNX Runtime's default, one per core).
     """
-    if is_server_url(path) or backend == "triton":
-        from pconv.runtime.triton_backend import TritonBackend
-
-        return TritonBackend(str(path))
+    if is_server_url(path):
+        return _open_triton(path, backend, threads)
     if backend not in BACKENDS:
         raise ModelLoadError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     model = check_model_file(path)
@@ -66,6 +64,24 @@ def open_backend(
 
         return OnnxRuntimeBackend(model, device=device, providers=providers, threads=threads)
     return _open_tensorrt(model, device, plugin_library)
+
+
+def _open_triton(url: str, backend: str, threads: int | None) -> Backend:
+    """A model on a Triton server: the server chooses the backend and the threads, so asking for
+    them here is an error rather than silently ignored."""
+    if backend != "auto":
+        raise ModelLoadError(
+            f"{url} is a model on a Triton server, which runs it on its own backend: leave backend "
+            f"'auto' (got {backend!r})"
+        )
+    if threads is not None:
+        raise ModelLoadError(
+            f"threads= sets ONNX Runtime threads in this process; {url} runs on the server, whose "
+            "threads are set there (`pconv serve --threads N --instances M`)"
+        )
+    from pconv.runtime.triton_backend import TritonBackend
+
+    return TritonBackend(url)
 
 
 def _open_tensorrt(path: Path, device: int, plugin_library: str | Path | None) -> Backend:

@@ -21,12 +21,13 @@ import contextlib
 import importlib
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES
+from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES, Shape3, parse_nhw
 from pconv.errors import InputError, MissingDependencyError, ModelLoadError, PconvError
 from pconv.runtime.backend import Backend, ModelInfo, model_info_from_metadata
 
@@ -37,6 +38,8 @@ DEFAULT_RETRIES = 3
 TRITON_DTYPES = {"TYPE_FP32": np.dtype(np.float32), "TYPE_FP16": np.dtype(np.float16)}
 _WIRE_DTYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16"}
 _UNBOUNDED = 1 << 30
+#: Config parameters holding the model's shape limits as NxHxW (written by ``pconv triton-repo``).
+P_MIN_SHAPE, P_MAX_SHAPE, P_FIXED_SHAPE = "pconv_min_shape", "pconv_max_shape", "pconv_fixed_shape"
 
 
 class ServerUnavailableError(ModelLoadError):
@@ -115,9 +118,45 @@ def _is_unavailable(exc: Exception) -> bool:
     return "unavailable" in str(exc).lower() or "connection refused" in str(exc).lower()
 
 
+def _is_timeout(exc: Exception) -> bool:
+    """The client's own deadline ran out (gRPC DEADLINE_EXCEEDED, an HTTP read timeout)."""
+    status = str(getattr(exc, "status", lambda: "")() or "").upper()
+    text = str(exc).lower()
+    return (
+        "DEADLINE_EXCEEDED" in status
+        or isinstance(exc, TimeoutError)
+        or any(w in text for w in ("deadline exceeded", "timed out", "timeout"))
+    )
+
+
 def _one_line(exc: Exception) -> str:
     text = getattr(exc, "message", lambda: None)() if callable(getattr(exc, "message", None)) else None
     return " ".join(str(text or exc).split()) or type(exc).__name__
+
+
+def shape_limits(params: Mapping[str, str], max_batch_size: int = 0) -> dict[str, Shape3 | None]:
+    """``min_shape``/``max_shape``/``fixed_shape`` for ModelInfo from a config's parameters.
+
+    One reader for the client (:class:`TritonBackend`) and the ensemble's pre step, so both pad to
+    what the network takes; the batch is capped at ``max_batch_size`` (when > 0, Triton's limit).
+    Parameters absent (an older repository): 1 to unbounded.
+    """
+
+    def read(key: str) -> Shape3 | None:
+        text = params.get(key, "")
+        try:
+            return parse_nhw(text, key) if text else None
+        except InputError as exc:
+            raise ModelLoadError(f"model config parameter {exc}: regenerate the repository") from exc
+
+    fixed = read(P_FIXED_SHAPE)
+    if fixed is not None:
+        return {"min_shape": None, "max_shape": None, "fixed_shape": fixed}
+    lo = read(P_MIN_SHAPE) or (1, 1, 1)
+    hi = read(P_MAX_SHAPE) or (_UNBOUNDED, _UNBOUNDED, _UNBOUNDED)
+    if max_batch_size > 0:
+        hi = (min(hi[0], max_batch_size), hi[1], hi[2])
+    return {"min_shape": lo, "max_shape": hi, "fixed_shape": None}
 
 
 class TritonBackend(Backend):
@@ -135,10 +174,22 @@ class TritonBackend(Backend):
         self._module = import_client(self.address.protocol)
         self.providers: tuple[str, ...] = (f"triton:{self.address.protocol}",)
         self.client = self._open_client()
-        self._wait_for_server()
-        config = self._call(self.client.get_model_config, self.address.model, self.address.version)
-        self.model_config: dict[str, Any] = self._as_dict(config)
-        self.info: ModelInfo = self._check_contract(self.model_config)
+        try:
+            self._wait_for_server()
+            config = self._call(self.client.get_model_config, self.address.model, self.address.version)
+            self.model_config: dict[str, Any] = self._as_dict(config)
+            self.info: ModelInfo = self._check_contract(self.model_config)
+        except self._module.InferenceServerException as exc:  # not transient: _call retried those
+            self.close()
+            if _is_timeout(exc):
+                raise self._timeout_error(exc) from exc
+            raise ModelLoadError(
+                f"the Triton server at {self.address.endpoint} refused model {self.address.model!r} "
+                f"({_one_line(exc)})"
+            ) from exc
+        except BaseException:
+            self.close()  # no half-open channel left behind
+            raise
         self.output_names = [OUTPUT_NAMES[0]]
 
     # -- set-up -------------------------------------------------------------------------------------
@@ -203,13 +254,7 @@ class TritonBackend(Backend):
                     f"[{INPUT_CHANNELS[name]}, -1, -1] with batching: regenerate the repository"
                 )
         params = {k: v.get("string_value", "") for k, v in dict(config.get("parameters", {})).items()}
-        return model_info_from_metadata(
-            params,
-            where,
-            dtype,
-            min_shape=(1, 1, 1),
-            max_shape=(batched or _UNBOUNDED, _UNBOUNDED, _UNBOUNDED),
-        )
+        return model_info_from_metadata(params, where, dtype, **shape_limits(params, batched))
 
     # -- calls --------------------------------------------------------------------------------------
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
@@ -263,13 +308,22 @@ class TritonBackend(Backend):
         except ServerBusyError:
             raise
         except self._module.InferenceServerException as exc:
+            if _is_timeout(exc):
+                raise self._timeout_error(exc) from exc
             raise InputError(
                 f"the Triton server rejected a batch of shape {image.shape} ({_one_line(exc)})"
             ) from exc
         return {n: result.as_numpy(n) for n in self.output_names}
 
+    def _timeout_error(self, exc: Exception) -> ServerUnavailableError:
+        return ServerUnavailableError(
+            f"the Triton server at {self.address.endpoint} did not answer within "
+            f"{self.address.timeout:g} s ({_one_line(exc)}): raise the timeout in the model URL "
+            f"(?timeout=SECONDS), or serve with more --instances"
+        )
+
     def close(self) -> None:
-        client, self.client = self.client, None
+        client, self.client = getattr(self, "client", None), None
         if client is not None:
             with contextlib.suppress(Exception):  # closing a dead channel is not the user's problem
                 client.close()

@@ -8,55 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pconv.serving.options import KINDS, NETWORK_BACKENDS, RepoOptions, ServeOptions
-
-#: The defaults the flags show and use: the options dataclasses' own (each stated once, there).
-_REPO = RepoOptions()
-_SERVE = ServeOptions()
-
-
-def _repo_args(p: argparse.ArgumentParser, *, default_instances: str) -> None:
-    p.add_argument(
-        "--name", default=_REPO.name, help="model name (the pre/post/ensemble models get suffixes)"
-    )
-    p.add_argument(
-        "--instances", type=int, default=None, help=f"model instances (default: {default_instances})"
-    )
-    p.add_argument("--threads", type=int, default=_REPO.threads, help="ONNX Runtime threads per instance")
-    p.add_argument("--max-batch", type=int, default=_REPO.max_batch, help="largest dynamic batch")
-    p.add_argument(
-        "--queue-delay-us",
-        type=int,
-        default=_REPO.queue_delay_us,
-        help="how long the dynamic batcher holds a request for others of its shape (microseconds)",
-    )
-    p.add_argument(
-        "--max-queue",
-        type=int,
-        default=_REPO.max_queue,
-        help="queued requests beyond this are rejected at once (0 = unbounded)",
-    )
-    p.add_argument(
-        "--max-pixels", type=int, default=_REPO.max_pixels, help="largest image (H*W) the python steps accept"
-    )
-    p.add_argument("--no-ensemble", action="store_true", help="only the network model, no uint8 ensemble")
-    p.add_argument("--no-warmup", action="store_true", help="skip Triton's warm-up request at load")
-
-
-def _repo_options(args: argparse.Namespace, **fixed: Any) -> RepoOptions:
-    default_instances = fixed.pop("instances", 1)
-    return RepoOptions(
-        name=args.name,
-        instances=args.instances or default_instances,
-        threads=args.threads,
-        max_batch=args.max_batch,
-        queue_delay_us=args.queue_delay_us,
-        max_queue=args.max_queue,
-        max_pixels=args.max_pixels,
-        ensemble=not args.no_ensemble,
-        warmup=not args.no_warmup,
-        **fixed,
-    )
+from pconv.cliopts import add_options, from_args
+from pconv.serving.options import RepoOptions, ServeOptions, ServeRepoOptions
 
 
 def register(sub: Any) -> None:
@@ -71,23 +24,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", nargs="?", default="default", help="a .onnx model (default: the shipped one)")
     p.add_argument("--setup", action="store_true", help="install the Triton server binary and exit")
-    p.add_argument("--host", default=_SERVE.host, help="address to bind (0.0.0.0 for all interfaces)")
-    p.add_argument("--http-port", type=int, default=_SERVE.http_port)
-    p.add_argument("--grpc-port", type=int, default=_SERVE.grpc_port)
-    p.add_argument("--metrics-port", type=int, default=_SERVE.metrics_port)
-    p.add_argument(
-        "--ready-timeout", type=float, default=_SERVE.ready_timeout, help="seconds to wait for the models"
-    )
-    p.add_argument(
-        "--exit-timeout", type=int, default=_SERVE.exit_timeout, help="seconds in-flight requests get on stop"
-    )
-    p.add_argument(
-        "--admin-token",
-        default=None,
-        help="restrict the admin APIs to requests with header pconv-admin-key: TOKEN",
-    )
-    p.add_argument("--verbose", action="store_true", help="Triton's verbose log (in the temporary folder)")
-    _repo_args(p, default_instances="one per CPU core")
+    add_options(p, ServeOptions)
+    add_options(p, ServeRepoOptions, exclude=("kind",))  # its backend is python: not an option here
     p.set_defaults(func=_serve)
 
     r = sub.add_parser(
@@ -100,16 +38,8 @@ def register(sub: Any) -> None:
     )
     r.add_argument("model", help="a .onnx model or a .engine/.plan TensorRT engine (or 'default')")
     r.add_argument("-o", "--out", required=True, type=Path, help="repository folder (new or empty)")
-    r.add_argument(
-        "--backend",
-        default=_REPO.backend,
-        choices=("auto", *NETWORK_BACKENDS),
-        help="Triton backend of the network (auto: onnxruntime for .onnx, tensorrt for engines; python: "
-        "pconv's ONNX Runtime session, what pconv serve uses)",
-    )
-    r.add_argument("--kind", default=_REPO.kind, choices=KINDS, help="instance kind")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _repo_args(r, default_instances="1")
+    add_options(r, RepoOptions)
     r.set_defaults(func=_triton_repo)
 
 
@@ -121,19 +51,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"pconv serve: Triton server at {install.binary}")
         return 0
     from pconv.models import resolve_model
-    from pconv.serving.server import default_instances, serve
+    from pconv.serving.server import serve
 
-    options = ServeOptions(
-        host=args.host,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
-        ready_timeout=args.ready_timeout,
-        exit_timeout=args.exit_timeout,
-        admin_token=args.admin_token,
-        log_verbose=1 if args.verbose else 0,
-        repo=_repo_options(args, instances=default_instances(), backend="python", link_model=True),
-    )
+    options = from_args(ServeOptions, args, repo=from_args(ServeRepoOptions, args))
     return serve(resolve_model(args.model), options)
 
 
@@ -141,7 +61,7 @@ def _triton_repo(args: argparse.Namespace) -> int:
     from pconv.models import resolve_model
     from pconv.serving.repository import write_repository
 
-    options = _repo_options(args, backend=args.backend, kind=args.kind)
+    options = from_args(RepoOptions, args)
     summary = write_repository(resolve_model(args.model), args.out, options)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)

@@ -69,6 +69,10 @@ class TritonInstall:
     def libs(self) -> Path:
         return self.root / "nvidia_pytriton.libs"
 
+    @property
+    def python_backend(self) -> Path:
+        return self.server_dir / "backends" / "python"
+
     def stub(self, version: tuple[int, int] | None = None) -> Path:
         major, minor = version or sys.version_info[:2]
         return self.server_dir / "python_backend_stubs" / f"{major}.{minor}" / "triton_python_backend_stub"
@@ -76,6 +80,11 @@ class TritonInstall:
     def check(self) -> TritonInstall:
         if not self.binary.is_file():
             raise ServeEnvironmentError(f"no Triton server at {self.binary}: {SETUP_HINT}")
+        if not (self.python_backend / "libtriton_python.so").is_file():
+            raise ServeEnvironmentError(
+                f"the Triton install at {self.root} has no python backend ({self.python_backend}): "
+                f"an incomplete install; {SETUP_HINT}"
+            )
         if not self.stub().is_file():
             raise ServeEnvironmentError(
                 f"the Triton install at {self.root} has no python-backend stub for Python "
@@ -104,7 +113,9 @@ def setup(home: Path | None = None, *, quiet: bool = False) -> TritonInstall:
     except ServeEnvironmentError:
         pass
     home.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(home), TRITON_WHEEL]
+    # --upgrade: pip --target leaves a partial install (an interrupted setup) as it is without it
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--upgrade", "--target", str(home)]
+    command.append(TRITON_WHEEL)
     if quiet:
         command.insert(4, "-q")
     done = subprocess.run(command, check=False)
@@ -119,8 +130,7 @@ def backend_directory(install: TritonInstall, into: Path) -> Path:
     """A backends folder for the server: the python backend plus the stub for this Python."""
     python = into / "python"
     python.mkdir(parents=True, exist_ok=True)
-    source = install.server_dir / "backends" / "python"
-    for item in source.iterdir():
+    for item in install.python_backend.iterdir():
         if item.is_file():
             shutil.copy2(item, python / item.name)
     shutil.copy2(install.stub(), python / "triton_python_backend_stub")

@@ -1,10 +1,16 @@
-"""The options of ``pconv triton-repo`` and ``pconv serve``, each default stated once (stdlib only,
-so the CLI can read them at import time without numpy or tritonclient)."""
+"""The options of ``pconv triton-repo`` and ``pconv serve``, each default stated once.
+
+The fields are :func:`pconv.cliopts.option` fields: the flags (name, default, choices, help) come
+from them and the checks run once, in ``__post_init__``, for the CLI and library callers alike.
+Stdlib only, so ``pconv --help`` builds these parsers without numpy or tritonclient.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
+from pconv.cliopts import check, option
 from pconv.errors import PconvError
 
 #: Backends the network model can run on.
@@ -22,33 +28,44 @@ class ServeError(PconvError):
     """The server could not start (busy port, model failed to load, timeout) or stopped badly."""
 
 
+def default_instances() -> int:
+    """One instance per usable core (with 1 ONNX Runtime thread each: 2x one 2-thread instance here)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class RepoOptions:
-    """How the repository serves the model (the CLI options of ``triton-repo`` and ``serve``)."""
+    """How the repository serves the model (the options of ``triton-repo``; ``serve``'s are below)."""
 
-    name: str = "pconv"
-    backend: str = "auto"  # auto: onnxruntime for .onnx, tensorrt for engines
-    kind: str = "cpu"
-    instances: int = 1
-    threads: int = 1  # ONNX Runtime intra-op threads per instance
-    max_batch: int = 8
-    queue_delay_us: int = 1000  # dynamic batcher: how long a request waits for others of its shape
-    max_queue: int = 64  # requests waiting beyond this are rejected at once
-    max_pixels: int = 4096 * 4096  # python steps: larger requests get a clean error
-    warmup: bool = True
-    ensemble: bool = True
+    name: str = option("pconv", help="model name (the pre/post/ensemble models get suffixes)")
+    backend: str = option(
+        "auto",
+        choices=("auto", *NETWORK_BACKENDS),
+        help="Triton backend of the network (auto: onnxruntime for .onnx, tensorrt for engines; python: "
+        "pconv's ONNX Runtime session, what pconv serve uses)",
+    )
+    kind: str = option("cpu", choices=KINDS, help="instance kind")
+    instances: int = option(1, at_least=1, help="model instances")
+    threads: int = option(1, at_least=1, help="ONNX Runtime threads per instance")
+    max_batch: int = option(8, at_least=1, help="largest dynamic batch")
+    queue_delay_us: int = option(
+        1000,
+        at_least=0,
+        help="how long the dynamic batcher holds a request for others of its shape (microseconds)",
+    )
+    max_queue: int = option(
+        64, at_least=0, help="queued requests beyond this are rejected at once (0 = unbounded)"
+    )
+    max_pixels: int = option(4096 * 4096, at_least=1, help="largest image (H*W) the python steps accept")
+    ensemble: bool = option(True, help="only the network model, no uint8 ensemble")
+    warmup: bool = option(True, help="skip Triton's warm-up request at load")
     link_model: bool = False  # symlink the model file instead of copying (pconv serve's temp repository)
 
     def __post_init__(self) -> None:
-        if self.backend not in ("auto", *NETWORK_BACKENDS):
-            raise RepositoryError(f"backend must be auto or one of {', '.join(NETWORK_BACKENDS)}")
-        if self.kind not in KINDS:
-            raise RepositoryError(f"kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
-        for what in ("instances", "threads", "max_batch", "max_pixels"):
-            if int(getattr(self, what)) < 1:
-                raise RepositoryError(f"{what.replace('_', '-')} must be >= 1; got {getattr(self, what)}")
-        if self.queue_delay_us < 0 or self.max_queue < 0:
-            raise RepositoryError("queue delay and queue size must be >= 0")
+        check(self)
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
             raise RepositoryError(f"model name must be letters, digits, _ or -; got {self.name!r}")
 
@@ -57,18 +74,37 @@ class RepoOptions:
 
 
 @dataclass(frozen=True)
+class ServeRepoOptions(RepoOptions):
+    """The repository ``pconv serve`` writes: the python backend (the bundled server has no ONNX
+    Runtime backend), one instance per core, the model linked into the temporary folder."""
+
+    backend: str = "python"
+    instances: int = option(
+        default_instances(), at_least=1, help="model instances", show=lambda n: f"{n}, one per CPU core"
+    )
+    link_model: bool = True
+
+
+@dataclass(frozen=True)
 class ServeOptions:
     """How ``pconv serve`` runs the server (loopback ports by default; ``repo``: its repository)."""
 
-    host: str = "127.0.0.1"
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
-    ready_timeout: float = 180.0
-    exit_timeout: int = 30
-    admin_token: str | None = None
-    log_verbose: int = 0
-    repo: RepoOptions = field(default_factory=lambda: RepoOptions(backend="python"))
+    host: str = option("127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
+    http_port: int = option(8000, at_least=1, help="HTTP port")
+    grpc_port: int = option(8001, at_least=1, help="gRPC port")
+    metrics_port: int = option(8002, at_least=1, help="Prometheus metrics port")
+    ready_timeout: float = option(180.0, help="seconds to wait for the models")
+    exit_timeout: int = option(30, at_least=0, help="seconds in-flight requests get on stop")
+    admin_token: str | None = option(
+        None,
+        metavar="TOKEN",
+        help="restrict the admin APIs to requests with header pconv-admin-key: TOKEN",
+    )
+    verbose: bool = option(False, help="Triton's verbose log (in the temporary folder)")
+    repo: RepoOptions = field(default_factory=ServeRepoOptions)
+
+    def __post_init__(self) -> None:
+        check(self)
 
     @property
     def ports(self) -> dict[str, int]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +38,15 @@ from pconv.contract import (
     INPUT_NAMES,
     META_FORMAT,
     META_MULTIPLE,
+    META_PRECISION,
     ONNX_SUFFIXES,
     OUTPUT_NAMES,
     format_nhw,
 )
 from pconv.errors import MissingDependencyError
+from pconv.fileio import atomic_copy, atomic_write
 from pconv.runtime.backend import ModelInfo, check_model_file, model_info_from_metadata
+from pconv.runtime.triton_backend import P_FIXED_SHAPE, P_MAX_SHAPE, P_MIN_SHAPE
 from pconv.serving.environment import PATH_ENV, SITE_ENV
 from pconv.serving.options import (
     ENSEMBLE,
@@ -59,14 +61,8 @@ from pconv.trt.sidecar import EngineSidecar, sidecar_path
 #: Ensemble tensors: the uint8 request, the network's padded inputs/output, the uint8 answer.
 RGB_IMAGE, HOLE_MASK, COMPOSITE = "image", "mask", "composite"
 NET_IMAGE, NET_MASK, NET_OUTPUT = "net_image", "net_mask", "net_output"
-#: Parameters the python models read (besides pconv's ONNX metadata).
-P_THREADS, P_MAX_PIXELS, P_MODEL_FILE, P_MAX_SHAPE, P_MIN_SHAPE = (
-    "threads",
-    "max_pixels",
-    "model_file",
-    "pconv_max_shape",
-    "pconv_min_shape",
-)
+#: Parameters the python models read (besides pconv's ONNX metadata and the shape limits).
+P_THREADS, P_MAX_PIXELS, P_MODEL_FILE = "threads", "max_pixels", "model_file"
 _TRITON_TYPES = {np.dtype(np.float32): "TYPE_FP32", np.dtype(np.float16): "TYPE_FP16"}
 MODELS_PACKAGE = "pconv.serving.models"
 
@@ -198,7 +194,18 @@ def _pconv_params(facts: ModelFacts) -> dict[str, str]:
     params = dict(facts.metadata)
     params[P_MIN_SHAPE] = _shape_text(facts.info.min_shape)
     params[P_MAX_SHAPE] = _shape_text(facts.info.max_shape)
+    params[P_FIXED_SHAPE] = _shape_text(facts.info.fixed_shape)
     return {k: v for k, v in params.items() if v}
+
+
+def _trt_precision(facts: ModelFacts) -> str:
+    """The TensorRT execution provider's precision: the export's own (FP16 for fp16, else FP32:
+    forcing FP16 on an fp32 export changes its results)."""
+    return "FP16" if facts.metadata.get(META_PRECISION) == "fp16" else "FP32"
+
+
+def _min_batch(info: ModelInfo) -> int:
+    return info.min_shape[0] if info.min_shape is not None else 1
 
 
 def network_config(facts: ModelFacts, options: RepoOptions, backend: str) -> dict[str, Any]:
@@ -237,7 +244,7 @@ def network_config(facts: ModelFacts, options: RepoOptions, backend: str) -> dic
             config["optimization"] = {
                 "execution_accelerators": {
                     "gpu_execution_accelerator": [
-                        {"name": "tensorrt", "parameters": {"precision_mode": "FP16"}}
+                        {"name": "tensorrt", "parameters": {"precision_mode": _trt_precision(facts)}}
                     ]
                 }
             }
@@ -258,7 +265,9 @@ def network_config(facts: ModelFacts, options: RepoOptions, backend: str) -> dic
         }
     if options.warmup:
         wh, ww = facts.warmup_hw
-        shape = {n: [*([1] if not max_batch else []), INPUT_CHANNELS[n], wh, ww] for n in INPUT_NAMES}
+        # without batching the lead dim is the batch: the fixed N, else the smallest N the model takes
+        warm_lead = [n if n > 0 else _min_batch(facts.info) for n in lead]
+        shape = {n: [*warm_lead, INPUT_CHANNELS[n], wh, ww] for n in INPUT_NAMES}
         config["model_warmup"] = [
             {
                 "name": "warmup",
@@ -419,13 +428,24 @@ def _place(source: Path, target: Path, link: bool) -> None:
     if link:
         os.symlink(source.resolve(), target)
     else:
-        shutil.copyfile(source, target)
+        atomic_copy(source, target)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Written atomically, like every file pconv writes (a kill never leaves half a config)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def resolve_backend(facts: ModelFacts, options: RepoOptions) -> str:
     backend = options.backend
     if backend == "auto":
         backend = "tensorrt" if facts.kind == "engine" else "onnxruntime"
+    if facts.kind == "engine" and backend == "python":
+        raise RepositoryError(
+            f"{facts.path.name} is a TensorRT engine; pconv serve runs .onnx models (its bundled server has "
+            f"no TensorRT backend): serve the .onnx, or write a repository for the NGC container with "
+            f"`pconv triton-repo {facts.path.name} -o DIR`"
+        )
     if facts.kind == "engine" and backend != "tensorrt":
         raise RepositoryError(f"{facts.path.name} is a TensorRT engine: it runs on --backend tensorrt only")
     if facts.kind == "onnx" and backend == "tensorrt":
@@ -457,15 +477,15 @@ def write_repository(
     else:
         _place(facts.path, version / "model.onnx", options.link_model)
     if backend == "python":
-        (version / "model.py").write_text(_model_py("network", "The pconv network on ONNX Runtime."))
+        _write_text(version / "model.py", _model_py("network", "The pconv network on ONNX Runtime."))
     if options.ensemble:
         for part, module, title in ((PRE, "pre", "Pad to the size multiple."), (POST, "post", "Composite.")):
             step = out / options.model_name(part) / "1"
             step.mkdir(parents=True, exist_ok=True)
-            (step / "model.py").write_text(_model_py(module, title))
+            _write_text(step / "model.py", _model_py(module, title))
     for name, text in texts.items():
         (out / name / "1").mkdir(parents=True, exist_ok=True)  # an ensemble needs a version folder too
-        (out / name / "config.pbtxt").write_text(text)
+        _write_text(out / name / "config.pbtxt", text)
     names = validate_repository(out)
     summary = {
         "repository": str(out),
@@ -477,5 +497,5 @@ def write_repository(
         "format": facts.metadata.get(META_FORMAT),
         "notes": facts.notes,
     }
-    (out / "pconv_repository.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_text(out / "pconv_repository.json", json.dumps(summary, indent=2) + "\n")
     return summary

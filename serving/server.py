@@ -19,7 +19,7 @@ metadata: Triton prefixes the key for gRPC, so the two names differ).
 from __future__ import annotations
 
 import contextlib
-import os
+import errno
 import signal
 import socket
 import subprocess
@@ -41,14 +41,8 @@ ADMIN_HEADER = "pconv-admin-key"  # the HTTP header
 #: gRPC clients send the key as metadata under this name (Triton prefixes restricted-protocol keys).
 ADMIN_GRPC_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
 ADMIN_APIS = "model-repository,shared-memory,statistics,trace,logging"
-
-
-def default_instances() -> int:
-    """One instance per usable core (with 1 ONNX Runtime thread each: 2x one 2-thread instance here)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+#: Seconds past --exit-timeout after which a stopping server is killed.
+KILL_GRACE_S = 15
 
 
 def check_ports(options: ServeOptions) -> None:
@@ -64,6 +58,11 @@ def check_ports(options: ServeOptions) -> None:
             try:
                 sock.bind((options.host, port))
             except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:  # a bad or foreign address, a privileged port, ...
+                    raise ServeError(
+                        f"cannot bind --host {options.host} {flag[what]} {port} "
+                        f"({exc.strerror or exc}): pass an address of this machine (127.0.0.1, 0.0.0.0)"
+                    ) from exc
                 raise ServeError(
                     f"the {what} port {options.host}:{port} is in use ({exc.strerror}; another pconv "
                     f"serve or tritonserver?): stop it or pass {flag[what]} with a free port"
@@ -88,7 +87,7 @@ def server_command(install: TritonInstall, repo: Path, backends: Path, options: 
         "--strict-readiness=true",
         "--disable-auto-complete-config",
         f"--exit-timeout-secs={options.exit_timeout}",
-        f"--log-verbose={options.log_verbose}",
+        f"--log-verbose={int(options.verbose)}",
     ]
     if options.admin_token:
         restrict = f"{ADMIN_APIS}:{ADMIN_HEADER}={options.admin_token}"
@@ -175,13 +174,16 @@ class TritonServer:
         return f"http://{self.options.host}:{self.options.http_port}"
 
     def urls(self) -> dict[str, str]:
+        """The client URLs (no ``ensemble`` entry when the repository has none: ``--no-ensemble``)."""
         host, o = self.options.host, self.options
-        return {
-            "http": f"http://{host}:{o.http_port}/{self.summary['network']}",
+        urls = {
             "grpc": f"grpc://{host}:{o.grpc_port}/{self.summary['network']}",
-            "ensemble": f"{self.base_url}/v2/models/{self.summary['ensemble']}/infer",
-            "metrics": f"http://{host}:{o.metrics_port}/metrics",
+            "http": f"http://{host}:{o.http_port}/{self.summary['network']}",
         }
+        if self.summary.get("ensemble"):
+            urls["ensemble"] = f"{self.base_url}/v2/models/{self.summary['ensemble']}/infer"
+        urls["metrics"] = f"http://{host}:{o.metrics_port}/metrics"
+        return urls
 
     def start(self) -> TritonServer:
         command = server_command(self.install, self.repository, self.backends, self.options)
@@ -230,7 +232,7 @@ class TritonServer:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=timeout if timeout is not None else self.options.exit_timeout + 15)
+            process.wait(timeout=timeout if timeout is not None else self.options.exit_timeout + KILL_GRACE_S)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -254,8 +256,13 @@ def forwarded_signals(server: TritonServer) -> Iterator[list[int]]:
 
     def handle(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
-        if server.process is not None and server.process.poll() is None and len(received) == 1:
-            server.process.send_signal(signal.SIGTERM)
+        process = server.process
+        if process is None or process.poll() is not None:
+            return
+        if len(received) == 1:
+            process.send_signal(signal.SIGTERM)  # Triton drains in-flight requests
+        else:
+            process.kill()  # a second Ctrl-C / SIGTERM: stop now, do not wait for the drain
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -263,6 +270,20 @@ def forwarded_signals(server: TritonServer) -> Iterator[list[int]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def wait_for_exit(process: subprocess.Popen[bytes], received: list[int], grace: float) -> int:
+    """The server's exit code; once a stop signal came, SIGKILL it if it outlives ``grace`` seconds
+    (Triton's own --exit-timeout plus a margin), so the launcher never hangs on a stuck drain."""
+    deadline: float | None = None
+    while process.poll() is None:
+        if received and deadline is None:
+            deadline = time.monotonic() + grace
+        if deadline is not None and time.monotonic() > deadline:
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.5)
+    return int(process.returncode)
 
 
 def serve(model: str | Path, options: ServeOptions, out: Any = sys.stderr) -> int:
@@ -280,14 +301,11 @@ def serve(model: str | Path, options: ServeOptions, out: Any = sys.stderr) -> in
             if not received:
                 urls = server.urls()
                 print(f"pconv serve: ready (pid {server.pid}); models: {', '.join(server.models)}", file=out)
-                for key in ("grpc", "http", "ensemble", "metrics"):
-                    print(f"  {key:9s} {urls[key]}", file=out)
+                for key, url in urls.items():
+                    print(f"  {key:9s} {url}", file=out)
                 print("  stop with Ctrl-C or SIGTERM (in-flight requests finish)", file=out, flush=True)
             assert server.process is not None
-            while server.process.poll() is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    server.process.wait(timeout=0.5)
-            code = server.process.returncode
+            code = wait_for_exit(server.process, received, server.options.exit_timeout + KILL_GRACE_S)
         if received:
             print("pconv serve: stopped", file=out, flush=True)
             return 0 if code in (0, -signal.SIGTERM) else int(code)

@@ -7,7 +7,10 @@ import json
 import socket
 import subprocess
 import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,9 +23,10 @@ from tritonclient.grpc import model_config_pb2
 from pconv.contract import META_CONFIG, META_FORMAT, META_MASK, META_MULTIPLE
 from pconv.errors import ModelLoadError
 from pconv.models import default_onnx
-from pconv.runtime import Inpainter
+from pconv.runtime import Inpainter, ModelInfo
 from pconv.runtime.triton_backend import ServerUnavailableError, TritonBackend, parse_address
 from pconv.serving.repository import (
+    ModelFacts,
     RepoOptions,
     RepositoryError,
     validate_config_text,
@@ -227,3 +231,270 @@ def test_serving_environment_applies_the_libpython_fix_and_names_the_setup(tmp_p
 
     assert site.getsitepackages()[0] in env[environment.SITE_ENV].split(os.pathsep)  # its .pth files too
     assert set(env[environment.PATH_ENV].split(os.pathsep)) <= set(sys.path)
+
+
+def _fixed_facts(n: int = 1, hw: int = 128) -> ModelFacts:
+    """The shipped model's facts as a fixed-shape export has them (fixed_shape set, min/max None)."""
+    import dataclasses
+
+    from pconv.serving.repository import read_model
+
+    facts = read_model(default_onnx())
+    info = dataclasses.replace(facts.info, fixed_shape=(n, hw, hw), min_shape=None, max_shape=None)
+    return dataclasses.replace(facts, info=info, dynamic_batch=False, warmup_hw=(hw, hw))
+
+
+def _params(config: dict[str, Any]) -> dict[str, str]:
+    return {k: v["string_value"] for k, v in config["parameters"].items()}
+
+
+def test_fixed_shape_reaches_the_client_and_the_pre_step() -> None:
+    """A fixed-shape export: its NxHxW is written, the client's ModelInfo and the ensemble's pre step
+    both read it (one helper), and the pre step pads a small image to it, not to the multiple only."""
+    from pconv.runtime.triton_backend import shape_limits
+    from pconv.serving.models import model_info
+    from pconv.serving.models.pre import network_inputs
+    from pconv.serving.repository import network_config, step_configs
+
+    facts = _fixed_facts()
+    net = network_config(facts, RepoOptions(), "onnxruntime")
+    assert net["max_batch_size"] == 0 and net["input"][0]["dims"] == [1, 3, 128, 128]
+    params = _params(net)
+    assert params["pconv_fixed_shape"] == "1x128x128"
+    assert shape_limits(params)["fixed_shape"] == (1, 128, 128)
+    pre_params = _params(step_configs(facts, RepoOptions())[0])
+    info = model_info(pre_params, "pconv_pre")
+    assert info.fixed_shape == (1, 128, 128)
+    image, mask = np.zeros((50, 60, 3), np.uint8), np.zeros((50, 60), np.uint8)
+    net_image, net_mask = network_inputs(image, mask, info)
+    assert net_image.shape == (1, 3, 128, 128) and net_mask.shape == (1, 1, 128, 128)
+
+
+def test_client_reads_the_shape_limits_and_caps_the_batch() -> None:
+    from pconv.runtime.triton_backend import shape_limits
+
+    params = {"pconv_min_shape": "1x64x64", "pconv_max_shape": "16x1024x2048"}
+    assert shape_limits(params, 8) == {
+        "min_shape": (1, 64, 64),
+        "max_shape": (8, 1024, 2048),
+        "fixed_shape": None,
+    }
+    assert shape_limits({}, 4)["max_shape"] == (4, 1 << 30, 1 << 30)  # an older repository: unbounded
+    with pytest.raises(ModelLoadError, match=r"pconv_max_shape.*regenerate"):
+        shape_limits({"pconv_max_shape": "8x64"})
+    backend = TritonBackend.__new__(TritonBackend)
+    backend.address = parse_address("grpc://127.0.0.1:1/pconv")
+    net = network_config_for_client()
+    info = backend._check_contract(net)
+    assert info.min_shape == (1, 64, 64) and info.max_shape is not None and info.max_shape[0] == 8
+
+
+def network_config_for_client() -> dict[str, Any]:
+    """The network config of the shipped model as the client reads it (JSON form, min 1x64x64)."""
+    import dataclasses
+
+    from pconv.serving.repository import network_config, read_model
+
+    facts = read_model(default_onnx())
+    info = dataclasses.replace(facts.info, min_shape=(1, 64, 64), max_shape=(16, 4096, 4096))
+    return network_config(dataclasses.replace(facts, info=info), RepoOptions(max_batch=8), "python")
+
+
+def test_warmup_of_an_unbatched_model_uses_its_fixed_batch() -> None:
+    from pconv.serving.repository import network_config
+
+    net = network_config(_fixed_facts(n=2), RepoOptions(), "onnxruntime")
+    assert net["input"][0]["dims"][0] == 2
+    assert net["model_warmup"][0]["inputs"]["image"]["dims"] == [2, 3, 128, 128]
+
+
+def test_instances_zero_is_a_one_line_error_not_the_default(tmp_path: Path) -> None:
+    for command in (["triton-repo", "default", "-o", str(tmp_path / "r")], ["serve", "default"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pconv", *command, "--instances", "0"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"pconv {command[0]}: error: --instances must be >= 1; got 0"
+        ]
+    assert not (tmp_path / "r").exists()
+
+
+def test_serve_and_triton_repo_flags_come_from_the_options_dataclasses() -> None:
+    """Each default stated once: the parsed flags give the dataclasses' own defaults."""
+    import argparse
+
+    from pconv.cliopts import from_args
+    from pconv.serving.cli import register
+    from pconv.serving.options import ServeOptions, ServeRepoOptions, default_instances
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    serve = parser.parse_args(["serve"])
+    options = from_args(ServeOptions, serve, repo=from_args(ServeRepoOptions, serve))
+    assert options == ServeOptions()
+    assert options.repo.backend == "python" and options.repo.link_model
+    assert options.repo.instances == default_instances()
+    repo = parser.parse_args(["triton-repo", "default", "-o", "x", "--no-ensemble", "--max-queue", "0"])
+    assert from_args(RepoOptions, repo) == RepoOptions(ensemble=False, max_queue=0)
+    assert RepoOptions().instances == 1 and RepoOptions().backend == "auto"
+
+
+class _FakeServerError(Exception):
+    """tritonclient's InferenceServerException as the backend sees it (a message and a status)."""
+
+    def __init__(self, msg: str, status: str) -> None:
+        super().__init__(msg)
+        self._status = status
+
+    def status(self) -> str:
+        return self._status
+
+    def message(self) -> str:
+        return str(self)
+
+
+def _fake_client_module(fail: dict[str, _FakeServerError], closed: list[bool]) -> Any:
+    """A stand-in for ``tritonclient.grpc`` whose client raises ``fail[method]``."""
+
+    class Client:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> object:
+            def call(*args: object, **kwargs: object) -> object:
+                if name in fail:
+                    raise fail[name]
+                return True
+
+            return call
+
+        def close(self) -> None:
+            closed.append(True)
+
+    return types.SimpleNamespace(InferenceServerClient=Client, InferenceServerException=_FakeServerError)
+
+
+def test_a_refused_model_config_is_one_line_and_closes_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pconv.runtime.triton_backend as tb
+
+    closed: list[bool] = []
+    refused = _FakeServerError("model 'pconv'\nis not permitted", "StatusCode.PERMISSION_DENIED")
+    monkeypatch.setattr(
+        tb, "import_client", lambda _: _fake_client_module({"get_model_config": refused}, closed)
+    )
+    with pytest.raises(ModelLoadError, match="refused model 'pconv'") as info:
+        TritonBackend("grpc://127.0.0.1:1/pconv")
+    assert "\n" not in str(info.value) and closed == [True]
+    slow = _FakeServerError("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED")
+    monkeypatch.setattr(
+        tb, "import_client", lambda _: _fake_client_module({"get_model_config": slow}, closed)
+    )
+    with pytest.raises(ServerUnavailableError, match=r"timeout=SECONDS"):
+        TritonBackend("grpc://127.0.0.1:1/pconv?timeout=2")
+    assert closed == [True, True]
+
+
+def test_a_client_timeout_is_not_reported_as_a_rejected_batch() -> None:
+    slow = _FakeServerError("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED")
+    backend = TritonBackend.__new__(TritonBackend)
+    backend.address = parse_address("grpc://127.0.0.1:1/pconv?timeout=3&retries=0")
+    backend.headers = {}
+    backend.info = network_info()
+    backend.output_names = ["output"]
+    backend._module = _fake_client_module({"infer": slow}, [])
+    backend._module.InferInput = lambda *a: types.SimpleNamespace(set_data_from_numpy=lambda x: None)
+    backend._module.InferRequestedOutput = lambda n: n
+    backend.client = backend._module.InferenceServerClient()
+    image, mask = np.zeros((1, 3, 64, 64), np.float32), np.ones((1, 1, 64, 64), np.float32)
+    with pytest.raises(ServerUnavailableError, match=r"within 3 s.*\?timeout=SECONDS") as info:
+        backend.run(image, mask)
+    assert "rejected" not in str(info.value)
+
+
+def network_info() -> ModelInfo:
+    from pconv.serving.repository import read_model
+
+    return read_model(default_onnx()).info
+
+
+def test_gpu_kind_takes_the_tensorrt_precision_from_the_export() -> None:
+    import dataclasses
+
+    from pconv.contract import META_PRECISION
+    from pconv.serving.repository import network_config, read_model
+
+    facts = read_model(default_onnx())
+
+    def precision(value: str) -> str:
+        meta = {**facts.metadata, META_PRECISION: value}
+        config = network_config(
+            dataclasses.replace(facts, metadata=meta), RepoOptions(kind="gpu"), "onnxruntime"
+        )
+        accelerator = config["optimization"]["execution_accelerators"]["gpu_execution_accelerator"][0]
+        return str(accelerator["parameters"]["precision_mode"])
+
+    assert (precision("fp32"), precision("fp16"), precision("int8")) == ("FP32", "FP16", "FP32")
+
+
+def test_a_server_url_refuses_threads_and_a_local_backend() -> None:
+    from pconv.runtime import ServerBusyError, ServerUnavailableError  # exported with the others
+
+    assert issubclass(ServerUnavailableError, ModelLoadError) and ServerBusyError.__name__
+    url = "grpc://127.0.0.1:1/pconv?retries=0"
+    with pytest.raises(ModelLoadError, match=r"pconv serve --threads") as info:
+        Inpainter(url, threads=2)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelLoadError, match="leave backend 'auto'"):
+        Inpainter(url, backend="onnxruntime")
+    with pytest.raises(ModelLoadError, match="backend must be one of"):
+        Inpainter(str(default_onnx()), backend="triton")  # not a backend name: the URL scheme decides
+
+
+def test_an_install_without_the_python_backend_names_the_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pconv.serving import environment
+
+    install = environment.TritonInstall(tmp_path / "triton")
+    for path in (install.binary, install.stub()):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+    with pytest.raises(environment.ServeEnvironmentError, match=r"no python backend.*pconv serve --setup"):
+        install.check()
+    commands: list[list[str]] = []
+
+    def run(command: list[str], check: bool) -> object:
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(environment.subprocess, "run", run)
+    with pytest.raises(environment.ServeEnvironmentError, match="failed"):
+        environment.setup(install.root, quiet=True)
+    assert "--upgrade" in commands[0] and "--no-deps" in commands[0]  # repairs a partial --target install
+
+
+def test_serving_an_engine_names_what_serve_can_do(tmp_path: Path) -> None:
+    engine = _fake_engine(tmp_path)
+    with pytest.raises(RepositoryError, match=r"pconv triton-repo model\.engine") as info:
+        write_repository(engine, tmp_path / "repo", RepoOptions(backend="python"))
+    assert "--backend" not in str(info.value)
+
+
+def test_repository_files_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pconv.serving.repository as repository
+
+    written: list[str] = []
+    real = repository.atomic_write
+
+    def recording(path: Path, write: Callable[[str], object]) -> Path:
+        written.append(Path(path).relative_to(tmp_path / "r").as_posix())
+        return real(path, write)
+
+    monkeypatch.setattr(repository, "atomic_write", recording)
+    write_repository(default_onnx(), tmp_path / "r", RepoOptions(backend="python"))
+    assert {"pconv/config.pbtxt", "pconv/1/model.py", "pconv_pre/1/model.py", "pconv_repository.json"} <= set(
+        written
+    )
+    assert not list((tmp_path / "r").rglob("*.tmp"))

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from pconv.contract import parse_nhw
 from pconv.runtime.backend import ModelInfo, model_info_from_metadata
+from pconv.runtime.triton_backend import shape_limits
 
 
 def parameters(args: dict[str, Any]) -> dict[str, str]:
@@ -22,19 +22,9 @@ def parameters(args: dict[str, Any]) -> dict[str, str]:
     return {k: str(v.get("string_value", "")) for k, v in dict(config.get("parameters", {})).items()}
 
 
-def _shape(text: str) -> tuple[int, int, int] | None:
-    return parse_nhw(text, "pconv_max_shape") if text else None
-
-
 def model_info(params: dict[str, str], where: str, dtype: Any = np.float32) -> ModelInfo:
-    """The ModelInfo the repository recorded (the same checks as a model file)."""
-    return model_info_from_metadata(
-        params,
-        where,
-        dtype,
-        min_shape=_shape(params.get("pconv_min_shape", "")),
-        max_shape=_shape(params.get("pconv_max_shape", "")),
-    )
+    """The ModelInfo the repository recorded (the same checks and shape limits as the client's)."""
+    return model_info_from_metadata(params, where, dtype, **shape_limits(params))
 
 
 def error_response(pb: Any, message: str) -> Any:
