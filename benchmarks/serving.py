@@ -153,6 +153,12 @@ def ensemble(port: int, model: str, image: np.ndarray, mask: np.ndarray) -> Call
     return make
 
 
+def _cpu_model() -> str:
+    from cpu_inference import cpu_model  # same folder: run as a script
+
+    return cpu_model()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
@@ -256,9 +262,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _cpu_model() -> str:
-    from cpu_inference import cpu_model  # same folder: run as a script
-
-    return cpu_model()
