@@ -33,13 +33,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pconv.contract import ADMIN_HEADER
 from pconv.serving.environment import TritonInstall, backend_directory, find_install, server_env
 from pconv.serving.options import ENSEMBLE, NETWORK, ServeError, ServeOptions
 from pconv.serving.repository import validate_repository, write_repository
 
-ADMIN_HEADER = "pconv-admin-key"  # the HTTP header
-#: gRPC clients send the key as metadata under this name (Triton prefixes restricted-protocol keys).
-ADMIN_GRPC_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
 ADMIN_APIS = "model-repository,shared-memory,statistics,trace,logging"
 #: Seconds past --exit-timeout after which a stopping server is killed.
 KILL_GRACE_S = 15
