@@ -508,10 +508,13 @@ class TritonBackend(Backend):
     def close(self) -> None:
         """Unregister and unlink the shared-memory regions (``?shm=system``), then close the channel."""
         regions = getattr(self, "_regions", None)
-        if regions and getattr(self, "client", None) is not None:
+        if regions:  # unregistering needs the client; unlinking happens even without it
             with self._lock:
                 while regions:
                     self._release(regions.popitem(last=False)[1])
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()  # nothing left to unlink
         client, self.client = getattr(self, "client", None), None
         if client is not None:
             with contextlib.suppress(Exception):  # closing a dead channel is not the user's problem
