@@ -17,7 +17,19 @@ The goal (issue 13): the served model's best throughput >= 90 % of in-process th
 concurrency 1 the served p50 latency <= in-process p50 + 5 ms. The JSON records both ratios, the
 machine, and the load average seen during the run.
 
+Served modes: ``grpc`` and ``http`` (``Inpainter("grpc://...")``), ``grpc_shm`` and ``http_shm`` (the
+same with ``?shm=system``: tensors through POSIX shared memory, not the socket) and ``ensemble_grpc``
+(uint8 in, composite out).
+
+``--server-cpus 1 --client-cpus 0`` emulates clients on another machine on one box: the server (and
+its python-backend stubs) runs pinned to the server cores and this process, the load generator, to
+the client cores while it drives the served modes; for the in-process rows this process is pinned to
+the server cores, where inference and its pre/post share them as in-process use does. Instances
+default to the number of server cores. The bias, recorded in the JSON: the served client's pre/post
+(padding, compositing, encoding) runs on cores the in-process rows do not get.
+
     python benchmarks/serving.py [--seconds 4] [--instances 2] [--threads 1] [--out FILE]
+    python benchmarks/serving.py --server-cpus 1 --client-cpus 0 [--out FILE]
 """
 
 from __future__ import annotations
@@ -153,10 +165,73 @@ def ensemble(port: int, model: str, image: np.ndarray, mask: np.ndarray) -> Call
     return make
 
 
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """``"0,2-3"`` -> ``(0, 2, 3)`` (an argparse ``type=``)."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CPU numbers like 0 or 0,1 or 0-3") from None
+    if not cpus:
+        raise argparse.ArgumentTypeError(f"{text!r}: no CPU given")
+    return tuple(sorted(cpus))
+
+
+def pin(cpus: tuple[int, ...] | None) -> None:
+    """Run every thread of this process on ``cpus`` (None: leave as is). ``sched_setaffinity(0)`` moves
+    only the calling thread, so each thread (ONNX Runtime's, gRPC's) is moved by its id; threads
+    started later inherit from their creator."""
+    if cpus is None:
+        return
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def thread_affinities() -> list[list[int]]:
+    """The distinct CPU affinities of this process's threads (one entry when pinning held for all)."""
+    seen = set()
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):
+            seen.add(tuple(sorted(os.sched_getaffinity(int(tid)))))
+    return [list(s) for s in sorted(seen)]
+
+
+def process_affinities(pid: int) -> dict[str, list[int]]:
+    """The CPU affinity of ``pid`` and of its child processes (the python-backend stubs), as seen."""
+    seen = {f"{pid} (tritonserver)": sorted(os.sched_getaffinity(pid))}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # field 4: the parent pid
+                seen[f"{entry} (stub)"] = sorted(os.sched_getaffinity(int(entry)))
+    return seen
+
+
 def _cpu_model() -> str:
     from cpu_inference import cpu_model  # same folder: run as a script
 
     return cpu_model()
+
+
+def pinning(server: tuple[int, ...], client: tuple[int, ...], seen: dict[str, Any]) -> dict[str, Any]:
+    """What ``--server-cpus``/``--client-cpus`` did, what it emulates and how it leans."""
+    return {
+        "emulates": "clients on another machine: the served modes' load generator and client work on "
+        "client_cpus, the server on server_cpus, as if they were two machines joined by a free network",
+        "server_cpus": list(server),
+        "client_cpus": list(client),
+        "in_process_cpus": list(server),
+        "affinity_seen": seen,  # the server, its stubs, and this process's threads per side
+        "bias": "favours the served modes: in-process does its pre/post (padding, compositing) on the "
+        "inference cores, while the served client's pre/post and its gRPC/HTTP encoding run on the "
+        "client cores, which the in-process rows do not get; no network cost is paid (loopback), and "
+        "the shm modes only work with client and server on one machine, so they are not a remote path",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,12 +239,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per level")
-    parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument(
+        "--instances", type=int, default=None, help="default: 2, or the number of --server-cpus"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
+    parser.add_argument(
+        "--server-cpus", type=parse_cpus, default=None, metavar="LIST",
+        help="with --client-cpus: emulate clients on another machine (server and in-process rows on these)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--client-cpus", type=parse_cpus, default=None, metavar="LIST",
+        help="the load generator's cores while it drives the served modes",
+    )  # fmt: skip
     parser.add_argument("--note", default="", help="what else ran on the machine (recorded)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    server_cpus, client_cpus = args.server_cpus, args.client_cpus
+    pinned = server_cpus is not None or client_cpus is not None
+    if pinned:
+        if server_cpus is None or client_cpus is None:
+            parser.error("--server-cpus and --client-cpus go together")
+        if set(server_cpus) & set(client_cpus):
+            parser.error("--server-cpus and --client-cpus must not overlap (clients elsewhere)")
+        usable = os.sched_getaffinity(0)
+        if not set(server_cpus) | set(client_cpus) <= usable:
+            parser.error(f"CPUs must be among this process's {sorted(usable)}")
+    instances = args.instances or (len(server_cpus) if server_cpus else 2)
     levels = [int(c) for c in args.concurrency.split(",")]
     model = resolve_model(args.model)
     image, mask = sample(args.size)
@@ -177,26 +273,35 @@ def main(argv: list[str] | None = None) -> int:
 
     options = ServeOptions(
         http_port=18200, grpc_port=18201, metrics_port=18202,
-        repo=RepoOptions(backend="python", instances=args.instances, threads=args.threads, link_model=True),
+        repo=RepoOptions(backend="python", instances=instances, threads=args.threads, link_model=True),
+        cpus=server_cpus,
     )  # fmt: skip
     load = [os.getloadavg()[0]]
     modes: dict[str, Callable[..., Any]] = {
-        "in_process": in_process(model, image, mask, args.instances, args.threads)
+        "in_process": in_process(model, image, mask, instances, args.threads)
     }
+    served = ("grpc", "http", "grpc_shm", "http_shm", "ensemble_grpc")
     results: dict[str, list[dict[str, Any]]] = {}
     with TritonServer(model, options) as server:
         server.wait_ready()
         urls = server.urls()
         modes["grpc"] = remote(urls["grpc"], image, mask)
         modes["http"] = remote(urls["http"], image, mask)
+        modes["grpc_shm"] = remote(urls["grpc"] + "?shm=system", image, mask)
+        modes["http_shm"] = remote(urls["http"] + "?shm=system", image, mask)
         modes["ensemble_grpc"] = ensemble(options.grpc_port, server.summary["ensemble"], image, mask)
         identical = {}
-        for name in ("grpc", "http", "ensemble_grpc"):
+        for name in served:
             call, close = modes[name]()
             identical[name] = bool(np.array_equal(call(), reference))
             close()
+        seen: dict[str, Any] = process_affinities(server.pid) if pinned and server.pid else {}
         for level in levels:  # the modes interleaved per level, so background load hits them alike
             for name, make in modes.items():
+                pin(server_cpus if name == "in_process" else client_cpus)
+                if pinned:
+                    side = "this_process_in_process" if name == "in_process" else "this_process_served"
+                    seen.setdefault(side, thread_affinities())
                 results.setdefault(name, []).append(closed_loop(make, level, args.seconds))
                 load.append(os.getloadavg()[0])
                 print(name, results[name][-1], file=sys.stderr, flush=True)
@@ -209,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base_best, base_p50 = best("in_process"), p50_at_1("in_process")
     summary = {}
-    for name in ("grpc", "http", "ensemble_grpc"):
+    for name in served:
         p50 = p50_at_1(name)
         summary[name] = {
             "best_throughput_ratio": round(best(name) / base_best, 3) if base_best else None,
@@ -239,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(model),
             "image": f"{args.size}x{args.size} uint8",
             "strategy": "full",
-            "instances": args.instances,
+            "instances": instances,
             "threads_per_instance": args.threads,
             "seconds_per_level": args.seconds,
             "server": "pconv serve: bundled tritonserver (nvidia-pytriton 0.7.0), python backend + ORT",
@@ -247,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             "queue_delay_us": options.repo.queue_delay_us,
             "max_batch": options.repo.max_batch,
         },
+        **({"pinning": pinning(server_cpus, client_cpus, seen)} if pinned else {}),
         "bit_identical_to_in_process": identical,
         "results": results,
         "vs_in_process": summary,

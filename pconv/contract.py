@@ -61,6 +61,13 @@ MASK_SUFFIX = "_mask"
 #: in :mod:`pconv.imagefiles` (which re-exports it), so the command lines can state it without numpy.
 MASK_THRESHOLD = 0.5
 
+# -- serving -------------------------------------------------------------------------------------
+#: ``pconv serve --admin-token``: the HTTP header that carries the token, and the gRPC metadata name
+#: Triton expects for it (it prefixes restricted-protocol keys for gRPC, so the two differ). Here, not in
+#: the serving stage, so the runtime's Triton client can name the right one in its errors.
+ADMIN_HEADER = "pconv-admin-key"
+ADMIN_GRPC_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
+
 
 # -- small shared parsers --------------------------------------------------------------------------
 def parse_nhw(text: str, flag: str = "--shape") -> Shape3:

@@ -11,29 +11,59 @@ way the file backends check the ONNX metadata.
 ``http://host:8000/MODEL`` works the same over HTTP. Query options: ``?timeout=SECONDS`` (per
 request, default 60), ``&retries=N`` (retries on ``UNAVAILABLE`` / connection errors, default 3,
 with exponential backoff; a full queue answers ``UNAVAILABLE`` too, so a busy server is retried
-and then reported as :class:`ServerBusyError`). Needs ``tritonclient`` (``pip install
-'pconv[serve]'``); numpy and tritonclient only, never torch.
+and then reported as :class:`ServerBusyError`), ``&shm=system`` (below). Needs ``tritonclient``
+(``pip install 'pconv[serve]'``); numpy and tritonclient only, never torch.
+
+``?shm=system`` (opt-in, gRPC and HTTP): the tensors go through POSIX shared memory instead of the
+socket, for a server **on this machine** (sharing ``/dev/shm``; in a container, ``--ipc=host``). The
+client creates and registers one set of regions (``image``, ``mask`` in, ``output`` out) per batch
+shape, keeps the last :data:`SHM_SHAPES` shapes registered for reuse, writes the inputs there and
+returns a copy of the output (bit-identical to the plain transport). Region names carry the pid, the
+backend's id and a random tag, so concurrent clients never share one. :meth:`TritonBackend.close`
+unregisters and unlinks them all (also when opening fails; a backend never closed is unlinked when
+it is garbage-collected). Registering uses Triton's shared-memory API, which ``pconv serve
+--admin-token`` restricts: pass the key as ``TritonBackend(url, headers={HEADER: TOKEN})`` (``HEADER``
+is :data:`pconv.contract.ADMIN_GRPC_HEADER` over gRPC, :data:`pconv.contract.ADMIN_HEADER` over HTTP;
+the headers go with every call) and wrap it with ``Inpainter.from_backend``. Calls on one backend
+are serialised in this mode (they share the regions), as ``Inpainter`` serialises them anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import secrets
+import threading
 import time
 import urllib.parse
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pconv.contract import INPUT_CHANNELS, INPUT_NAMES, OUTPUT_NAMES, Shape3, parse_nhw
+from pconv.contract import (
+    ADMIN_GRPC_HEADER,
+    ADMIN_HEADER,
+    INPUT_CHANNELS,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    Shape3,
+    parse_nhw,
+)
 from pconv.errors import InputError, MissingDependencyError, ModelLoadError, PconvError
 from pconv.runtime.backend import Backend, ModelInfo, model_info_from_metadata
 
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 3
+#: Values of the URL's ``shm=`` option (absent: tensors over the socket).
+SHM_MODES = ("system",)
+#: Batch shapes whose shared-memory regions a backend keeps registered (the oldest is released first).
+SHM_SHAPES = 4
 #: Triton data types of the I/O tensors -> numpy.
 TRITON_DTYPES = {"TYPE_FP32": np.dtype(np.float32), "TYPE_FP16": np.dtype(np.float16)}
 _WIRE_DTYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16"}
@@ -52,7 +82,7 @@ class ServerBusyError(PconvError):
 
 @dataclass(frozen=True)
 class ServerAddress:
-    """A parsed ``grpc://host:port/MODEL[/VERSION][?timeout=S&retries=N]``."""
+    """A parsed ``grpc://host:port/MODEL[/VERSION][?timeout=S&retries=N&shm=system]``."""
 
     protocol: str  # "grpc" or "http"
     host: str
@@ -61,6 +91,7 @@ class ServerAddress:
     version: str = ""
     timeout: float = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
+    shm: str = ""  # "" (tensors over the socket) or one of SHM_MODES
 
     @property
     def endpoint(self) -> str:
@@ -82,18 +113,23 @@ def parse_address(url: str) -> ServerAddress:
     try:
         port = parts.port or DEFAULT_PORTS[protocol]
         query = dict(urllib.parse.parse_qsl(parts.query, strict_parsing=bool(parts.query)))
-        unknown = set(query) - {"timeout", "retries"}
+        unknown = set(query) - {"timeout", "retries", "shm"}
         if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)}; known: timeout, retries")
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; known: timeout, retries, shm")
         timeout = float(query.get("timeout", DEFAULT_TIMEOUT_S))
         retries = int(query.get("retries", DEFAULT_RETRIES))
         if timeout <= 0 or retries < 0:
             raise ValueError("timeout must be > 0 and retries >= 0")
+        shm = query.get("shm", "")
+        if shm and shm not in SHM_MODES:
+            raise ValueError(
+                f"shm={shm!r} is not a transport: use shm=system (POSIX shared memory, the server on "
+                "this machine) or leave it out"
+            )
     except ValueError as exc:
         raise ModelLoadError(f"cannot read the server model address {url!r} ({exc}): use {form}") from exc
-    return ServerAddress(
-        protocol, parts.hostname, port, path[0], path[1] if len(path) > 1 else "", timeout, retries
-    )
+    version = path[1] if len(path) > 1 else ""
+    return ServerAddress(protocol, parts.hostname, port, path[0], version, timeout, retries, shm)
 
 
 def import_client(protocol: str) -> Any:
@@ -159,6 +195,26 @@ def shape_limits(params: Mapping[str, str], max_batch_size: int = 0) -> dict[str
     return {"min_shape": lo, "max_shape": hi, "fixed_shape": None}
 
 
+@dataclass(frozen=True)
+class _Region:
+    """One system shared-memory region: ``name`` on the server, ``key`` in ``/dev/shm``."""
+
+    name: str
+    key: str
+    byte_size: int
+    handle: Any  # tritonclient.utils.shared_memory.SharedMemoryRegion
+
+
+def _destroy_regions(shm: Any, regions: OrderedDict[Any, tuple[_Region, ...]]) -> None:
+    """Unlink every region still listed (close() unregisters them first; a garbage-collected backend
+    only gets this, so its ``/dev/shm`` entries go even though the server may still map them)."""
+    while regions:
+        _, group = regions.popitem(last=False)
+        for region in group:
+            with contextlib.suppress(Exception):
+                shm.destroy_shared_memory_region(region.handle)
+
+
 class TritonBackend(Backend):
     """Runs a pconv model on a Triton server (implements :class:`pconv.runtime.backend.Backend`).
 
@@ -174,11 +230,16 @@ class TritonBackend(Backend):
         self._module = import_client(self.address.protocol)
         self.providers: tuple[str, ...] = (f"triton:{self.address.protocol}",)
         self.client = self._open_client()
+        self._shm: Any = None  # tritonclient.utils.shared_memory with ?shm=system
+        self._regions: OrderedDict[tuple[tuple[int, ...], ...], tuple[_Region, ...]] = OrderedDict()
+        self._lock = threading.Lock()
         try:
             self._wait_for_server()
             config = self._call(self.client.get_model_config, self.address.model, self.address.version)
             self.model_config: dict[str, Any] = self._as_dict(config)
             self.info: ModelInfo = self._check_contract(self.model_config)
+            if self.address.shm:
+                self._open_shared_memory()
         except self._module.InferenceServerException as exc:  # not transient: _call retried those
             self.close()
             if _is_timeout(exc):
@@ -256,6 +317,122 @@ class TritonBackend(Backend):
         params = {k: v.get("string_value", "") for k, v in dict(config.get("parameters", {})).items()}
         return model_info_from_metadata(params, where, dtype, **shape_limits(params, batched))
 
+    # -- system shared memory (?shm=system) ----------------------------------------------------------
+    def _open_shared_memory(self) -> None:
+        """Load the helpers and register (then drop) a small probe region, so a server that cannot map
+        this machine's ``/dev/shm`` or refuses the API fails here, at open, in one line."""
+        try:
+            self._shm = importlib.import_module("tritonclient.utils.shared_memory")
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"tritonclient's shared-memory helpers are missing: run `pip install 'pconv[serve]'` ({exc})"
+            ) from exc
+        self._finalizer = weakref.finalize(self, _destroy_regions, self._shm, self._regions)
+        # unique per process, per backend and per open: no two clients (or a stale region) share a name
+        self._shm_prefix = f"pconv-{os.getpid()}-{id(self):x}-{secrets.token_hex(4)}"
+        self._shm_count = 0
+        self._release(self._create_regions(("probe",), (64,)))
+
+    def _create_regions(self, tensors: tuple[str, ...], sizes: tuple[int, ...]) -> tuple[_Region, ...]:
+        """Create and register one region per tensor; on any failure release what was made, then
+        raise a one-line error naming the fix."""
+        made: list[_Region] = []
+        registered: list[_Region] = []
+        try:
+            for tensor, size in zip(tensors, sizes):
+                self._shm_count += 1
+                name = f"{self._shm_prefix}-{self._shm_count}-{tensor}"
+                try:
+                    handle = self._shm.create_shared_memory_region(name, "/" + name, size, create_only=True)
+                except self._shm.SharedMemoryException as exc:
+                    raise ModelLoadError(
+                        f"cannot create a {size}-byte shared-memory region in /dev/shm "
+                        f"({_one_line(exc.__cause__ or exc)}): free space there, or drop ?shm=system"
+                    ) from exc
+                region = _Region(name, "/" + name, size, handle)
+                made.append(region)
+                self._call(self.client.register_system_shared_memory, name, region.key, size)
+                registered.append(region)
+        except self._module.InferenceServerException as exc:
+            self._release(tuple(made), registered=tuple(registered))
+            raise self._shm_error(exc) from exc
+        except BaseException:
+            self._release(tuple(made), registered=tuple(registered))
+            raise
+        return tuple(made)
+
+    def _shm_error(self, exc: Exception) -> ModelLoadError:
+        where, text = self.address.endpoint, _one_line(exc)
+        if "restricted" in text.lower():
+            header = ADMIN_GRPC_HEADER if self.address.protocol == "grpc" else ADMIN_HEADER
+            given = " (the key in headers= was refused: check the token)" if self.headers else ""
+            return ModelLoadError(
+                f"the Triton server at {where} restricts its shared-memory API ({text}){given}: it was "
+                f"started with `pconv serve --admin-token`; pass the token, TritonBackend(url, headers="
+                f"{{'{header}': TOKEN}}) wrapped with Inpainter.from_backend(...), or drop ?shm=system"
+            )
+        return ModelLoadError(
+            f"the Triton server at {where} could not map this client's shared memory ({text}): "
+            "?shm=system needs the server on this machine, sharing /dev/shm (a container: --ipc=host); "
+            "for a server on another host drop ?shm=system"
+        )
+
+    def _release(self, regions: tuple[_Region, ...], registered: tuple[_Region, ...] | None = None) -> None:
+        """Unregister ``registered`` (default: all of ``regions``) on the server, then unlink ``regions``."""
+        for region in regions if registered is None else registered:
+            with contextlib.suppress(Exception):  # a dead server: nothing left to unregister there
+                self.client.unregister_system_shared_memory(region.name, headers=self.headers or None)
+        for region in regions:
+            with contextlib.suppress(Exception):
+                self._shm.destroy_shared_memory_region(region.handle)
+
+    def _regions_for(self, key: tuple[tuple[int, ...], ...], sizes: tuple[int, ...]) -> tuple[_Region, ...]:
+        """The regions of one shape set, created on first use; the least recently used set goes when
+        more than :data:`SHM_SHAPES` are registered."""
+        regions = self._regions.get(key)
+        if regions is not None:
+            self._regions.move_to_end(key)
+            return regions
+        while len(self._regions) >= SHM_SHAPES:
+            self._release(self._regions.popitem(last=False)[1])
+        regions = self._create_regions((*INPUT_NAMES, OUTPUT_NAMES[0]), sizes)
+        self._regions[key] = regions
+        return regions
+
+    def _run_shared_memory(
+        self, image: np.ndarray, mask: np.ndarray, dtype: np.dtype[Any], wire: str
+    ) -> np.ndarray:
+        out_shape = (image.shape[0], INPUT_CHANNELS[INPUT_NAMES[0]], *image.shape[2:])
+        arrays = [np.ascontiguousarray(a, dtype=dtype) for a in (image, mask)]
+        sizes = (arrays[0].nbytes, arrays[1].nbytes, int(np.prod(out_shape)) * dtype.itemsize)
+        with self._lock:  # calls on one backend share its regions
+            regions = self._regions_for((image.shape, mask.shape), sizes)
+            inputs = []
+            for name, array, region in zip(INPUT_NAMES, arrays, regions):
+                self._shm.set_shared_memory_region(region.handle, [array])
+                tensor = self._module.InferInput(name, list(array.shape), wire)
+                tensor.set_shared_memory(region.name, region.byte_size)
+                inputs.append(tensor)
+            output = self._module.InferRequestedOutput(OUTPUT_NAMES[0])
+            output.set_shared_memory(regions[2].name, regions[2].byte_size)
+            result = self._infer(inputs, [output], image.shape)
+            shape = tuple(int(d) for d in self._output_shape(result, OUTPUT_NAMES[0]))
+            if shape != out_shape:
+                raise ModelLoadError(
+                    f"{self.address}: output of shape {shape} for a batch of {image.shape} (expected "
+                    f"{out_shape}): regenerate the repository with `pconv serve` / `pconv triton-repo`"
+                )
+            view = self._shm.get_contents_as_numpy(regions[2].handle, dtype, out_shape)
+            copy: np.ndarray = view.copy()  # the region is reused by the next call
+            del view  # no view may outlive the mapping (destroy closes it)
+        return copy
+
+    def _output_shape(self, result: Any, name: str) -> list[int]:
+        output = result.get_output(name)
+        if output is None:
+            raise ModelLoadError(f"{self.address}: the server's answer has no {name!r} output")
+        return list(output["shape"] if self.address.protocol == "http" else output.shape)
+
     # -- calls --------------------------------------------------------------------------------------
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         """Call the client, retrying transient failures with backoff; one-line errors otherwise."""
@@ -287,17 +464,24 @@ class TritonBackend(Backend):
             raise InputError(
                 f"backend inputs must be image (N,3,H,W) and mask (N,1,H,W); got {image.shape}, {mask.shape}"
             )
-        dtype = self.info.io_dtype
-        wire = _WIRE_DTYPES[np.dtype(dtype)]
+        dtype = np.dtype(self.info.io_dtype)
+        wire = _WIRE_DTYPES[dtype]
+        if self.address.shm:
+            return {OUTPUT_NAMES[0]: self._run_shared_memory(image, mask, dtype, wire)}
         inputs = []
         for name, array in zip(INPUT_NAMES, (image, mask)):
             tensor = self._module.InferInput(name, list(array.shape), wire)
             tensor.set_data_from_numpy(np.ascontiguousarray(array, dtype=dtype))
             inputs.append(tensor)
         outputs = [self._module.InferRequestedOutput(n) for n in self.output_names]
+        result = self._infer(inputs, outputs, image.shape)
+        return {n: result.as_numpy(n) for n in self.output_names}
+
+    def _infer(self, inputs: list[Any], outputs: list[Any], shape: tuple[int, ...]) -> Any:
+        """One ``infer`` call with retries; a timeout or a refused batch as one line."""
         timeout = {"client_timeout": self.address.timeout} if self.address.protocol == "grpc" else {}
         try:
-            result = self._call(
+            return self._call(
                 self.client.infer,
                 self.address.model,
                 inputs,
@@ -311,9 +495,8 @@ class TritonBackend(Backend):
             if _is_timeout(exc):
                 raise self._timeout_error(exc) from exc
             raise InputError(
-                f"the Triton server rejected a batch of shape {image.shape} ({_one_line(exc)})"
+                f"the Triton server rejected a batch of shape {shape} ({_one_line(exc)})"
             ) from exc
-        return {n: result.as_numpy(n) for n in self.output_names}
 
     def _timeout_error(self, exc: Exception) -> ServerUnavailableError:
         return ServerUnavailableError(
@@ -323,6 +506,15 @@ class TritonBackend(Backend):
         )
 
     def close(self) -> None:
+        """Unregister and unlink the shared-memory regions (``?shm=system``), then close the channel."""
+        regions = getattr(self, "_regions", None)
+        if regions:  # unregistering needs the client; unlinking happens even without it
+            with self._lock:
+                while regions:
+                    self._release(regions.popitem(last=False)[1])
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()  # nothing left to unlink
         client, self.client = getattr(self, "client", None), None
         if client is not None:
             with contextlib.suppress(Exception):  # closing a dead channel is not the user's problem

@@ -102,9 +102,20 @@ class ServeOptions:
     )
     verbose: bool = option(False, help="Triton's verbose log (in the temporary folder)")
     repo: RepoOptions = field(default_factory=ServeRepoOptions)
+    #: Library only: the CPU cores the server (and the python-backend stubs it starts, which inherit it)
+    #: may run on; None = all. benchmarks/serving.py pins server and clients apart with it.
+    cpus: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check(self)
+        if self.cpus is not None:
+            if not hasattr(os, "sched_setaffinity"):
+                raise ServeError("pinning the server to CPUs (cpus=) needs Linux (os.sched_setaffinity)")
+            usable = os.sched_getaffinity(0)
+            if not self.cpus or not set(self.cpus) <= usable:
+                raise ServeError(
+                    f"cpus={self.cpus} must be a non-empty subset of this process's CPUs {sorted(usable)}"
+                )
 
     @property
     def ports(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import signal
 import socket
 import subprocess
@@ -28,18 +29,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pconv.contract import ADMIN_HEADER
 from pconv.serving.environment import TritonInstall, backend_directory, find_install, server_env
 from pconv.serving.options import ENSEMBLE, NETWORK, ServeError, ServeOptions
 from pconv.serving.repository import validate_repository, write_repository
 
-ADMIN_HEADER = "pconv-admin-key"  # the HTTP header
-#: gRPC clients send the key as metadata under this name (Triton prefixes restricted-protocol keys).
-ADMIN_GRPC_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
 ADMIN_APIS = "model-repository,shared-memory,statistics,trace,logging"
 #: Seconds past --exit-timeout after which a stopping server is killed.
 KILL_GRACE_S = 15
@@ -132,6 +131,18 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def _child_setup(cpus: tuple[int, ...] | None) -> Callable[[], None]:
+    """The child's pre-exec step: die with the parent and, with ``cpus``, run only on those cores
+    (set before exec, so every thread and stub process the server starts inherits it)."""
+
+    def setup() -> None:
+        _die_with_parent()
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+
+    return setup
+
+
 class TritonServer:
     """A running ``tritonserver`` on a generated repository; a context manager that stops it."""
 
@@ -194,7 +205,7 @@ class TritonServer:
             stderr=subprocess.STDOUT,
             env=server_env(self.install),
             start_new_session=True,  # a terminal's Ctrl-C reaches pconv, which forwards one SIGTERM
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_child_setup(self.options.cpus) if sys.platform.startswith("linux") else None,
         )
         log.close()
         return self

@@ -10,9 +10,10 @@ import pytest
 
 pytest.importorskip("tritonclient.grpc", reason="needs tritonclient: pip install 'pconv[serve]'")
 
+from pconv.contract import ADMIN_HEADER
 from pconv.models import default_onnx
 from pconv.serving.repository import RepoOptions, write_repository
-from pconv.serving.server import ADMIN_APIS, ADMIN_HEADER, ServeOptions
+from pconv.serving.server import ADMIN_APIS, ServeOptions
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
 

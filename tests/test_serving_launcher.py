@@ -69,3 +69,23 @@ def test_a_second_signal_kills_a_server_that_does_not_drain(stubborn: subprocess
 
 def test_the_wait_after_a_stop_signal_is_bounded(stubborn: subprocess.Popen[bytes]) -> None:
     assert wait_for_exit(stubborn, [signal.SIGTERM], grace=0.5) == -signal.SIGKILL
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_cpus_pin_the_server_process_and_what_it_starts() -> None:
+    """``ServeOptions(cpus=...)`` (library only, for the serving benchmark) is applied before exec, so
+    the server and the processes it starts (python-backend stubs) inherit it."""
+    from pconv.cliopts import cli_fields
+    from pconv.serving.server import _child_setup
+
+    cpu = min(os.sched_getaffinity(0))
+    code = "import os, subprocess, sys; print(sorted(os.sched_getaffinity(0))); sys.stdout.flush(); "
+    code += "subprocess.run([sys.executable, '-c', 'import os; print(sorted(os.sched_getaffinity(0)))'])"
+    setup = _child_setup((cpu,))
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, preexec_fn=setup, capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == [f"[{cpu}]", f"[{cpu}]"], done.stderr
+    for bad in ((), (max(os.sched_getaffinity(0)) + 1000,)):
+        with pytest.raises(ServeError, match="non-empty subset of this process's CPUs"):
+            ServeOptions(cpus=bad)
+    assert "cpus" not in {f.name for f, _ in cli_fields(ServeOptions)}  # not a `pconv serve` flag

@@ -186,7 +186,14 @@ def test_server_addresses() -> None:
         parse_address("http://example/m/2").port == 8000
         and parse_address("http://example/m/2").version == "2"
     )
-    for bad in ("grpc://127.0.0.1:8001", "ftp://h/m", "grpc://h/m?speed=1", "grpc://h/m?timeout=-1"):
+    assert parse_address("grpc://h/m").shm == "" and parse_address("http://h/m?shm=system").shm == "system"
+    for bad in (
+        "grpc://127.0.0.1:8001",
+        "ftp://h/m",
+        "grpc://h/m?speed=1",
+        "grpc://h/m?timeout=-1",
+        "grpc://h/m?shm=cuda",
+    ):
         with pytest.raises(ModelLoadError, match="grpc://HOST:PORT/MODEL"):
             parse_address(bad)
 

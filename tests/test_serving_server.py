@@ -241,7 +241,7 @@ def test_admin_token_restricts_the_admin_apis_over_http_and_grpc(served: Served)
     import urllib.error
     import urllib.request
 
-    from pconv.serving.server import ADMIN_GRPC_HEADER, ADMIN_HEADER
+    from pconv.contract import ADMIN_GRPC_HEADER, ADMIN_HEADER
 
     index = f"http://127.0.0.1:{served.http}/v2/repository/index"
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -270,6 +270,146 @@ def test_wrong_contract_and_unknown_model_are_one_line_errors(served: Served) ->
     assert "\n" not in str(info.value)
     with pytest.raises(ModelLoadError, match="no ready model 'nope'"):
         Inpainter(f"http://127.0.0.1:{served.http}/nope")
+
+
+# -- system shared memory (?shm=system) -----------------------------------------------------------------
+def _admin(protocol: str) -> dict[str, str]:
+    """The ``--admin-token`` key under the name each protocol needs (the shared-memory API is restricted)."""
+    from pconv.contract import ADMIN_GRPC_HEADER, ADMIN_HEADER
+
+    return {(ADMIN_GRPC_HEADER if protocol == "grpc" else ADMIN_HEADER): ADMIN_TOKEN}
+
+
+def _shm_backend(served: Served, protocol: str, *, headers: dict[str, str] | None = None) -> Inpainter:
+    from pconv.runtime.triton_backend import TritonBackend
+
+    port = served.grpc if protocol == "grpc" else served.http
+    url = f"{protocol}://127.0.0.1:{port}/pconv?shm=system"
+    return Inpainter.from_backend(
+        TritonBackend(url, headers=_admin(protocol) if headers is None else headers)
+    )
+
+
+def _our_shm_files() -> set[str]:
+    """This process's regions in /dev/shm (the python backend's own regions have other names)."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith(f"pconv-{os.getpid()}-")}
+
+
+def _server_regions(served: Served) -> set[str]:
+    client = triton_http.InferenceServerClient(f"127.0.0.1:{served.http}")
+    try:
+        status = client.get_system_shared_memory_status(headers=_admin("http"))
+        return {str(r["name"]) for r in status if str(r["name"]).startswith(f"pconv-{os.getpid()}-")}
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_shared_memory_is_bit_identical_to_the_socket_and_leaves_nothing_behind(
+    served: Served, local: Inpainter, protocol: str
+) -> None:
+    from pconv.contract import round_up
+    from pconv.runtime.triton_backend import SHM_SHAPES
+
+    port = served.grpc if protocol == "grpc" else served.http
+    before = _our_shm_files()
+    # more padded shapes than the backend keeps registered, then the first again: eviction and reuse
+    sizes = [(100, 130), (64, 64), (200, 90), (150, 300), (128, 256), (100, 130)]
+    multiple = local.info.size_multiple
+    assert len({(round_up(h, multiple), round_up(w, multiple)) for h, w in sizes}) > SHM_SHAPES
+    with Inpainter(f"{protocol}://127.0.0.1:{port}/pconv") as plain, _shm_backend(served, protocol) as shm:
+        prefix = shm.backend._shm_prefix
+        for seed, size in enumerate(sizes):
+            image, mask = sample(seed, size)
+            for strategy in ("full", "crop"):
+                got = shm(image, mask, strategy=strategy)
+                assert np.array_equal(got, plain(image, mask, strategy=strategy)), (size, strategy)
+                assert np.array_equal(got, local(image, mask, strategy=strategy))
+        # the network's float output itself, a batch of 2: the same bytes as over the socket
+        batch = np.random.default_rng(3).random((2, 3, 64, 128), dtype=np.float32)
+        ones = np.ones((2, 1, 64, 128), np.float32)
+        assert np.array_equal(
+            shm.backend.run(batch, ones)["output"], plain.backend.run(batch, ones)["output"]
+        )
+        registered = _server_regions(served)
+        assert registered and all(name.startswith(prefix) for name in registered)
+        assert len(registered) == 3 * SHM_SHAPES  # image, mask, output per kept shape; older ones released
+        assert _our_shm_files() - before == registered
+    assert _our_shm_files() == before  # unlinked on close
+    assert _server_regions(served) == set()  # and unregistered
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_shared_memory_without_the_admin_key_is_one_line_naming_the_header(
+    served: Served, protocol: str
+) -> None:
+    from pconv.errors import ModelLoadError
+
+    before = _our_shm_files()
+    header = next(iter(_admin(protocol)))
+    for headers in ({}, {header: "wrong"}):
+        with pytest.raises(ModelLoadError, match="restricts its shared-memory API") as info:
+            _shm_backend(served, protocol, headers=headers)
+        text = str(info.value)
+        assert "\n" not in text and f"headers={{'{header}': TOKEN}}" in text and "--admin-token" in text
+    assert _our_shm_files() == before and _server_regions(served) == set()
+
+
+def test_bad_shm_option_is_one_line(served: Served) -> None:
+    from pconv.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=r"shm='cuda' is not a transport: use shm=system") as info:
+        Inpainter(f"grpc://127.0.0.1:{served.grpc}/pconv?shm=cuda")
+    assert "\n" not in str(info.value)
+
+
+def test_a_failed_registration_releases_what_it_made(served: Served, local: Inpainter) -> None:
+    """The server refuses the second region of a new shape (as a server on another host would, which
+    cannot open this machine's /dev/shm): one line naming the fix, the shape's first region released,
+    and the backend still serves with the shapes it has."""
+    from pconv.errors import ModelLoadError
+
+    before = _our_shm_files()
+    image, mask = sample(1)
+    with _shm_backend(served, "grpc") as shm:
+        expected = shm(image, mask, strategy="full")
+        kept = _server_regions(served)
+        register = shm.backend.client.register_system_shared_memory
+        calls: list[str] = []
+
+        def refuse_second(name: str, *args: object, **kwargs: object) -> object:
+            calls.append(name)
+            if len(calls) == 2:
+                raise tritonclient.InferenceServerException(f"Unable to open shared memory region: '/{name}'")
+            return register(name, *args, **kwargs)
+
+        shm.backend.client.register_system_shared_memory = refuse_second
+        with pytest.raises(ModelLoadError, match="needs the server on this machine") as info:
+            shm(*sample(2, (64, 64)), strategy="full")
+        assert "\n" not in str(info.value) and "drop ?shm=system" in str(info.value)
+        assert len(calls) == 2
+        assert _server_regions(served) == kept  # the new shape's first region was unregistered
+        assert len(_our_shm_files() - before) == len(kept)  # and unlinked
+        shm.backend.client.register_system_shared_memory = register
+        assert np.array_equal(shm(image, mask, strategy="full"), expected)
+    assert _our_shm_files() == before and _server_regions(served) == set()
+
+
+def test_concurrent_shared_memory_clients_get_their_own_results(served: Served, local: Inpainter) -> None:
+    cases = [sample(seed) for seed in range(6)]  # one shape: equal region sizes, distinct names
+    expected = [local(image, mask, strategy="full") for image, mask in cases]
+    before = _our_shm_files()
+
+    def call(index: int) -> list[np.ndarray]:
+        with _shm_backend(served, "grpc" if index % 2 else "http") as shm:
+            return [shm(*cases[(index + k) % len(cases)], strategy="full") for k in range(3)]
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        results = list(pool.map(call, range(len(cases))))
+    for index, got in enumerate(results):
+        for k, result in enumerate(got):
+            assert np.array_equal(result, expected[(index + k) % len(cases)]), (index, k)
+    assert _our_shm_files() == before and _server_regions(served) == set()
 
 
 def test_sigterm_drains_in_flight_requests(served: Served, local: Inpainter) -> None:
