@@ -116,8 +116,9 @@ class ExportOptions:
         metavar="LAYER[,LAYER]",
         parse=comma_list,
         group=INT8_GROUP,
-        help="layers whose convolutions stay FP32 (names as enc1..encD, decD..dec1; default: the last "
-        "layer, dec1). More layers: closer to FP32, slower; e.g. dec2,dec1",
+        help="layers whose convolutions stay FP32 (names as enc1..encD, decD..dec1; default: the first and "
+        "the last, enc1,dec1, which touch the image). More layers: closer to FP32, slower; e.g. "
+        "enc1,dec2,dec1",
     )
     batch: int | None = option(None, help="fix N (default: dynamic)")
     height: int | None = option(None, help="fix H, a multiple of 2^depth (default: dynamic)")

@@ -7,16 +7,18 @@ windows still give exactly 0 and the composite keeps valid pixels bit-exact. The
 graph node by node and tags every feature convolution (:data:`FEATURE_CONV`), the Concat +
 DepthToSpace interleaving a decoder layer's phase convolutions (:data:`PHASE_INTERLEAVE`) and the
 sum of its skip and upsampled convolutions (:data:`DECODER_SUM`), so ``nodes_to_quantize`` is
-exactly those nodes, less the layers kept FP32 (:func:`quantized_nodes`; default: the last one).
-ONNX Runtime's ``quantize_static`` (QDQ format, per-channel symmetric int8 weights, MinMax ranges
-averaged over the samples) does the rest.
+exactly those nodes, less the layers kept FP32 (:func:`quantized_nodes`; default: the first and
+the last). ONNX Runtime's ``quantize_static`` (QDQ format, per-channel symmetric int8 weights,
+MinMax ranges averaged over the samples) does the rest.
 
-Why the last layer stays FP32: it is <1 % of the paper net's multiply-adds, but its 8-bit output
-would be the image's own resolution (measured on the shipped default model: +3 dB PSNR against
-FP32). The first layer's input is the 8-bit image itself, so quantizing it costs ~0.1 dB. Keeping
-``dec2`` too roughly halves the remaining SSIM loss, at ~12 % of the paper net's multiply-adds in
-FP32: a speed/quality choice left to ``keep_fp32`` (``--int8-keep-fp32``). Why averaged ranges: the
-global min/max of 16 photos is set by rare outliers and wastes most of the 256 levels (+9 dB).
+Why the first and the last layer stay FP32 (:func:`pconv.contract.default_fp32_layers`): together
+they are ~4 % of the paper net's multiply-adds (3 channels on one side), but they touch the image:
+``dec1``'s 8-bit output would be at the image's own resolution (+3 dB when kept FP32) and ``enc1``'s
+8-bit raw output, heavy-tailed and scaled up by the renormalisation next to holes, sets most of the
+SSIM an INT8-aware fine-tuned model still loses (measured on the shipped model). What remains is
+closed by training, not by more FP32 layers: :mod:`pconv.training.int8_aware`. Why averaged ranges:
+the global min/max of 16 photos is set by rare outliers and wastes most of the 256 levels (+9 dB);
+clipping the tails instead (percentiles) costs more than it gains (measured).
 
 Activations: ``uint8`` asymmetric for ONNX Runtime (on x86 it fuses ``DQ -> Conv -> Q`` into
 ``QLinearConv`` only for uint8 activations with int8 weights, the U8S8 VNNI kernel), or symmetric
@@ -42,7 +44,7 @@ import numpy as np
 import onnx
 
 from pconv.config import ModelConfig
-from pconv.contract import INT8_TARGETS, round_up
+from pconv.contract import INT8_TARGETS, default_fp32_layers, round_up
 from pconv.errors import PconvError, require
 from pconv.export.options import DEFAULT_CALIBRATION_COUNT as DEFAULT_CALIBRATION_COUNT  # stated once
 from pconv.export.options import DEFAULT_CALIBRATION_SIZE as DEFAULT_CALIBRATION_SIZE
@@ -72,7 +74,7 @@ class Int8Options:
     seed: int = 0
     size: int | None = None  # crop size; default: the export's fixed H/W, else 512 (model multiple)
     target: str = "onnxruntime"
-    keep_fp32: tuple[str, ...] | None = None  # layers left unquantized; None: the last layer
+    keep_fp32: tuple[str, ...] | None = None  # layers left unquantized; None: the first and the last
 
     @property
     def activation_type(self) -> str:
@@ -163,8 +165,9 @@ def calibration_samples(
 
 
 def fp32_layers(options: Int8Options, layer_names: Sequence[str]) -> tuple[str, ...]:
-    """The layers an INT8 export keeps FP32: ``options.keep_fp32``, by default the last layer."""
-    keep = options.keep_fp32 if options.keep_fp32 is not None else (layer_names[-1],)
+    """The layers an INT8 export keeps FP32: ``options.keep_fp32``, by default the first and the last
+    (:func:`pconv.contract.default_fp32_layers`)."""
+    keep = options.keep_fp32 if options.keep_fp32 is not None else default_fp32_layers(layer_names)
     unknown = [name for name in keep if name not in layer_names]
     if unknown:
         raise CalibrationError(

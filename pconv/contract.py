@@ -7,6 +7,8 @@ several commands share. Pure Python: every stage imports it, it imports no stage
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pconv.errors import InputError
 
 Shape3 = tuple[int, int, int]
@@ -42,6 +44,19 @@ IO_TYPES = ("fp32", "fp16")
 #: only uint8 (asymmetric) activations with int8 weights into integer kernels (U8S8, VNNI); TensorRT
 #: takes only symmetric int8 (zero point 0).
 INT8_TARGETS = {"onnxruntime": "uint8", "tensorrt": "int8"}
+
+
+def default_fp32_layers(layer_names: Sequence[str]) -> tuple[str, ...]:
+    """The layers an INT8 export keeps FP32 unless told otherwise, and INT8-aware fine-tuning does
+    not simulate: the two that touch the image (``enc1`` reads its 3 channels, ``dec1`` writes them).
+
+    Why: they are the cheapest in multiply-adds (3 channels on one side) and the most sensitive:
+    8 bits at the image's own resolution cost +3 dB (``dec1``) and most of the SSIM left after
+    INT8-aware fine-tuning (``enc1``; measured on the shipped model, README "INT8").
+    """
+    return (layer_names[0], layer_names[-1])
+
+
 #: ONNX forms: partial convolutions as standard operators, or as the fused TensorRT plugin node.
 FORMS = ("explicit", "plugin")
 #: Inference backends (``auto``: by file suffix).

@@ -84,13 +84,22 @@ def test_qdq_graph_contract(int8_model: Path) -> None:
         if node.op_type == "Conv" and "mask_sum" in node.name:
             assert node.input[1] in inits, f"{node.name}: the mask kernel must be an FP32 constant"
 
-    # Exactly the feature convolutions (less the last layer's) are wrapped in Q/DQ.
+    # Exactly the feature convolutions (less the first and the last layer's) are wrapped in Q/DQ.
     _, tagged = _build_graph(
-        make_tiny_model(), "explicit", "fp32", "fp32", 18, None, None, None, "subpixel", fp32_layers=("dec1",)
+        make_tiny_model(),
+        "explicit",
+        "fp32",
+        "fp32",
+        18,
+        None,
+        None,
+        None,
+        "subpixel",
+        fp32_layers=("enc1", "dec1"),
     )
     layer_names = [s.name for s in make_tiny_model().specs]
     expected = set(quantized_nodes(tagged, fp32_layers(Int8Options(), layer_names)))
-    assert fp32_layers(Int8Options(), layer_names) == (layer_names[-1],)
+    assert fp32_layers(Int8Options(), layer_names) == ("enc1", "dec1")
     assert expected and expected & set(tagged[FEATURE_CONV]) < set(tagged[FEATURE_CONV])
     for node in graph.node:
         if node.op_type != "Conv" or "mask_sum" in node.name:

@@ -83,6 +83,11 @@ class TrainOptions:
         help="fine-tune from this checkpoint in a new run (encoder BatchNorm frozen, lr 5e-5), or "
         "'default' for the model shipped with pconv; with --resume, continue that fine-tuning run",
     )
+    int8_aware: bool = option(
+        False,
+        help="with --finetune: simulate the INT8 export's 8-bit rounding in the forward pass (all "
+        "BatchNorm frozen), so `pconv export --precision int8` of the result keeps FP32 quality",
+    )
     vgg_weights: str | None = option(
         None,
         metavar="FILE",
@@ -154,5 +159,7 @@ class TrainOptions:
         lo, hi = self.hole_ratio
         if not 0.0 <= lo <= hi <= 1.0:
             raise OptionError(f"--hole-ratio needs 0 <= LO <= HI <= 1; got {lo},{hi}")
+        if self.int8_aware and not self.finetune:
+            raise OptionError("--int8-aware fine-tunes a trained model: pass --finetune CKPT (or default)")
         if self.lr is not None and not self.lr > 0:
             raise OptionError(f"--lr must be > 0; got {self.lr}")

@@ -174,9 +174,10 @@ RUN_DEFINING_OPTIONS = (
     "mask_white_is_hole",
     "mask_threshold",
     "augment",
+    "int8_aware",
 )
 #: What runs saved before an option existed used (so resuming one keeps its data).
-_OPTION_BEFORE_IT_EXISTED: dict[str, Any] = {"augment": "none", "mask_threshold": 0.6}
+_OPTION_BEFORE_IT_EXISTED: dict[str, Any] = {"augment": "none", "mask_threshold": 0.6, "int8_aware": False}
 #: The cosine schedule ends at this fraction of --lr.
 FINAL_LR_FRACTION = 0.01
 
@@ -497,6 +498,10 @@ def start_model(opts: TrainOptions, state: dict[str, Any] | None, weights: Path 
         torch.set_rng_state(state["torch_rng"])
     if opts.finetune:
         model.freeze_encoder_bn()
+    if opts.int8_aware:
+        from pconv.training.int8_aware import enable_int8_aware
+
+        enable_int8_aware(model)
     return model
 
 

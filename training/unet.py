@@ -7,6 +7,7 @@ kernel harness share) over this module's blocks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,9 @@ from pconv.config import LayerSpec, ModelConfig
 from pconv.formula import activate
 from pconv.network import unet_forward
 from pconv.training.layers import TORCH_OPS, PartialConv2d
+
+if TYPE_CHECKING:
+    from pconv.training.int8_aware import Int8AwareLayer
 
 
 class PConvBlock(nn.Module):
@@ -35,7 +39,12 @@ class PConvBlock(nn.Module):
         )
         self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
 
+    #: Set by :func:`pconv.training.int8_aware.enable_int8_aware`: this layer simulates INT8.
+    int8_aware: Int8AwareLayer | None = None
+
     def forward(self, xs: Sequence[Tensor], masks: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        if self.int8_aware is not None:
+            return self.int8_aware(self, xs, masks)
         y, new_mask = self.conv.forward_parts(xs, masks)
         if self.bn is not None:
             y = self.bn(y)
@@ -61,7 +70,7 @@ class PConvUNet(nn.Module):
         self.layers = nn.ModuleDict({s.name: PConvBlock(s) for s in self.specs})
         self.register_buffer("mean", torch.tensor(self.config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.config.std).view(1, 3, 1, 1), persistent=False)
-        self._encoder_bn_frozen = False
+        self._bn_frozen: str | None = None  # None, "encoder" or "all"
 
     @property
     def depth(self) -> int:
@@ -89,21 +98,39 @@ class PConvUNet(nn.Module):
     # -- fine-tuning ---------------------------------------------------------------------------
     def freeze_encoder_bn(self, frozen: bool = True) -> None:
         """Paper's fine-tuning stage: encoder BatchNorm in eval mode with no gradient."""
-        self._encoder_bn_frozen = frozen
-        for block in self.encoder_blocks():
+        if frozen:
+            self.freeze_bn(encoder_only=True)
+        else:
+            self._bn_frozen = None
+            for block in self.encoder_blocks():
+                if block.bn is not None:
+                    block.bn.requires_grad_(True)
+            self.train(self.training)
+
+    def freeze_bn(self, encoder_only: bool) -> None:
+        """BatchNorm in eval mode with no gradient: the encoder's (paper fine-tuning) or all of it
+        (INT8-aware fine-tuning, where the export's folding must be exact)."""
+        self._bn_frozen = "encoder" if encoder_only and self._bn_frozen != "all" else "all"
+        for block in self._frozen_bn_blocks():
             if block.bn is not None:
-                block.bn.requires_grad_(not frozen)
+                block.bn.requires_grad_(False)
         self.train(self.training)
+
+    def _frozen_bn_blocks(self) -> list[PConvBlock]:
+        if self._bn_frozen is None:
+            return []
+        if self._bn_frozen == "all":
+            return list(self.layers.values())  # type: ignore[arg-type]
+        return self.encoder_blocks()
 
     def encoder_blocks(self) -> list[PConvBlock]:
         return [self.layers[s.name] for s in self.specs if not s.upsample_input]  # type: ignore[misc]
 
     def train(self, mode: bool = True) -> PConvUNet:
         super().train(mode)
-        if self._encoder_bn_frozen:
-            for block in self.encoder_blocks():
-                if block.bn is not None:
-                    block.bn.eval()
+        for block in self._frozen_bn_blocks():
+            if block.bn is not None:
+                block.bn.eval()
         return self
 
 
