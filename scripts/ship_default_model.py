@@ -1,6 +1,7 @@
 """Package a finished training run as the default model (``pconv/models/default.*``).
 
-    python scripts/ship_default_model.py RUN [--stage1 RUN1] --quality benchmarks/results/quality_X.json
+    python scripts/ship_default_model.py RUN [--stage1 RUN1 | --stage1-record JSON] \
+        --quality benchmarks/results/quality_X.json
 
 Copies RUN's checkpoint, exports it to FP32 ONNX, and writes ``default.json``: per training stage
 (RUN1 from scratch, then RUN fine-tuned from it, or RUN alone) the options from the run's own state
@@ -38,6 +39,13 @@ def main() -> int:
     )
     parser.add_argument("run", type=Path, help="a finished pconv train run folder")
     parser.add_argument("--stage1", type=Path, default=None, help="the run RUN was fine-tuned from")
+    parser.add_argument(
+        "--stage1-record",
+        type=Path,
+        default=None,
+        help="instead of --stage1: the default.json of the shipped model RUN was fine-tuned from "
+        "(`--finetune default`), whose stages come first",
+    )
     parser.add_argument("--quality", type=Path, required=True, help="quality benchmark JSON of this run")
     parser.add_argument("--command", default="make default-model", help="the documented training command")
     args = parser.parse_args()
@@ -58,7 +66,19 @@ def main() -> int:
             "model_config": json.loads(state["model_config"]),
         }
 
-    stages = ([stage(args.stage1)] if args.stage1 else []) + [stage(args.run)]
+    if args.stage1 and args.stage1_record:
+        parser.error("pass --stage1 or --stage1-record, not both")
+    earlier: list[dict[str, Any]] = (
+        [stage(args.stage1)]
+        if args.stage1
+        else json.loads(args.stage1_record.read_text())["stages"]  # read before default.json is rewritten
+        if args.stage1_record
+        else []
+    )
+    stages = [*earlier, stage(args.run)]
+    if args.stage1_record and stages[-1]["options"].get("finetune") == str(DEFAULT_CHECKPOINT):
+        # `--finetune default` resolved to the file this script is about to replace: name the stage instead
+        stages[-1]["options"]["finetune"] = f"default (stage {len(earlier)}: {earlier[-1]['run']})"
     quality = json.loads(args.quality.read_text())
     shutil.copyfile(args.run / "checkpoint.safetensors", DEFAULT_CHECKPOINT)
     export_onnx(DEFAULT_CHECKPOINT, DEFAULT_ONNX)
