@@ -626,15 +626,17 @@ def _validate_options(
 
 
 def load_source(source: PConvUNet | str | Path) -> PConvUNet:
-    """A model in eval mode, from a model object or a checkpoint path (clear error otherwise)."""
+    """A model in eval mode, from a model object or a checkpoint path or ``"default"`` (the shipped
+    checkpoint, as ``pconv train --finetune default``); a clear error otherwise."""
     from pconv.training.unet import PConvUNet
 
     if isinstance(source, PConvUNet):
         return source
     if isinstance(source, str | Path):
+        from pconv.models import resolve_checkpoint
         from pconv.training.checkpoint import load_checkpoint
 
-        return load_checkpoint(source)
+        return load_checkpoint(resolve_checkpoint(source))
     raise ExportError(f"expected a PConvUNet or a checkpoint path, got {type(source).__name__}")
 
 

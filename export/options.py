@@ -54,7 +54,11 @@ def _tolerance_help(kind: str, index: int) -> str:
 class ExportOptions:
     """``pconv export``: a checkpoint to an ONNX file (the int8 fields need ``--precision int8``)."""
 
-    checkpoint: Path = option(positional=True, help="pconv checkpoint (.safetensors) from `pconv train`")
+    checkpoint: Path = option(
+        positional=True,
+        help="pconv checkpoint (.safetensors) from `pconv train`, or 'default' for the model shipped "
+        "with pconv",
+    )
     output: Path = option(flags=("-o", "--output"), help="ONNX file to write (atomically)")
     form: str = option(
         "explicit",
@@ -163,7 +167,9 @@ class CheckOptions:
     """``pconv check``: run an exported ONNX with ONNX Runtime, optionally against its checkpoint."""
 
     model: Path = option(positional=True, help="ONNX file written by `pconv export`")
-    against: Path | None = option(None, help="checkpoint to compare with (PyTorch, FP32)")
+    against: Path | None = option(
+        None, help="checkpoint to compare with (PyTorch, FP32), or 'default' for the shipped one"
+    )
     atol: float | None = option(None, help=_tolerance_help("absolute", 0))
     rtol: float | None = option(None, help=_tolerance_help("relative", 1))
     batch: int | None = option(None, help="N (default: the graph's fixed N, else 1)")

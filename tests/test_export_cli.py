@@ -6,6 +6,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+import torch
 from conftest import make_tiny_model
 
 from pconv.apps.cli import main
@@ -96,3 +97,13 @@ def test_plugin_fields_and_cli_import_without_onnx_or_torch() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_names_the_shipped_checkpoint() -> None:
+    from pconv.export.onnx_export import load_source
+    from pconv.models import DEFAULT_CHECKPOINT
+    from pconv.training.checkpoint import load_checkpoint
+
+    model, shipped = load_source("default"), load_checkpoint(DEFAULT_CHECKPOINT)
+    assert model.config == shipped.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values()))
