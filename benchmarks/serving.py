@@ -53,7 +53,8 @@ import numpy as np
 
 from pconv.models import resolve_model
 from pconv.runtime import Inpainter
-from pconv.serving.repository import COMPOSITE, HOLE_MASK, RGB_IMAGE, RepoOptions
+from pconv.serving.options import ServeRepoOptions
+from pconv.serving.repository import COMPOSITE, HOLE_MASK, RGB_IMAGE
 from pconv.serving.server import ServeOptions, TritonServer
 
 CONCURRENCY = (1, 2, 4, 8)
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = ServeOptions(
         http_port=18200, grpc_port=18201, metrics_port=18202,
-        repo=RepoOptions(backend="python", instances=instances, threads=args.threads, link_model=True),
+        repo=ServeRepoOptions(instances=instances, threads=args.threads),  # pconv serve's own defaults
         cpus=server_cpus,
     )  # fmt: skip
     load = [os.getloadavg()[0]]

@@ -343,6 +343,9 @@ def test_serve_and_triton_repo_flags_come_from_the_options_dataclasses() -> None
     assert options == ServeOptions()
     assert options.repo.backend == "python" and options.repo.link_model
     assert options.repo.instances == default_instances()
+    # serve: no queue delay (measured: 1 ms held every request at concurrency 1 for no extra batching
+    # on CPU); triton-repo keeps 1 ms for the NGC container, where larger batches pay on a GPU
+    assert options.repo.queue_delay_us == 0 and RepoOptions().queue_delay_us == 1000
     repo = parser.parse_args(["triton-repo", "default", "-o", "x", "--no-ensemble", "--max-queue", "0"])
     assert from_args(RepoOptions, repo) == RepoOptions(ensemble=False, max_queue=0)
     assert RepoOptions().instances == 1 and RepoOptions().backend == "auto"

@@ -66,5 +66,12 @@ def input_array(pb: Any, request: Any, name: str) -> np.ndarray:
 
 
 def output_tensor(pb: Any, name: str, array: np.ndarray) -> Any:
-    """A response tensor from a numpy array (through DLPack; a contiguous copy the stub may keep)."""
-    return pb.Tensor.from_dlpack(name, np.array(array, copy=True, order="C"))
+    """A response tensor from a numpy array (through DLPack), copied only if not C-contiguous.
+
+    The DLPack capsule holds a reference to ``array`` until the stub drops the tensor (after it has
+    copied the bytes into its shared memory for the response), so a contiguous array (ORT's output,
+    or one request's slice of a batch) goes as it is: a copy cost 0.06-0.07 ms of stub CPU per
+    256² response (measured, issue 13). ``array`` must be the model's own memory, not a view of a
+    request's input tensor.
+    """
+    return pb.Tensor.from_dlpack(name, np.ascontiguousarray(array))
