@@ -146,14 +146,16 @@ def int8_section(
     tmp: Path,
 ) -> dict[str, Any]:
     """FP32 vs INT8 ONNX Runtime rows and accuracy for ``(label, model, size, trained, keep_fp32)``."""
+    from pconv.contract import META_CALIBRATION
     from pconv.data.images import heldout_views
     from pconv.data.masks import generate_irregular_mask
     from pconv.eval.metrics import psnr, ssim
     from pconv.export.check import photo_inputs
     from pconv.export.onnx_export import export_onnx
     from pconv.export.quantize import CALIBRATION_HOLE_RATIO, Int8Options, optimized_op_counts
+    from pconv.metadata import read_onnx_metadata
 
-    section: dict[str, Any] = {"rows": [], "models": {}}
+    section: dict[str, Any] = {"rows": [], "models": {}, "iterations": iterations}
     for label, model, size, trained, keep_fp32 in models:
         fp32_path = tmp / f"{label.split('+')[0]}_fp32.onnx"
         if not fp32_path.exists():
@@ -174,7 +176,7 @@ def int8_section(
             "trained": trained,
             "int8_export_s (calibration + quantization)": round(export_s, 2),
             "calibration": f"builtin, {calibration_count} samples of {size}x{size}, seed {seed}",
-            "fp32_layers": list(keep_fp32) if keep_fp32 else "default (last layer)",
+            "fp32_layers": json.loads(read_onnx_metadata(int8_path)[META_CALIBRATION])["fp32_layers"],
             "ort_optimized_ops_fp32": fp32_ops,
             "ort_optimized_ops_int8": int8_ops,
             "int8_kernels": {k: v for k, v in int8_ops.items() if k.startswith("QLinear")},

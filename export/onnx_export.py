@@ -637,7 +637,7 @@ def load_source(source: PConvUNet | str | Path) -> PConvUNet:
         from pconv.training.checkpoint import load_checkpoint
 
         return load_checkpoint(resolve_checkpoint(source))
-    raise ExportError(f"expected a PConvUNet or a checkpoint path, got {type(source).__name__}")
+    raise ExportError(f"expected a PConvUNet, a checkpoint path or 'default', got {type(source).__name__}")
 
 
 def export_onnx(

@@ -12,13 +12,14 @@ the last). ONNX Runtime's ``quantize_static`` (QDQ format, per-channel symmetric
 MinMax ranges averaged over the samples) does the rest.
 
 Why the first and the last layer stay FP32 (:func:`pconv.contract.default_fp32_layers`): together
-they are ~4 % of the paper net's multiply-adds (3 channels on one side), but they touch the image:
+they are ~3 % of the paper net's multiply-adds (3 channels on one side), but they touch the image:
 ``dec1``'s 8-bit output would be at the image's own resolution (+3 dB when kept FP32) and ``enc1``'s
-8-bit raw output, heavy-tailed and scaled up by the renormalisation next to holes, sets most of the
-SSIM an INT8-aware fine-tuned model still loses (measured on the shipped model). What remains is
-closed by training, not by more FP32 layers: :mod:`pconv.training.int8_aware`. Why averaged ranges:
-the global min/max of 16 photos is set by rare outliers and wastes most of the 256 levels (+9 dB);
-clipping the tails instead (percentiles) costs more than it gains (measured).
+8-bit raw output, heavy-tailed and scaled up by the renormalisation next to holes, was more than half
+of the SSIM an INT8-aware fine-tuned checkpoint still lost (a probe, see the contract function).
+What remains is closed by training, not by more FP32 layers: :mod:`pconv.training.int8_aware`.
+Why averaged ranges: the global min/max of 16 photos is set by rare outliers and wastes most of
+the 256 levels (+9 dB); clipping the tails instead (percentiles) costs more than it gains
+(measured).
 
 Activations: ``uint8`` asymmetric for ONNX Runtime (on x86 it fuses ``DQ -> Conv -> Q`` into
 ``QLinearConv`` only for uint8 activations with int8 weights, the U8S8 VNNI kernel), or symmetric

@@ -106,4 +106,5 @@ def test_default_names_the_shipped_checkpoint() -> None:
 
     model, shipped = load_source("default"), load_checkpoint(DEFAULT_CHECKPOINT)
     assert model.config == shipped.config
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values()))
+    mine, theirs = model.state_dict(), shipped.state_dict()
+    assert list(mine) == list(theirs) and all(torch.equal(mine[k], theirs[k]) for k in mine)

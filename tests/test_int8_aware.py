@@ -65,6 +65,20 @@ def test_the_simulation_rounds_like_the_int8_export(tmp_path: Path) -> None:
     assert np.mean(sim_err) < 0.6 * np.mean(fp32_err), (sim_err, fp32_err)
 
 
+def test_without_rounding_the_simulated_layer_is_the_fp32_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every rounding switched off, the folded-BatchNorm, per-part forward equals the model's own:
+    the simulation changes the numbers only where it rounds."""
+    import pconv.training.int8_aware as int8_aware
+
+    reference = make_tiny_model()
+    simulated = make_tiny_model()
+    enable_int8_aware(simulated)
+    monkeypatch.setattr(int8_aware, "fake_quant_weight", lambda w: w)
+    monkeypatch.setattr(ActivationRange, "forward", lambda self, x: x)
+    for feed in _inputs(reference, count=2):
+        np.testing.assert_allclose(_torch_out(simulated, feed), _torch_out(reference, feed), atol=2e-5)
+
+
 def test_rounding_passes_gradients_straight_through() -> None:
     weight = torch.randn(4, 3, 3, 3, requires_grad=True)
     fake_quant_weight(weight).sum().backward()
@@ -77,9 +91,21 @@ def test_rounding_passes_gradients_straight_through() -> None:
     assert len(torch.unique(y)) <= 256 and (y - x).abs().max() <= 4.0 / 255 / 2 + 1e-6
 
 
-def test_int8_aware_fine_tuning_trains_and_needs_a_checkpoint(tmp_path: Path) -> None:
+def test_int8_aware_fine_tuning_trains_and_needs_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(PconvError, match="--finetune"):
         TrainOptions(int8_aware=True)
+    import pconv.training.train as train_module
+
+    seen_model: list[torch.nn.Module] = []
+    start_model = train_module.start_model
+
+    def recording_start_model(*args: object, **kwargs: object) -> torch.nn.Module:
+        seen_model.append(start_model(*args, **kwargs))  # type: ignore[arg-type]
+        return seen_model[-1]
+
+    monkeypatch.setattr(train_module, "start_model", recording_start_model)
     source = tmp_path / "source.safetensors"
     save_checkpoint(make_tiny_model(depth=4, width=0.125), source)
     common = {"size": 64, "batch": 2, "progress": False, "log_every": 1, "sample_every": 0}
@@ -87,6 +113,9 @@ def test_int8_aware_fine_tuning_trains_and_needs_a_checkpoint(tmp_path: Path) ->
         TrainOptions(out=str(tmp_path / "run"), steps=3, finetune=str(source), int8_aware=True, **common)  # type: ignore[arg-type]
     )
     assert result.steps == 3 and all(np.isfinite(row["total"]) for row in result.history)
+    run_model = seen_model[0]  # the simulation was on during the run: its ranges saw every step
+    ranges = run_model.layers["enc2"].int8_aware.inputs[0]  # type: ignore[union-attr]
+    assert int(ranges.seen) == 3 and run_model.layers["enc1"].int8_aware is None
     tuned = load_checkpoint(result.checkpoint)  # an ordinary FP32 checkpoint
     before = load_checkpoint(source)
     assert not torch.equal(tuned.layers["enc1"].conv.weight, before.layers["enc1"].conv.weight)  # type: ignore[union-attr]

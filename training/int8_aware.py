@@ -1,22 +1,27 @@
 """INT8-aware fine-tuning: the network learns to tolerate the 8-bit rounding of an INT8 export.
 
 Why: post-training quantization of a trained model (``pconv export --precision int8``) rounds
-every feature convolution's input, weights and raw output to 8 bits. On the shipped default model
-that costs 0.28 dB PSNR and 0.027 SSIM on the held-out photos, almost all of it from the raw
-outputs of the high-resolution layers (``enc1``, ``dec2``): their values are heavy-tailed (99.9 %
-inside ±2.5, outliers to ±15), so one per-tensor 8-bit scale is coarse for the bulk, and clipping
-the tail costs more (measured). Keeping those layers FP32 recovers the quality but costs a
-quarter of the paper net's time. Fine-tuning with the same rounding simulated in the forward pass
-(straight-through gradients) lets the weights adapt to it instead.
+every feature convolution's input, weights and raw output to 8 bits. On the stage-1 default model
+(before this fine-tuning) that cost 0.18 dB PSNR and 0.019 SSIM on the held-out photos with ``enc1``
+and ``dec1`` kept FP32, most of it from the raw outputs of the high-resolution layers: their values
+are heavy-tailed (99.9 % inside ±2.5, outliers to ±50 on 512² crops with large holes), so one
+per-tensor 8-bit scale is coarse for the bulk, and clipping the tail costs more (measured). Keeping
+those layers FP32 recovers the quality but costs a quarter of the paper net's time. Fine-tuning
+with the rounding simulated in the forward pass (straight-through gradients) lets the weights adapt.
 
-What is simulated, at the places :mod:`pconv.export.quantize` puts Q/DQ pairs: each feature
+What is simulated, near the places :mod:`pconv.export.quantize` puts Q/DQ pairs: each feature
 convolution's masked input (per part: a decoder's upsampled and skip parts separately), its
-weight with BatchNorm folded in (per output channel, symmetric int8), its raw output per part,
-and a decoder's sum of the two. Activations use uint8 with ranges tracked as a moving average of
-the batch min/max (what the export calibrates: the mean of per-sample ranges). BatchNorm is
-frozen, so folding is exact; the layers the export keeps FP32 by default (the first and the
-last, :func:`pconv.contract.default_fp32_layers`) are left as they are. The checkpoint stays an
-ordinary FP32 checkpoint: the INT8 export re-calibrates it.
+weight with BatchNorm folded in (per output channel, symmetric int8), its raw output per part, and
+a decoder's sum of the two. Two approximations, on purpose simple: a decoder's upsampled part is
+rounded as one 3×3 convolution of the upsampled input, while the export runs four 2×2 phase
+convolutions on the low-resolution input (coarser per-channel weight scales, three more roundings:
+each phase, the interleave); and activation ranges are a moving average of per-*batch* min/max
+(training crops), where the export averages per-*sample* ranges of 512² calibration crops. The
+export is measured for real in the benchmark, so these only limit how much the fine-tuning can
+recover. BatchNorm is frozen, so folding is exact; the layers the export keeps FP32 by default (the
+first and the last, :func:`pconv.contract.default_fp32_layers`) are left as they are. The checkpoint
+stays an ordinary FP32 checkpoint: the INT8 export re-calibrates it. The ranges live outside the
+module registry (not in the checkpoint), so under DDP each rank keeps its own.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ class TrainOptions:
     int8_aware: bool = option(
         False,
         help="with --finetune: simulate the INT8 export's 8-bit rounding in the forward pass (all "
-        "BatchNorm frozen), so `pconv export --precision int8` of the result keeps FP32 quality",
+        "BatchNorm frozen), so `pconv export --precision int8` of the result stays close to FP32 quality "
+        "(assumes the export's default --int8-keep-fp32 and the onnxruntime target)",
     )
     vgg_weights: str | None = option(
         None,

@@ -163,8 +163,10 @@ def resolve_config(
     return config
 
 
-#: Options that decide which samples a run sees: a resumed run must keep them, or it would not
-#: continue the run it claims to continue (batch, lr, logging and the device may change).
+#: Options that decide which samples a run sees, or what it trains (``int8_aware``): a resumed run
+#: must keep them, or it would not continue the run it claims to continue (batch, lr, logging and the
+#: device may change). A resumed ``--int8-aware`` run re-estimates its activation ranges from its
+#: first batches (they are not part of the saved state).
 RUN_DEFINING_OPTIONS = (
     "data",
     "masks",

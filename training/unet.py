@@ -101,10 +101,10 @@ class PConvUNet(nn.Module):
         if frozen:
             self.freeze_bn(encoder_only=True)
         else:
-            self._bn_frozen = None
-            for block in self.encoder_blocks():
+            for block in self._frozen_bn_blocks():  # all of them after freeze_bn(encoder_only=False)
                 if block.bn is not None:
                     block.bn.requires_grad_(True)
+            self._bn_frozen = None
             self.train(self.training)
 
     def freeze_bn(self, encoder_only: bool) -> None:
