@@ -279,7 +279,18 @@ def network_config(facts: ModelFacts, options: RepoOptions, backend: str) -> dic
 
 
 def step_configs(facts: ModelFacts, options: RepoOptions) -> list[dict[str, Any]]:
-    """The python pre/post steps and the ensemble that chains pre -> network -> post."""
+    """The python pre/post steps and the ensemble that chains pre -> network -> post.
+
+    The ensemble carries one image per request (batch 1 through the network), so a model exported
+    with a fixed batch above 1 cannot sit in it: a one-line :class:`RepositoryError` says what to do.
+    """
+    fixed = facts.info.fixed_shape
+    if fixed is not None and fixed[0] > 1:
+        raise RepositoryError(
+            f"{facts.path.name} has a fixed batch of {fixed[0]}, but the uint8 ensemble sends one image "
+            f"per request: pass --no-ensemble to serve the network alone (clients send batches of "
+            f"{fixed[0]}), or export with --batch 1 or a dynamic batch"
+        )
     dtype = _TRITON_TYPES[np.dtype(facts.info.io_dtype)]
     params = _string_params({**_pconv_params(facts), P_MAX_PIXELS: options.max_pixels})
     rgb = [_tensor(RGB_IMAGE, "TYPE_UINT8", [-1, -1, 3]), _tensor(HOLE_MASK, "TYPE_UINT8", [-1, -1])]

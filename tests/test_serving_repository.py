@@ -277,6 +277,20 @@ def test_fixed_shape_reaches_the_client_and_the_pre_step() -> None:
     assert net_image.shape == (1, 3, 128, 128) and net_mask.shape == (1, 1, 128, 128)
 
 
+def test_a_fixed_batch_above_one_cannot_sit_in_the_ensemble() -> None:
+    """The ensemble sends batch 1: a fixed batch-2 export is refused in one line naming --no-ensemble,
+    and without the ensemble its network config keeps the fixed batch."""
+    from pconv.serving.options import RepositoryError
+    from pconv.serving.repository import network_config, step_configs
+
+    facts = _fixed_facts(n=2)
+    with pytest.raises(RepositoryError, match=r"fixed batch of 2.*--no-ensemble"):
+        step_configs(facts, RepoOptions())
+    net = network_config(facts, RepoOptions(ensemble=False), "onnxruntime")
+    assert net["max_batch_size"] == 0 and net["input"][0]["dims"] == [2, 3, 128, 128]
+    assert len(step_configs(_fixed_facts(n=1), RepoOptions())) == 3  # batch 1 still gets its ensemble
+
+
 def test_client_reads_the_shape_limits_and_caps_the_batch() -> None:
     from pconv.runtime.triton_backend import shape_limits
 
